@@ -1,0 +1,20 @@
+/* backend.h — the C backend: a Program becomes C that reads like hand-written code.
+ *
+ *   emit.c   P.c (weights, optimizer state and arena in one allocation; the
+ *            planned graphs as straight-line kernel calls with shapes folded
+ *            in; the generated API of spec/interfaces.md), P.h, and the driver
+ *            program `nncc train` builds (the fit section as an NnrtFitConfig).
+ */
+#ifndef NNCC_BACKEND_H
+#define NNCC_BACKEND_H
+
+#include <stdio.h>
+
+#include "ir.h"
+
+/* Requires: planned graphs (pass_plan_memory). header_name is how P.c includes P.h. */
+void emit_source(FILE *out, const Program *p, const char *header_name);
+void emit_header(FILE *out, const Program *p);
+void emit_driver(FILE *out, const Program *p, const char *header_name);
+
+#endif /* NNCC_BACKEND_H */

@@ -1,0 +1,1145 @@
+/* emit.c — Program -> C.
+ *
+ * The generated P.c reads like hand-written llm.c: a Weights struct of named
+ * pointers into one weight block (Keras order), the same for gradients;
+ * one allocation for weights, gradients, optimizer state and the planned
+ * arena; then the graphs as straight-line kernel calls, each preceded by
+ * a comment naming the YAML line, the layer and the buffer shape, with
+ * every dimension folded to a constant except the batch B. GEMMs go to
+ * OpenBLAS through nnrt_gemm; elementwise work is small static functions
+ * built from the activation table's C expressions (no per-element calls
+ * in inner loops); batch-level losses and metrics are runtime kernels.
+ *
+ * The graph-to-code mapping is one emit_<op> per row of OP_TABLE (bound
+ * by the X-macro; a missing emitter does not compile). Static helpers are
+ * written only when used, so the output has no dead code.
+ *
+ * Chunk functions: train_chunk (forward in training mode, losses, metrics,
+ * backward; gradients accumulate into m->g scaled by grad_scale = 1/n),
+ * apply_updates (one optimizer step), infer_chunk (inference forward; with
+ * targets, losses and metrics). The public API splits any n into chunks of
+ * at most MAX_BATCH samples.
+ */
+#include "backend.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- static helpers, written into P.c when used ------------------------------- */
+
+#define HELPER_TABLE(X)                                                                              \
+    X(BIAS_ADD,                                                                                      \
+      "/* y[r,c] = x[r,c] + b[c] over (rows, cols) */\n"                                              \
+      "static void bias_add(float *y, const float *x, const float *b, size_t rows, size_t cols)\n"   \
+      "{\n"                                                                                          \
+      "    for (size_t r = 0; r < rows; r++)\n"                                                      \
+      "        for (size_t c = 0; c < cols; c++)\n"                                                  \
+      "            y[r * cols + c] = x[r * cols + c] + b[c];\n"                                      \
+      "}\n")                                                                                         \
+    X(BIAS_GRAD,                                                                                     \
+      "/* db[c] = beta * db[c] + sum_r dy[r,c] */\n"                                                  \
+      "static void bias_grad(float *db, const float *dy, size_t rows, size_t cols, float beta)\n"    \
+      "{\n"                                                                                          \
+      "    for (size_t c = 0; c < cols; c++)\n"                                                      \
+      "        db[c] *= beta;\n"                                                                     \
+      "    for (size_t r = 0; r < rows; r++)\n"                                                      \
+      "        for (size_t c = 0; c < cols; c++)\n"                                                  \
+      "            db[c] += dy[r * cols + c];\n"                                                     \
+      "}\n")                                                                                         \
+    X(SOFTMAX_BACKWARD,                                                                              \
+      "/* dx = y * (dy - sum_c(dy * y)), row by row */\n"                                             \
+      "static void softmax_backward(float *dx, const float *dy, const float *y, size_t rows, size_t cols)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t r = 0; r < rows; r++) {\n"                                                    \
+      "        const float *dyr = dy + r * cols, *yr = y + r * cols;\n"                              \
+      "        float dot = 0.0f;\n"                                                                  \
+      "        for (size_t c = 0; c < cols; c++)\n"                                                  \
+      "            dot += dyr[c] * yr[c];\n"                                                         \
+      "        for (size_t c = 0; c < cols; c++)\n"                                                  \
+      "            dx[r * cols + c] = yr[c] * (dyr[c] - dot);\n"                                     \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(MUL,                                                                                           \
+      "/* y = a * b elementwise */\n"                                                                 \
+      "static void mul(float *y, const float *a, const float *b, size_t n)\n"                        \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        y[i] = a[i] * b[i];\n"                                                                \
+      "}\n")                                                                                         \
+    X(ADD,                                                                                           \
+      "/* y = a + b elementwise */\n"                                                                 \
+      "static void add(float *y, const float *a, const float *b, size_t n)\n"                        \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        y[i] = a[i] + b[i];\n"                                                                \
+      "}\n")                                                                                         \
+    X(PENALTY,                                                                                       \
+      "/* l1 * sum|w| + l2 * sum w^2 */\n"                                                            \
+      "static float penalty(const float *w, size_t n, float l1, float l2)\n"                         \
+      "{\n"                                                                                          \
+      "    double s1 = 0.0, s2 = 0.0;\n"                                                             \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        s1 += fabsf(w[i]);\n"                                                                 \
+      "        s2 += (double)w[i] * w[i];\n"                                                         \
+      "    }\n"                                                                                      \
+      "    return (float)(l1 * s1 + l2 * s2);\n"                                                     \
+      "}\n")                                                                                         \
+    X(PENALTY_BACKWARD,                                                                              \
+      "/* dw = beta * dw + scale * (l1 * sign(w) + 2 * l2 * w) */\n"                                  \
+      "static void penalty_backward(float *dw, const float *w, size_t n, float l1, float l2, float scale, float beta)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        dw[i] = beta * dw[i] + scale * (l1 * (float)((w[i] > 0.0f) - (w[i] < 0.0f)) + 2.0f * l2 * w[i]);\n" \
+      "}\n")                                                                                         \
+    X(SGD,                                                                                           \
+      "/* SGD: w -= lr * g */\n"                                                                      \
+      "static void sgd_update(float *w, const float *g, size_t n, float lr)\n"                       \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        w[i] -= lr * g[i];\n"                                                                 \
+      "}\n")                                                                                         \
+    X(SGD_MOMENTUM,                                                                                  \
+      "/* SGD with momentum (Keras): v = momentum * v - lr * g; w += v */\n"                          \
+      "static void sgd_momentum_update(float *w, const float *g, float *v, size_t n, float lr, float momentum)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        v[i] = momentum * v[i] - lr * g[i];\n"                                                \
+      "        w[i] += v[i];\n"                                                                      \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(SGD_NESTEROV,                                                                                  \
+      "/* Nesterov SGD (Keras): v = momentum * v - lr * g; w += momentum * v - lr * g */\n"           \
+      "static void sgd_nesterov_update(float *w, const float *g, float *v, size_t n, float lr, float momentum)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        v[i] = momentum * v[i] - lr * g[i];\n"                                                \
+      "        w[i] += momentum * v[i] - lr * g[i];\n"                                               \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(ADAM,                                                                                          \
+      "/* Adam (Keras): m1 = b1 m1 + (1-b1) g; m2 = b2 m2 + (1-b2) g^2; w -= lr_t m1 / (sqrt(m2) + eps) */\n" \
+      "static void adam_update(float *w, const float *g, float *m1, float *m2, size_t n, float lr_t,\n" \
+      "                        float b1, float b2, float eps)\n"                                     \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        m1[i] = b1 * m1[i] + (1.0f - b1) * g[i];\n"                                           \
+      "        m2[i] = b2 * m2[i] + (1.0f - b2) * g[i] * g[i];\n"                                    \
+      "        w[i] -= lr_t * m1[i] / (sqrtf(m2[i]) + eps);\n"                                       \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(NON_NEG,                                                                                       \
+      "/* non_neg constraint: w = max(w, 0) */\n"                                                     \
+      "static void constrain_non_neg(float *w, size_t n)\n"                                          \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        w[i] = w[i] > 0.0f ? w[i] : 0.0f;\n"                                                  \
+      "}\n")                                                                                         \
+    X(NORM_CONSTRAINT,                                                                               \
+      "/* max_norm / unit_norm / min_max_norm (Keras): the L2 norm over the middle axis of\n"         \
+      " * w viewed as (outer, len, inner) is moved to rate * clip(norm, lo, hi) + (1 - rate) * norm */\n" \
+      "static void constrain_norm(float *w, size_t outer, size_t len, size_t inner, float lo, float hi, float rate)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t o = 0; o < outer; o++)\n"                                                     \
+      "        for (size_t j = 0; j < inner; j++) {\n"                                               \
+      "            float *v = w + o * len * inner + j;\n"                                            \
+      "            double s = 0.0;\n"                                                                \
+      "            for (size_t k = 0; k < len; k++)\n"                                               \
+      "                s += (double)v[k * inner] * v[k * inner];\n"                                  \
+      "            float norm = sqrtf((float)s);\n"                                                  \
+      "            float want = norm < lo ? lo : norm > hi ? hi : norm;\n"                           \
+      "            float scale = (rate * want + (1.0f - rate) * norm) / (1e-7f + norm);\n"           \
+      "            for (size_t k = 0; k < len; k++)\n"                                               \
+      "                v[k * inner] *= scale;\n"                                                     \
+      "        }\n"                                                                                  \
+      "}\n")
+
+typedef enum {
+#define X(e, code) H_##e,
+    HELPER_TABLE(X)
+#undef X
+    H_COUNT
+} Helper;
+
+static const char *const helper_code[H_COUNT] = {
+#define X(e, code) [H_##e] = code,
+    HELPER_TABLE(X)
+#undef X
+};
+
+typedef struct {
+    FILE *out;                   /* the body being written */
+    const Program *p;
+    const Graph *g;
+    bool need[H_COUNT];
+    bool act_forward[ACT_COUNT], act_backward[ACT_COUNT];
+    bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
+    const char **field;          /* per weight: its name in the Weights struct */
+    int last_layer_line;         /* for section comments */
+} Emitter;
+
+static void out(Emitter *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(Emitter *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(e->out, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- expressions for buffers and sizes ------------------------------------------- */
+
+static char *fmt_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char scratch[16][256];
+static int scratch_next;
+static char *fmt_str(const char *fmt, ...)
+{
+    char *s = scratch[scratch_next++ % 16];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s, sizeof scratch[0], fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static const Node *base_of(const Node *n)
+{
+    while (n->storage == ST_ALIAS)
+        n = n->src[0];
+    return n;
+}
+
+/* The C expression for a node's buffer. */
+static const char *ref(const Emitter *e, const Node *n)
+{
+    switch (n->storage) {
+    case ST_WEIGHT:
+        return fmt_str("m->w.%s", e->field[n->w->index]);
+    case ST_GRAD:
+        return fmt_str("m->g.%s", e->field[n->w->index]);
+    case ST_ARENA:
+    case ST_ALIAS:
+    case ST_INPUT:
+    case ST_TARGET:
+    case ST_SCALAR:
+    case ST_NONE:
+        break;
+    }
+    return n->name;
+}
+
+static int64_t pre_rows(const Node *n)   /* prod(dims[:-1]) */
+{
+    int64_t r = 1;
+    for (int i = 0; i + 1 < n->shape.rank; i++)
+        r *= n->shape.dim[i];
+    return r;
+}
+
+static int64_t cols(const Node *n)
+{
+    return n->shape.rank ? n->shape.dim[n->shape.rank - 1] : 1;
+}
+
+/* rows of n viewed as a matrix (rows, last axis) */
+static const char *rows(const Node *n)
+{
+    int64_t r = pre_rows(n);
+    if (!n->batched)
+        return fmt_str("%lld", (long long)r);
+    return r == 1 ? "B" : fmt_str("B * %lld", (long long)r);
+}
+
+/* element count of n */
+static const char *count(const Node *n)
+{
+    int64_t s = shape_size(&n->shape);
+    if (!n->batched)
+        return fmt_str("%lld", (long long)s);
+    return s == 1 ? "(size_t)B" : fmt_str("(size_t)B * %lld", (long long)s);
+}
+
+static const char *flt(double v)
+{
+    char *s = fmt_str("%.9g", v);
+    if (!strpbrk(s, ".eEn"))
+        strcat(s, ".0");
+    strcat(s, "f");
+    return s;
+}
+
+/* beta of a kernel writing a gradient: the first writer of a weight's
+ * gradient in this graph overwrites on the first chunk (acc = 0). */
+static const char *grad_beta(Emitter *e, const Node *n)
+{
+    assert(n->storage == ST_GRAD);
+    if (e->grad_written[n->w->index])
+        return "1.0f";
+    e->grad_written[n->w->index] = true;
+    return "acc";
+}
+
+static void comment(Emitter *e, const Node *n)
+{
+    const char *what = op_info[n->op].name;
+    if (n->loc.file)
+        out(e, "\n    /* %s:%d %s: %s%s %s */\n", n->loc.file, n->loc.line, n->layer ? n->layer : n->name,
+            n->backward ? "backward " : "", what, shape_str(e->g->arena, &n->shape, n->batched));
+    else
+        out(e, "\n    /* %s %s */\n", what, shape_str(e->g->arena, &n->shape, n->batched));
+}
+
+/* Declare n's arena buffer before the kernel that writes it. */
+static void define(Emitter *e, const Node *n)
+{
+    if (n->storage == ST_ARENA)
+        out(e, "    float *const %s = arena + %zu;  /* %s */\n", n->name, n->offset,
+            shape_str(e->g->arena, &n->shape, n->batched));
+}
+
+/* ---- one emitter per op ------------------------------------------------------------ */
+
+static void emit_input(Emitter *e, const Node *n) { (void)e, (void)n; }
+static void emit_target(Emitter *e, const Node *n) { (void)e, (void)n; }
+static void emit_weight(Emitter *e, const Node *n) { (void)e, (void)n; }
+static void emit_update(Emitter *e, const Node *n) { (void)e, (void)n; }  /* see emit_apply_updates */
+
+static void emit_reshape(Emitter *e, const Node *n)
+{
+    bool input = base_of(n)->storage == ST_INPUT;
+    out(e, "    %sfloat *const %s = %s;  /* %s view */\n", input ? "const " : "", n->name, ref(e, n->src[0]),
+        shape_str(e->g->arena, &n->shape, n->batched));
+}
+
+static void emit_matmul(Emitter *e, const Node *n)
+{
+    const Node *a = n->src[0], *b = n->src[1];
+    const char *m_ = n->trans_a ? fmt_str("%lld", (long long)cols(a)) : rows(a);
+    const char *k_ = n->trans_a ? rows(a) : fmt_str("%lld", (long long)cols(a));
+    const char *n_ = n->trans_b ? rows(b) : fmt_str("%lld", (long long)cols(b));
+    char mm[64], kk[64], nn[64];
+    snprintf(mm, sizeof mm, "%s", m_);
+    snprintf(kk, sizeof kk, "%s", k_);
+    snprintf(nn, sizeof nn, "%s", n_);
+    const char *beta = n->storage == ST_GRAD ? grad_beta(e, n) : "0.0f";
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_gemm(%d, %d, %s, %s, %s, 1.0f, %s, %lld, %s, %lld, %s, %s, %s);\n", n->trans_a, n->trans_b, mm, nn,
+        kk, ref(e, a), (long long)cols(a), ref(e, b), (long long)cols(b), beta, ref(e, n), nn);
+}
+
+static void emit_bias_add(Emitter *e, const Node *n)
+{
+    e->need[H_BIAS_ADD] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    bias_add(%s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), rows(n),
+        (long long)cols(n));
+}
+
+static void emit_bias_grad(Emitter *e, const Node *n)
+{
+    e->need[H_BIAS_GRAD] = true;
+    const Node *dy = n->src[0];
+    const char *beta = grad_beta(e, n);
+    comment(e, n);
+    out(e, "    bias_grad(%s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, dy), rows(dy), (long long)cols(dy), beta);
+}
+
+static bool act_has_alpha(ActKind k)
+{
+    return act_info[k].alpha != 0.0f;
+}
+
+static void emit_activation(Emitter *e, const Node *n)
+{
+    e->act_forward[n->attr] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    %s_forward(%s, %s, %s", act_info[n->attr].name, ref(e, n), ref(e, n->src[0]), count(n));
+    if (act_has_alpha((ActKind)n->attr))
+        out(e, ", %s", flt(n->alpha));
+    out(e, ");\n");
+}
+
+static void emit_activation_grad(Emitter *e, const Node *n)
+{
+    e->act_backward[n->attr] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    %s_backward(%s, %s, %s, %s, %s", act_info[n->attr].name, ref(e, n), ref(e, n->src[0]),
+        ref(e, n->src[1]), ref(e, n->src[2]), count(n));
+    if (act_has_alpha((ActKind)n->attr))
+        out(e, ", %s", flt(n->alpha));
+    out(e, ");\n");
+}
+
+static void emit_softmax(Emitter *e, const Node *n)
+{
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_softmax(%s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), rows(n), (long long)cols(n));
+}
+
+static void emit_softmax_grad(Emitter *e, const Node *n)
+{
+    e->need[H_SOFTMAX_BACKWARD] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    softmax_backward(%s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), rows(n),
+        (long long)cols(n));
+}
+
+static void emit_dropout_mask(Emitter *e, const Node *n)
+{
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_dropout_mask(%s, %s, %s, rng);\n", ref(e, n), count(n), flt(n->alpha));
+}
+
+static void emit_mul(Emitter *e, const Node *n)
+{
+    e->need[H_MUL] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    mul(%s, %s, %s, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), count(n));
+}
+
+static void emit_add(Emitter *e, const Node *n)
+{
+    e->need[H_ADD] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    add(%s, %s, %s, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), count(n));
+}
+
+static const char *loss_kernel(const Node *n)
+{
+    const LossInfo *li = &loss_info[n->attr];
+    if (n->attr == LOSS_MEAN_SQUARED_ERROR || n->attr == LOSS_MEAN_ABSOLUTE_ERROR)
+        return fmt_str("nnrt_%s", li->kernel);
+    return fmt_str("nnrt_%s_%s", li->kernel, n->from_logits ? "logits" : "probs");
+}
+
+static void emit_loss(Emitter *e, const Node *n)
+{
+    const Node *pred = n->src[0];
+    comment(e, n);
+    out(e, "    res[0] += %s%s(%s, %s, %s, %lld);\n", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)),
+        loss_kernel(n), ref(e, pred), ref(e, n->src[1]), rows(pred), (long long)cols(pred));
+}
+
+static void emit_loss_grad(Emitter *e, const Node *n)
+{
+    const Node *pred = n->src[0];
+    comment(e, n);
+    define(e, n);
+    char scale[96];
+    int64_t pre = pre_rows(pred);
+    snprintf(scale, sizeof scale, "%sgrad_scale%s", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)),
+             pre == 1 ? "" : fmt_str(" / %s", flt((double)pre)));
+    out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s);\n", loss_kernel(n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
+        rows(pred), (long long)cols(pred), scale);
+}
+
+static void emit_penalty(Emitter *e, const Node *n)
+{
+    e->need[H_PENALTY] = true;
+    const Weight *w = n->src[0]->w;
+    comment(e, n);
+    out(e, "    res[0] += penalty(%s, %lld, %s, %s);\n", ref(e, n->src[0]), (long long)shape_size(&w->shape),
+        flt(w->l1), flt(w->l2));
+}
+
+static void emit_penalty_grad(Emitter *e, const Node *n)
+{
+    e->need[H_PENALTY_BACKWARD] = true;
+    const Weight *w = n->src[0]->w;
+    const char *beta = grad_beta(e, n);
+    comment(e, n);
+    /* the penalty enters once per step: each chunk adds its share B/n */
+    out(e, "    penalty_backward(%s, %s, %lld, %s, %s, (float)B * grad_scale, %s);\n", ref(e, n), ref(e, n->src[0]),
+        (long long)shape_size(&w->shape), flt(w->l1), flt(w->l2), beta);
+}
+
+static void emit_metric(Emitter *e, const Node *n)
+{
+    const Node *y = n->src[0];
+    comment(e, n);
+    out(e, "    res[%d] = nnrt_%s(%s, %s, %s, %lld%s);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
+        ref(e, n->src[1]), rows(y), (long long)cols(y), n->attr == METRIC_BINARY_ACCURACY ? ", 0.5f" : "");
+}
+
+typedef void (*EmitFn)(Emitter *e, const Node *n);
+static const EmitFn emitters[] = {
+#define X(e, n, a) [OP_##e] = emit_##n,
+    OP_TABLE(X)
+#undef X
+};
+_Static_assert(sizeof emitters / sizeof emitters[0] == OP_COUNT, "one emitter per op");
+
+/* ---- graph functions --------------------------------------------------------------- */
+
+static bool is_tail(const Node *n)  /* losses and metrics: need targets */
+{
+    return n->op == OP_TARGET || n->op == OP_LOSS || n->op == OP_METRIC || n->op == OP_PENALTY;
+}
+
+static void declare_io(Emitter *e, const Node *n)
+{
+    if (n->op == OP_INPUT)
+        out(e, "    const float *const %s = in[%d];  /* %s */\n", n->name, n->slot,
+            shape_str(e->g->arena, &n->shape, true));
+    else if (n->op == OP_TARGET)
+        out(e, "    const %s *const %s = tg[%d];  /* %s%s */\n", n->int32 ? "int32_t" : "float", n->name, n->slot,
+            shape_str(e->g->arena, &n->shape, true), n->int32 ? " class labels" : "");
+}
+
+static bool graph_has(const Graph *g, OpKind op)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == op)
+            return true;
+    return false;
+}
+
+static void emit_train_chunk(Emitter *e)
+{
+    const Graph *g = e->g;
+    bool dropout = graph_has(g, OP_DROPOUT_MASK);
+    out(e, "/* Training mode on B <= %zu samples: forward, loss and metrics into res[0..%d], then\n"
+           " * backward, adding d(loss)/d(weights) into m->g (acc = 0 overwrites: the first chunk). */\n",
+        e->p->max_batch, e->p->nmetrics);
+    out(e, "static void train_chunk(%s *m, int B, const float *const in[], const void *const tg[], float grad_scale,\n"
+           "                        float acc, NnrtRng *rng, float *res)\n{\n",
+        e->p->name);
+    out(e, "    float *const arena = m->arena;\n");
+    if (!dropout)
+        out(e, "    (void)rng;\n");
+    for (int i = 0; i < g->nnodes; i++)
+        declare_io(e, g->nodes[i]);
+    out(e, "    res[0] = 0.0f;\n");
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_TARGET && n->op != OP_INPUT)
+            emitters[n->op](e, n);
+    }
+    out(e, "}\n\n");
+}
+
+static void emit_infer_chunk(Emitter *e)
+{
+    const Graph *g = e->g;
+    bool tail = graph_has(g, OP_LOSS);
+    out(e, "/* Inference mode on B <= %zu samples: outputs into out[] when given; with targets,\n"
+           " * the loss and metrics into res[0..%d]. */\n",
+        e->p->max_batch, e->p->nmetrics);
+    out(e, "static void infer_chunk(%s *m, int B, const float *const in[], float *const out[], const void *const tg[],\n"
+           "                        float *res)\n{\n",
+        e->p->name);
+    out(e, "    float *const arena = m->arena;\n");
+    if (!tail)
+        out(e, "    (void)tg, (void)res;\n");
+    bool uses_weights = graph_has(g, OP_WEIGHT);
+    if (!uses_weights)
+        out(e, "    (void)m;\n");
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == OP_INPUT)
+            declare_io(e, g->nodes[i]);
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (!is_tail(n) && n->op != OP_INPUT)
+            emitters[n->op](e, n);
+    }
+    out(e, "\n    if (out) {\n");
+    for (int i = 0; i < e->p->noutputs; i++) {
+        const Node *o = NULL;
+        for (int j = 0; j < g->nnodes; j++)
+            if (!strcmp(g->nodes[j]->name, e->p->outputs[i].buffer))
+                o = g->nodes[j];
+        assert(o);
+        out(e, "        memcpy(out[%d], %s, %s * sizeof(float));\n", i, ref(e, o), count(o));
+    }
+    out(e, "    }\n");
+    if (tail) {
+        out(e, "    if (!tg)\n        return;\n");
+        for (int i = 0; i < g->nnodes; i++)
+            if (g->nodes[i]->op == OP_TARGET)
+                declare_io(e, g->nodes[i]);
+        out(e, "    res[0] = 0.0f;\n");
+        for (int i = 0; i < g->nnodes; i++) {
+            const Node *n = g->nodes[i];
+            if (is_tail(n) && n->op != OP_TARGET)
+                emitters[n->op](e, n);
+        }
+    }
+    out(e, "}\n\n");
+}
+
+static void emit_apply_updates(Emitter *e)
+{
+    const OptimizerSpec *o = &e->p->optimizer;
+    const Graph *g = e->g;
+    out(e, "/* One optimizer step: %s", optimizer_info[o->kind].name);
+    switch (o->kind) {
+    case OPT_SGD:
+        out(e, "(learning_rate=%g, momentum=%g, nesterov=%s) */\n", o->learning_rate, o->momentum,
+            o->nesterov ? "true" : "false");
+        break;
+    case OPT_ADAM:
+        out(e, "(learning_rate=%g, beta_1=%g, beta_2=%g, epsilon=%g) */\n", o->learning_rate, o->beta_1, o->beta_2,
+            o->epsilon);
+        break;
+    case OPT_COUNT:
+        assert(0);
+    }
+    out(e, "static void apply_updates(%s *m)\n{\n", e->p->name);
+    bool any = graph_has(g, OP_UPDATE);
+    if (!any)
+        out(e, "    (void)m;\n");
+    if (o->kind == OPT_ADAM && any) {
+        e->need[H_ADAM] = true;
+        out(e, "    const double t = (double)(m->iterations + 1);\n");
+        out(e, "    const float lr_t = (float)(%.17g * sqrt(1.0 - pow(%.17g, t)) / (1.0 - pow(%.17g, t)));\n",
+            o->learning_rate, o->beta_2, o->beta_1);
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_UPDATE)
+            continue;
+        const Weight *w = n->w;
+        const char *f = e->field[w->index];
+        long long size = (long long)shape_size(&w->shape);
+        out(e, "    /* %s/%s:0 %s */\n", w->layer, w->name, shape_str(g->arena, &w->shape, false));
+        switch (o->kind) {
+        case OPT_SGD:
+            if (o->momentum == 0.0) {
+                e->need[H_SGD] = true;
+                out(e, "    sgd_update(m->w.%s, m->g.%s, %lld, %s);\n", f, f, size, flt(o->learning_rate));
+            } else {
+                e->need[o->nesterov ? H_SGD_NESTEROV : H_SGD_MOMENTUM] = true;
+                out(e, "    sgd_%s_update(m->w.%s, m->g.%s, m->slot[0] + %zu, %lld, %s, %s);\n",
+                    o->nesterov ? "nesterov" : "momentum", f, f, w->opt_offset, size, flt(o->learning_rate),
+                    flt(o->momentum));
+            }
+            break;
+        case OPT_ADAM:
+            out(e, "    adam_update(m->w.%s, m->g.%s, m->slot[0] + %zu, m->slot[1] + %zu, %lld, lr_t, %s, %s, %s);\n", f,
+                f, w->opt_offset, w->opt_offset, size, flt(o->beta_1), flt(o->beta_2), flt(o->epsilon));
+            break;
+        case OPT_COUNT:
+            assert(0);
+        }
+        if (!strcmp(w->constraint ? w->constraint : "", "non_neg")) {
+            e->need[H_NON_NEG] = true;
+            out(e, "    constrain_non_neg(m->w.%s, %lld);\n", f, size);
+        } else if (w->constraint && w->constraint[0]) {
+            e->need[H_NORM_CONSTRAINT] = true;
+            int axis = w->con_axis < 0 ? w->con_axis + w->shape.rank : w->con_axis;
+            long long outer = 1, inner = 1;
+            for (int d = 0; d < axis; d++)
+                outer *= w->shape.dim[d];
+            for (int d = axis + 1; d < w->shape.rank; d++)
+                inner *= w->shape.dim[d];
+            double lo = 0, hi = 0, rate = 1;
+            if (!strcmp(w->constraint, "max_norm"))
+                lo = 0, hi = w->con_max, rate = 1;
+            else if (!strcmp(w->constraint, "unit_norm"))
+                lo = 1, hi = 1, rate = 1;
+            else
+                lo = w->con_min, hi = w->con_max, rate = w->con_rate;
+            out(e, "    constrain_norm(m->w.%s, %lld, %lld, %lld, %s, %s, %s);  /* %s */\n", f, outer,
+                (long long)w->shape.dim[axis], inner, flt(lo), flt(hi), flt(rate), w->constraint);
+        }
+    }
+    out(e, "}\n\n");
+}
+
+/* ---- the whole file ---------------------------------------------------------------------- */
+
+static void emit_act_helpers(FILE *f, const Emitter *e)
+{
+    static const char *vars[] = {"x", "y"};
+    for (int k = 0; k < ACT_COUNT; k++) {
+        const ActInfo *a = &act_info[k];
+        const char *alpha = act_has_alpha((ActKind)k) ? ", float alpha" : "";
+        if (e->act_forward[k]) {
+            fprintf(f, "/* %s: y = %s */\n", a->name, a->forward);
+            fprintf(f, "static void %s_forward(float *y, const float *in, size_t n%s)\n{\n", a->name, alpha);
+            fprintf(f, "    for (size_t i = 0; i < n; i++) {\n        const float x = in[i];\n");
+            fprintf(f, "        y[i] = %s;\n    }\n}\n\n", a->forward);
+        }
+        if (e->act_backward[k]) {
+            /* declare only the operands the derivative reads */
+            bool uses[2] = {false, false};
+            for (const char *p = a->derivative; *p; p++)
+                for (int v = 0; v < 2; v++)
+                    if (*p == vars[v][0] && (p == a->derivative || !isalnum((unsigned char)p[-1])) &&
+                        !isalnum((unsigned char)p[1]) && p[1] != '_')
+                        uses[v] = true;
+            fprintf(f, "/* %s: dx = dy * %s */\n", a->name, a->derivative);
+            fprintf(f, "static void %s_backward(float *dx, const float *dy, const float *xs, const float *ys, size_t n%s)\n{\n",
+                    a->name, alpha);
+            if (!uses[0])
+                fprintf(f, "    (void)xs;\n");
+            if (!uses[1])
+                fprintf(f, "    (void)ys;\n");
+            fprintf(f, "    for (size_t i = 0; i < n; i++) {\n");
+            if (uses[0])
+                fprintf(f, "        const float x = xs[i];\n");
+            if (uses[1])
+                fprintf(f, "        const float y = ys[i];\n");
+            fprintf(f, "        dx[i] = dy[i] * %s;\n    }\n}\n\n", a->derivative);
+        }
+    }
+}
+
+static void c_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 32)
+            fprintf(f, "\\%03o", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Weights struct field names: layer_weight, made unique. */
+static const char **weight_fields(const Program *p, Arena *a)
+{
+    const WeightSet *ws = p->weights;
+    const char **f = arena_alloc(a, (size_t)(ws->n + 1) * sizeof *f);
+    for (int i = 0; i < ws->n; i++) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s_%s", ws->items[i]->layer, ws->items[i]->name);
+        for (char *c = buf; *c; c++)
+            if (!isalnum((unsigned char)*c))
+                *c = '_';
+        const char *name = arena_strdup(a, buf);
+        for (int k = 2;; k++) {
+            bool clash = false;
+            for (int j = 0; j < i && !clash; j++)
+                clash = !strcmp(f[j], name);
+            if (!clash)
+                break;
+            name = arena_printf(a, "%s_%d", buf, k);
+        }
+        f[i] = name;
+    }
+    return f;
+}
+
+static size_t arena_floats(const Program *p)
+{
+    size_t a = p->infer->arena_floats;
+    if (p->train && p->train->arena_floats > a)
+        a = p->train->arena_floats;
+    return a;
+}
+
+void emit_header(FILE *f, const Program *p)
+{
+    const char *P = p->name;
+    char guard[128];
+    snprintf(guard, sizeof guard, "%s_H", P);
+    for (char *c = guard; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    fprintf(f, "/* %s.h — generated by nncc %s from %s. Do not edit.\n", P, NNCC_VERSION, p->source);
+    fprintf(f, " * The API of nncc's spec/interfaces.md; link %s.c with libnncc_rt. */\n", P);
+    fprintf(f, "#ifndef %s\n#define %s\n\n#include <stddef.h>\n#include <stdint.h>\n\n", guard, guard);
+    fprintf(f, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    fprintf(f, "#define %s_MAX_BATCH   %zu  /* compiled batch capacity; larger n runs in chunks */\n", P, p->max_batch);
+    fprintf(f, "#define %s_NUM_INPUTS  %d\n#define %s_NUM_OUTPUTS %d\n", P, p->ninputs, P, p->noutputs);
+    fprintf(f, "#define %s_NUM_METRICS %d  /* values P_evaluate writes to metrics[] */\n", P, p->nmetrics);
+    for (int i = 0; i < p->ninputs; i++)
+        fprintf(f, "#define %s_INPUT%d_SIZE  %lld  /* %s %s */\n", P, i, (long long)shape_size(&p->inputs[i].shape),
+                p->inputs[i].name, shape_str(p->infer->arena, &p->inputs[i].shape, true));
+    for (int i = 0; i < p->noutputs; i++)
+        fprintf(f, "#define %s_OUTPUT%d_SIZE %lld  /* %s %s */\n", P, i, (long long)shape_size(&p->outputs[i].shape),
+                p->outputs[i].name, shape_str(p->infer->arena, &p->outputs[i].shape, true));
+    if (!p->inference_only)
+        for (int i = 0; i < p->noutputs; i++)
+            fprintf(f, "#define %s_TARGET%d_SIZE %lld  /* per sample: %s */\n", P, i, (long long)p->target_size[i],
+                    p->target_sparse[i] ? "one int32 class label" : "floats");
+    fprintf(f, "#define %s_NUM_WEIGHTS %zu  /* floats in the weight block, Keras order */\n", P, p->weights->total);
+    fprintf(f, "#define %s_ARENA_BYTES %zu  /* planned activation memory */\n\n", P, arena_floats(p) * sizeof(float));
+    fprintf(f, "typedef struct %s %s;  /* weights, optimizer state and arena */\n\n", P, P);
+    fprintf(f, "%s *%s_new(uint64_t seed);  /* weights from the model's initializers; NULL if out of memory */\n", P, P);
+    fprintf(f, "void %s_free(%s *m);\n", P, P);
+    fprintf(f, "int  %s_load(%s *m, const char *h5_path);        /* Keras-layout weights */\n", P, P);
+    fprintf(f, "int  %s_save(const %s *m, const char *h5_path);  /* atomic: temp file + rename */\n", P, P);
+    fprintf(f, "int  %s_predict(%s *m, size_t n, const float *const inputs[], float *const outputs[]);\n", P, P);
+    if (!p->inference_only) {
+        fprintf(f, "int  %s_train_step(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
+                   "                   float *loss);  /* one optimizer step over all n samples */\n", P, P);
+        fprintf(f, "/* nncc extensions: the step's metrics (running in training mode), gradients without an update */\n");
+        fprintf(f, "int  %s_train_step_metrics(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
+                   "                           float *loss, float *metrics);\n", P, P);
+        fprintf(f, "int  %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
+                   "                  float *loss);\n", P, P);
+        fprintf(f, "float *%s_grads(%s *m);  /* %s_NUM_WEIGHTS floats, the layout of %s_weights */\n", P, P, P, P);
+    }
+    fprintf(f, "int  %s_evaluate(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
+               "                 float *loss, float *metrics);\n", P, P);
+    fprintf(f, "const char *%s_last_error(const %s *m);\n", P, P);
+    fprintf(f, "float *%s_weights(%s *m);  /* the weight block, Keras order */\n", P, P);
+    fprintf(f, "const struct NnrtModel *%s_model(void);  /* for the nncc driver (nnrt.h) */\n", P);
+    fprintf(f, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* %s */\n", guard);
+}
+
+static void emit_tables(FILE *f, const Program *p, const char **field)
+{
+    const WeightSet *ws = p->weights;
+    fprintf(f, "/* The weights, Keras order: HDF5 name, shape, offset in the weight block. */\n");
+    fprintf(f, "static const NnrtWeightInfo weight_info[%d] = {\n", ws->n ? ws->n : 1);
+    for (int i = 0; i < ws->n; i++) {
+        const Weight *w = ws->items[i];
+        fprintf(f, "    {\"%s\", \"%s/%s:0\", %d, {", w->layer, w->layer, w->name, w->shape.rank);
+        for (int d = 0; d < w->shape.rank; d++)
+            fprintf(f, "%s%lld", d ? ", " : "", (long long)w->shape.dim[d]);
+        fprintf(f, "}, %zu, %d},\n", w->offset, w->trainable);
+    }
+    fprintf(f, "};\n\n");
+    fprintf(f, "/* Keras initializers of the weights above */\n");
+    fprintf(f, "static const NnrtInit weight_init[%d] = {\n", ws->n ? ws->n : 1);
+    static const char *kinds[] = {"NNRT_INIT_CONSTANT", "NNRT_INIT_RANDOM_NORMAL", "NNRT_INIT_RANDOM_UNIFORM",
+                                  "NNRT_INIT_TRUNCATED_NORMAL", "NNRT_INIT_VARIANCE_SCALING", "NNRT_INIT_ORTHOGONAL"};
+    static const char *modes[] = {"NNRT_FAN_IN", "NNRT_FAN_OUT", "NNRT_FAN_AVG"};
+    static const char *dists[] = {"NNRT_DIST_TRUNCATED_NORMAL", "NNRT_DIST_UNTRUNCATED_NORMAL", "NNRT_DIST_UNIFORM"};
+    for (int i = 0; i < ws->n; i++) {
+        const InitSpec *s = &ws->items[i]->init;
+        fprintf(f, "    {%s, %.17g, %.17g, %s, %s},  /* %s: %s */\n", kinds[s->kind], s->a, s->b, modes[s->mode],
+                dists[s->distribution], field[i], s->name);
+    }
+    fprintf(f, "};\n\n");
+    fprintf(f, "static const char *const layer_names[%d] = {", p->nlayers);
+    for (int i = 0; i < p->nlayers; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        c_string(f, p->layer_names[i]);
+    }
+    fprintf(f, "};\n\n");
+}
+
+void emit_source(FILE *f, const Program *p, const char *header_name)
+{
+    const char *P = p->name;
+    const WeightSet *ws = p->weights;
+    Arena *a = p->infer->arena;
+    bool train = !p->inference_only;
+    Emitter e = {.p = p};
+    e.field = weight_fields(p, a);
+    e.grad_written = arena_alloc(a, (size_t)(ws->n + 1) * sizeof *e.grad_written);
+
+    /* bodies first, into memory, so the helpers they use can be written above them */
+    char *body = NULL;
+    size_t body_len = 0;
+    e.out = open_memstream(&body, &body_len);
+    assert(e.out);
+    e.g = p->infer;
+    emit_infer_chunk(&e);
+    if (train) {
+        e.g = p->train;
+        emit_train_chunk(&e);
+        emit_apply_updates(&e);
+    }
+    fclose(e.out);
+
+    size_t slots = train ? (size_t)optimizer_info[p->optimizer.kind].slots : 0;
+    if (train && p->optimizer.kind == OPT_SGD && p->optimizer.momentum == 0.0)
+        slots = 0;
+    size_t floats_w = ws->total, floats_g = train ? ws->total : 0, floats_s = slots * ws->trainable_total,
+           floats_a = arena_floats(p);
+
+    fprintf(f, "/* %s.c — generated by nncc %s from %s. Do not edit.\n *\n", P, NNCC_VERSION, p->source);
+    fprintf(f, " * %d input(s), %d output(s), %zu weights (%zu trainable) in %d tensors.\n", p->ninputs, p->noutputs,
+            ws->total, ws->trainable_total, ws->n);
+    fprintf(f, " * Memory, one allocation: weights %zu + gradients %zu + optimizer state %zu + arena %zu floats\n",
+            floats_w, floats_g, floats_s, floats_a);
+    fprintf(f, " * (arena planned for %zu samples: inference %zu floats", p->max_batch, p->infer->arena_floats);
+    if (train)
+        fprintf(f, ", training %zu floats, unplanned sum %zu", p->train->arena_floats, p->train->naive_floats);
+    fprintf(f, ").\n */\n");
+    fprintf(f, "#include \"%s\"\n\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
+            header_name);
+    fprintf(f, "#include \"nnrt.h\"\n\n");
+    fprintf(f, "/* Named pointers into a block of %zu floats, Keras order. */\ntypedef struct {\n", ws->total);
+    for (int i = 0; i < ws->n; i++)
+        fprintf(f, "    float *%s;  /* %s/%s:0 %s */\n", e.field[i], ws->items[i]->layer, ws->items[i]->name,
+                shape_str(a, &ws->items[i]->shape, false));
+    if (ws->n == 0)
+        fprintf(f, "    float *none;  /* the model has no weights */\n");
+    fprintf(f, "} Weights;\n\n");
+    fprintf(f, "struct %s {\n", P);
+    fprintf(f, "    float *block;       /* the one allocation below, 64-byte aligned */\n");
+    fprintf(f, "    Weights w;          /* weights */\n");
+    if (train) {
+        fprintf(f, "    Weights g;          /* d(loss)/d(weights), same layout */\n");
+        fprintf(f, "    float *slot[2];     /* optimizer state per trainable float (%zu slots) */\n", slots);
+        fprintf(f, "    int64_t iterations; /* optimizer steps taken (Keras `iterations`) */\n");
+    }
+    fprintf(f, "    float *arena;       /* %zu floats: every activation and gradient buffer, planned */\n", floats_a);
+    fprintf(f, "    uint64_t seed;\n");
+    fprintf(f, "    char error[512];    /* P_last_error */\n};\n\n");
+    fprintf(f, "#define WEIGHT_FLOATS %zu\n#define GRAD_FLOATS %zu\n#define SLOT_FLOATS %zu  /* per slot */\n"
+               "#define NUM_SLOTS %zu\n#define ARENA_FLOATS %zu\n#define NUM_TENSORS %d\n\n",
+            floats_w, floats_g, ws->trainable_total, slots, floats_a, ws->n);
+    emit_tables(f, p, e.field);
+    for (int h = 0; h < H_COUNT; h++)
+        if (e.need[h])
+            fprintf(f, "%s\n", helper_code[h]);
+    emit_act_helpers(f, &e);
+    fwrite(body, 1, body_len, f);
+    free(body);
+
+    /* ---- the API ---- */
+    fprintf(f, "/* ---- the API of %s.h ---- */\n\n", P);
+    fprintf(f, "static void point(Weights *v, float *base)\n{\n");
+    if (ws->n == 0)
+        fprintf(f, "    v->none = base;\n");
+    for (int i = 0; i < ws->n; i++)
+        fprintf(f, "    v->%s = base + %zu;\n", e.field[i], ws->items[i]->offset);
+    fprintf(f, "}\n\n");
+    fprintf(f, "%s *%s_new(uint64_t seed)\n{\n", P, P);
+    fprintf(f, "    %s *m = calloc(1, sizeof *m);\n", P);
+    fprintf(f, "    size_t floats = WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + ARENA_FLOATS;\n");
+    fprintf(f, "    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;\n");
+    fprintf(f, "    if (!m || !(m->block = aligned_alloc(64, bytes ? bytes : 64)))\n        goto fail;\n");
+    fprintf(f, "    memset(m->block, 0, bytes);\n    point(&m->w, m->block);\n");
+    if (train) {
+        fprintf(f, "    point(&m->g, m->block + WEIGHT_FLOATS);\n");
+        fprintf(f, "    m->slot[0] = m->block + WEIGHT_FLOATS + GRAD_FLOATS;\n");
+        fprintf(f, "    m->slot[1] = m->slot[0] + SLOT_FLOATS;\n");
+    }
+    fprintf(f, "    m->arena = m->block + WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS;\n");
+    fprintf(f, "    m->seed = seed;\n");
+    fprintf(f, "    NnrtRng rng;\n    nnrt_rng_seed(&rng, seed);\n");
+    fprintf(f, "    for (int i = 0; i < NUM_TENSORS; i++)\n");
+    fprintf(f, "        if (nnrt_init_fill(m->block + weight_info[i].offset, weight_info[i].rank, weight_info[i].shape,\n"
+               "                           &weight_init[i], &rng))\n            goto fail;\n");
+    fprintf(f, "    return m;\nfail:\n    %s_free(m);\n    return NULL;\n}\n\n", P);
+    fprintf(f, "void %s_free(%s *m)\n{\n    if (m) {\n        free(m->block);\n        free(m);\n    }\n}\n\n", P, P);
+    fprintf(f, "const char *%s_last_error(const %s *m)\n{\n    return m ? m->error : \"the model is NULL\";\n}\n\n", P, P);
+    fprintf(f, "float *%s_weights(%s *m)\n{\n    return m ? m->block : NULL;\n}\n\n", P, P);
+    if (train)
+        fprintf(f, "float *%s_grads(%s *m)\n{\n    return m ? m->block + WEIGHT_FLOATS : NULL;\n}\n\n", P, P);
+    fprintf(f, "int %s_load(%s *m, const char *h5_path)\n{\n", P, P);
+    fprintf(f, "    if (!m || !h5_path)\n        return NNRT_EINVAL;\n");
+    fprintf(f, "    return nnrt_h5_load(h5_path, weight_info, NUM_TENSORS, m->block, 1, NULL, m->error, sizeof m->error);\n}\n\n");
+    fprintf(f, "int %s_save(const %s *m, const char *h5_path)\n{\n", P, P);
+    fprintf(f, "    if (!m || !h5_path)\n        return NNRT_EINVAL;\n");
+    fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, NULL,\n"
+               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers, P);
+
+    /* argument checks and chunk slicing */
+    fprintf(f, "/* Reject what the API contract rejects, before anything changes. */\n");
+    fprintf(f, "static int check_args(%s *m, const char *fn, size_t n, const float *const in[], const void *const tg[],\n"
+               "                      float *const out[], int need_tg, int need_out)\n{\n", P);
+    fprintf(f, "    if (!m)\n        return NNRT_EINVAL;\n");
+    fprintf(f, "    if (n == 0) {\n        snprintf(m->error, sizeof m->error, \"%%s: n must be at least 1\", fn);\n"
+               "        return NNRT_EINVAL;\n    }\n");
+    fprintf(f, "    if (!in%s) {\n", "");
+    fprintf(f, "        snprintf(m->error, sizeof m->error, \"%%s: inputs is NULL\", fn);\n        return NNRT_EINVAL;\n    }\n");
+    fprintf(f, "    for (int i = 0; i < %d; i++)\n        if (!in[i]) {\n"
+               "            snprintf(m->error, sizeof m->error, \"%%s: inputs[%%d] is NULL\", fn, i);\n"
+               "            return NNRT_EINVAL;\n        }\n", p->ninputs);
+    fprintf(f, "    if (need_tg && !tg) {\n        snprintf(m->error, sizeof m->error, \"%%s: targets is NULL\", fn);\n"
+               "        return NNRT_EINVAL;\n    }\n");
+    fprintf(f, "    for (int i = 0; need_tg && i < %d; i++)\n        if (!tg[i]) {\n"
+               "            snprintf(m->error, sizeof m->error, \"%%s: targets[%%d] is NULL\", fn, i);\n"
+               "            return NNRT_EINVAL;\n        }\n", p->noutputs);
+    fprintf(f, "    if (need_out && !out) {\n        snprintf(m->error, sizeof m->error, \"%%s: outputs is NULL\", fn);\n"
+               "        return NNRT_EINVAL;\n    }\n");
+    fprintf(f, "    for (int i = 0; need_out && i < %d; i++)\n        if (!out[i]) {\n"
+               "            snprintf(m->error, sizeof m->error, \"%%s: outputs[%%d] is NULL\", fn, i);\n"
+               "            return NNRT_EINVAL;\n        }\n", p->noutputs);
+    fprintf(f, "    m->error[0] = 0;\n    return 0;\n}\n\n");
+
+    fprintf(f, "/* Samples [start, start + B) of the caller's arrays. */\n");
+    fprintf(f, "static void slice_inputs(const float *dst[], const float *const in[], size_t start)\n{\n");
+    for (int i = 0; i < p->ninputs; i++)
+        fprintf(f, "    dst[%d] = in[%d] + start * %lld;\n", i, i, (long long)shape_size(&p->inputs[i].shape));
+    fprintf(f, "}\n\n");
+    bool has_loss = graph_has(p->infer, OP_LOSS);
+    if (has_loss) {
+        fprintf(f, "static void slice_targets(const void *dst[], const void *const tg[], size_t start)\n{\n");
+        for (int i = 0; i < p->noutputs; i++)
+            fprintf(f, "    dst[%d] = (const %s *)tg[%d] + start * %lld;\n", i, p->target_sparse[i] ? "int32_t" : "float",
+                    i, (long long)p->target_size[i]);
+        fprintf(f, "}\n\n");
+    }
+    fprintf(f, "int %s_predict(%s *m, size_t n, const float *const inputs[], float *const outputs[])\n{\n", P, P);
+    fprintf(f, "    int rc = check_args(m, \"%s_predict\", n, inputs, NULL, outputs, 0, 1);\n", P);
+    fprintf(f, "    if (rc)\n        return rc;\n");
+    fprintf(f, "    for (size_t start = 0; start < n; start += %zu) {\n", p->max_batch);
+    fprintf(f, "        int B = (int)(n - start < %zu ? n - start : %zu);\n", p->max_batch, p->max_batch);
+    fprintf(f, "        const float *in[%d];\n        float *out[%d];\n", p->ninputs, p->noutputs);
+    fprintf(f, "        slice_inputs(in, inputs, start);\n");
+    for (int i = 0; i < p->noutputs; i++)
+        fprintf(f, "        out[%d] = outputs[%d] + start * %lld;\n", i, i, (long long)shape_size(&p->outputs[i].shape));
+    fprintf(f, "        infer_chunk(m, B, in, out, NULL, NULL);\n    }\n    return 0;\n}\n\n");
+
+    fprintf(f, "int %s_evaluate(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss,\n"
+               "                float *metrics)\n{\n", P, P);
+    if (!has_loss) {
+        fprintf(f, "    (void)n, (void)inputs, (void)targets, (void)loss, (void)metrics;\n");
+        fprintf(f, "    if (!m)\n        return NNRT_EINVAL;\n");
+        fprintf(f, "    snprintf(m->error, sizeof m->error, \"%s_evaluate: the model has no loss (no compile section)\");\n", P);
+        fprintf(f, "    return NNRT_EINVAL;\n}\n\n");
+    } else {
+        fprintf(f, "    int rc = check_args(m, \"%s_evaluate\", n, inputs, targets, NULL, 1, 0);\n", P);
+        fprintf(f, "    if (rc)\n        return rc;\n");
+        fprintf(f, "    double total[1 + %d] = {0};\n", p->nmetrics);
+        fprintf(f, "    for (size_t start = 0; start < n; start += %zu) {\n", p->max_batch);
+        fprintf(f, "        int B = (int)(n - start < %zu ? n - start : %zu);\n", p->max_batch, p->max_batch);
+        fprintf(f, "        const float *in[%d];\n        const void *tg[%d];\n        float res[1 + %d];\n", p->ninputs,
+                p->noutputs, p->nmetrics);
+        fprintf(f, "        slice_inputs(in, inputs, start);\n        slice_targets(tg, targets, start);\n");
+        fprintf(f, "        infer_chunk(m, B, in, NULL, tg, res);\n");
+        fprintf(f, "        for (int i = 0; i < 1 + %d; i++)\n            total[i] += (double)res[i] * B / (double)n;\n    }\n",
+                p->nmetrics);
+        fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n");
+        fprintf(f, "    for (int i = 0; metrics && i < %d; i++)\n        metrics[i] = (float)total[1 + i];\n", p->nmetrics);
+        fprintf(f, "    return 0;\n}\n\n");
+    }
+    if (train) {
+        fprintf(f, "/* Forward and backward over all n samples in chunks; gradients of the mean loss in m->g. */\n");
+        fprintf(f, "static void loss_and_grads(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
+                   "                           double *total)\n{\n", P);
+        fprintf(f, "    NnrtRng rng;  /* dropout masks: a function of the seed and the step */\n");
+        fprintf(f, "    nnrt_rng_seed(&rng, m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(m->iterations + 1)));\n");
+        fprintf(f, "    for (int i = 0; i < 1 + %d; i++)\n        total[i] = 0.0;\n", p->nmetrics);
+        fprintf(f, "    for (size_t start = 0; start < n; start += %zu) {\n", p->max_batch);
+        fprintf(f, "        int B = (int)(n - start < %zu ? n - start : %zu);\n", p->max_batch, p->max_batch);
+        fprintf(f, "        const float *in[%d];\n        const void *tg[%d];\n        float res[1 + %d];\n", p->ninputs,
+                p->noutputs, p->nmetrics);
+        fprintf(f, "        slice_inputs(in, inputs, start);\n        slice_targets(tg, targets, start);\n");
+        fprintf(f, "        train_chunk(m, B, in, tg, 1.0f / (float)n, start ? 1.0f : 0.0f, &rng, res);\n");
+        fprintf(f, "        for (int i = 0; i < 1 + %d; i++)\n            total[i] += (double)res[i] * B / (double)n;\n    }\n}\n\n",
+                p->nmetrics);
+        fprintf(f, "int %s_train_step_metrics(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
+                   "                          float *loss, float *metrics)\n{\n", P, P);
+        fprintf(f, "    int rc = check_args(m, \"%s_train_step\", n, inputs, targets, NULL, 1, 0);\n", P);
+        fprintf(f, "    if (rc)\n        return rc;\n");
+        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, total);\n", p->nmetrics);
+        fprintf(f, "    apply_updates(m);\n    m->iterations++;\n");
+        fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n");
+        fprintf(f, "    for (int i = 0; metrics && i < %d; i++)\n        metrics[i] = (float)total[1 + i];\n", p->nmetrics);
+        fprintf(f, "    return 0;\n}\n\n");
+        fprintf(f, "int %s_train_step(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n"
+                   "    return %s_train_step_metrics(m, n, inputs, targets, loss, NULL);\n}\n\n", P, P, P);
+        fprintf(f, "int %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n", P, P);
+        fprintf(f, "    int rc = check_args(m, \"%s_loss_grad\", n, inputs, targets, NULL, 1, 0);\n", P);
+        fprintf(f, "    if (rc)\n        return rc;\n");
+        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, total);\n", p->nmetrics);
+        fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n    return 0;\n}\n\n");
+    }
+
+    /* the NnrtModel table for the driver */
+    fprintf(f, "/* ---- the description nnrt_main reads (nnrt.h) ---- */\n\n");
+    fprintf(f, "static void *model_new(uint64_t seed) { return %s_new(seed); }\n", P);
+    fprintf(f, "static void model_free(void *m) { %s_free(m); }\n", P);
+    fprintf(f, "static int model_load(void *m, const char *path) { return %s_load(m, path); }\n", P);
+    fprintf(f, "static int model_save(const void *m, const char *path) { return %s_save(m, path); }\n", P);
+    fprintf(f, "static const char *model_last_error(const void *m) { return %s_last_error(m); }\n", P);
+    fprintf(f, "static float *model_weights(void *m) { return %s_weights(m); }\n", P);
+    fprintf(f, "static int model_predict(void *m, size_t n, const float *const in[], float *const out[])\n{\n"
+               "    return %s_predict(m, n, in, out);\n}\n", P);
+    fprintf(f, "static int model_evaluate(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
+               "                          float *metrics)\n{\n    return %s_evaluate(m, n, in, tg, loss, metrics);\n}\n", P);
+    fprintf(f, "static int model_load_partial(void *mp, const char *path, FILE *report)\n{\n");
+    fprintf(f, "    %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
+    fprintf(f, "    int rc = nnrt_h5_load(path, weight_info, NUM_TENSORS, m->block, 0, loaded, m->error, sizeof m->error);\n");
+    fprintf(f, "    if (rc)\n        return rc;\n");
+    fprintf(f, "    for (int i = 0; report && i < NUM_TENSORS; i++)\n");
+    fprintf(f, "        fprintf(report, \"  %%-40s %%s\\n\", weight_info[i].name, loaded[i] ? \"loaded\" : \"kept its initializer\");\n");
+    fprintf(f, "    return 0;\n}\n");
+    if (train) {
+        fprintf(f, "static int model_train_step(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
+                   "                            float *metrics)\n{\n    return %s_train_step_metrics(m, n, in, tg, loss, metrics);\n}\n", P);
+        fprintf(f, "static int model_loss_grad(void *m, size_t n, const float *const in[], const void *const tg[], float *loss)\n{\n"
+                   "    return %s_loss_grad(m, n, in, tg, loss);\n}\n", P);
+        fprintf(f, "static float *model_grads(void *m) { return %s_grads(m); }\n", P);
+    }
+    fprintf(f, "\nconst struct NnrtModel *%s_model(void)\n{\n", P);
+    fprintf(f, "    static const NnrtModel model = {\n");
+    fprintf(f, "        .name = \"%s\",\n        .source = ", P);
+    c_string(f, p->source);
+    fprintf(f, ",\n        .max_batch = %zu,\n", p->max_batch);
+    fprintf(f, "        .num_inputs = %d,\n        .num_outputs = %d,\n        .num_metrics = %d,\n", p->ninputs, p->noutputs,
+            p->nmetrics);
+    fprintf(f, "        .input_size = {");
+    for (int i = 0; i < p->ninputs; i++)
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)shape_size(&p->inputs[i].shape));
+    fprintf(f, "},\n        .input_rank = {");
+    for (int i = 0; i < p->ninputs; i++)
+        fprintf(f, "%s%d", i ? ", " : "", p->inputs[i].shape.rank);
+    fprintf(f, "},\n        .input_shape = {");
+    for (int i = 0; i < p->ninputs; i++) {
+        fprintf(f, "%s{", i ? ", " : "");
+        for (int d = 0; d < p->inputs[i].shape.rank; d++)
+            fprintf(f, "%s%lld", d ? ", " : "", (long long)p->inputs[i].shape.dim[d]);
+        fprintf(f, "}");
+    }
+    fprintf(f, "},\n        .output_size = {");
+    for (int i = 0; i < p->noutputs; i++)
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)shape_size(&p->outputs[i].shape));
+    fprintf(f, "},\n        .target_size = {");
+    for (int i = 0; i < p->noutputs; i++)
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)p->target_size[i]);
+    fprintf(f, "},\n        .target_sparse = {");
+    for (int i = 0; i < p->noutputs; i++)
+        fprintf(f, "%s%d", i ? ", " : "", p->target_sparse[i]);
+    fprintf(f, "},\n        .output_names = {");
+    for (int i = 0; i < p->noutputs; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        c_string(f, p->outputs[i].name);
+    }
+    fprintf(f, "},\n        .metric_names = {");
+    for (int i = 0; i < p->nmetrics; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        c_string(f, p->metric_names[i]);
+    }
+    fprintf(f, "},\n        .num_params = WEIGHT_FLOATS,\n");
+    fprintf(f, "        .new_model = model_new,\n        .free_model = model_free,\n        .load = model_load,\n");
+    fprintf(f, "        .load_partial = model_load_partial,\n        .save = model_save,\n        .predict = model_predict,\n");
+    fprintf(f, "        .train_step = %s,\n        .evaluate = model_evaluate,\n", train ? "model_train_step" : "NULL");
+    fprintf(f, "        .loss_grad = %s,\n        .params = model_weights,\n        .grads = %s,\n",
+            train ? "model_loss_grad" : "NULL", train ? "model_grads" : "NULL");
+    fprintf(f, "        .last_error = model_last_error,\n    };\n    return &model;\n}\n");
+}
+
+void emit_driver(FILE *f, const Program *p, const char *header_name)
+{
+    static const char *formats[] = {"NNRT_DATA_NONE", "NNRT_DATA_IDX", "NNRT_DATA_NPY"};
+    fprintf(f, "/* %s_main.c — generated by nncc %s from %s. Do not edit.\n", p->name, NNCC_VERSION, p->source);
+    fprintf(f, " * The program behind `nncc train|evaluate|predict|check`: the model's fit section\n"
+               " * as an NnrtFitConfig, handed with the model to the runtime's driver. */\n");
+    fprintf(f, "#include \"%s\"\n#include \"nnrt.h\"\n\n", header_name);
+    fprintf(f, "int main(int argc, char **argv)\n{\n    static const NnrtFitConfig fit = {\n");
+    fprintf(f, "        .model_file = ");
+    c_string(f, p->source);
+    fprintf(f, ",\n");
+    const FitSpec *fs = &p->fit;
+    const DataSpec *srcs[] = {&fs->train, &fs->test, &fs->validation};
+    const char *names[] = {"train", "test", "validation"};
+    for (int i = 0; i < 3; i++) {
+        if (!srcs[i]->format)
+            continue;
+        fprintf(f, "        .%s = {%s, ", names[i], formats[srcs[i]->format]);
+        c_string(f, srcs[i]->x);
+        fprintf(f, ", ");
+        c_string(f, srcs[i]->y);
+        fprintf(f, ", %.17g},\n", srcs[i]->scale);
+    }
+    fprintf(f, "        .split_first = %ld,\n        .split_last = %.17g,\n", fs->split_first, fs->split_last);
+    fprintf(f, "        .epochs = %d,\n        .batch_size = %ld,\n        .shuffle = %d,\n        .seed = %lluu,\n",
+            fs->present ? fs->epochs : 1, fs->present ? fs->batch_size : 32, fs->shuffle,
+            (unsigned long long)fs->seed);
+    fprintf(f, "    };\n    return nnrt_main(argc, argv, %s_model(), &fit);\n}\n", p->name);
+}

@@ -1,0 +1,236 @@
+/* compiler.h — nncc's front half and driver.
+ *
+ * Pipeline (main.c lists it as straight-line calls):
+ *   yaml.c     read the model file into a tree of YNodes, each with its line and column
+ *   layers.c   the Keras layer classes: arguments, defaults, lowering to IR
+ *   model.c    walk the tree into a Model (inputs, layers, compile, fit), every
+ *              user mistake reported at its location
+ *   lower.c    Model -> Program: the inference graph and the training graph
+ *              (forward, loss, autodiff, updates), names, shapes, weights
+ *   pass_plan.c  memory planning of each graph into one arena
+ *   (backends/c)  Program -> P.c / P.h / driver
+ *   build.c    run the system C compiler and the driver for train/evaluate/...
+ *   summary.c  Keras's model.summary() table
+ *
+ * User errors are values: a function that finds one reports it through
+ * diag.c (FILE:LINE:COL: error: ..., the source line, a caret, a hint) and
+ * returns -1; only main turns that into exit status 1. Internal bugs assert.
+ */
+#ifndef NNCC_COMPILER_H
+#define NNCC_COMPILER_H
+
+#include "ir.h"
+
+/* ---- diag.c: located errors ---------------------------------------------- */
+
+void diag_add_source(const char *file, const char *text);  /* so errors can quote lines */
+int  error_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  /* returns -1 */
+void hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* after an error */
+int  error_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));       /* returns -1 */
+void warning_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_set_quiet(bool quiet);
+bool diag_quiet(void);
+
+/* ---- yaml.c: the YAML tree ------------------------------------------------ */
+
+typedef enum { Y_SCALAR, Y_SEQ, Y_MAP } YKind;
+
+typedef struct YNode YNode;
+struct YNode {
+    YKind kind;
+    Loc loc;
+    const char *text;            /* scalar value */
+    bool plain;                  /* scalar was unquoted (so `null`, `true` are keywords) */
+    YNode **items;               /* seq: values; map: key, value, key, value ... */
+    int n;                       /* seq: items; map: pairs */
+};
+
+/* Parse path; on a syntax error report it located and return NULL. */
+YNode *yaml_load(Arena *a, const char *path);
+YNode *yaml_load_string(Arena *a, const char *name, const char *text);
+YNode *ymap_get(const YNode *map, const char *key);        /* NULL if absent */
+YNode *ymap_key(const YNode *map, int i);
+YNode *ymap_value(const YNode *map, int i);
+bool   yscalar_is_null(const YNode *n);
+const char *ykind_name(YKind k);
+
+/* ---- layers.c: Keras layer classes ---------------------------------------- */
+
+typedef enum {
+    ARG_INT,                     /* integer */
+    ARG_FLOAT,                   /* number */
+    ARG_BOOL,
+    ARG_STRING,
+    ARG_SHAPE,                   /* list of integers (null allowed: variable axis) */
+    ARG_ACTIVATION,              /* name or {leaky_relu: {alpha: ..}} */
+    ARG_INITIALIZER,
+    ARG_REGULARIZER,             /* null, {l1: x}, {l2: x}, {l1_l2: {l1:, l2:}} */
+    ARG_CONSTRAINT,
+} ArgType;
+
+typedef struct {
+    const char *name;
+    ArgType type;
+    const char *dflt;            /* Keras default, as YAML text; NULL: required */
+} ArgSpec;
+
+typedef struct {
+    ActKind kind;
+    float alpha;
+} Activation;
+
+typedef struct {
+    double l1, l2;
+} Regularizer;
+
+typedef struct {
+    const char *name;            /* "" for none */
+    double a, b, rate;
+    int axis;
+} Constraint;
+
+typedef struct {
+    const ArgSpec *spec;
+    Loc loc;                     /* where given, or the layer's location for defaults */
+    bool given;
+    long i;
+    double f;
+    bool b;
+    const char *s;
+    Shape shape;
+    Activation act;
+    InitSpec init;
+    Regularizer reg;
+    Constraint con;
+} ArgValue;
+
+typedef struct Layer Layer;
+typedef struct LayerClass LayerClass;
+typedef struct Lower Lower;
+
+struct LayerClass {
+    const char *name;            /* Keras class name: "Dense" */
+    const char *prefix;          /* default-name stem: "dense" */
+    const ArgSpec *args;         /* NULL-terminated */
+    int min_inputs, max_inputs;
+    /* Build l's IR from its inputs; set *out. Report errors at l->loc. */
+    int (*lower)(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+};
+
+struct Layer {
+    const LayerClass *cls;
+    const char *name;
+    Loc loc;                     /* the class name key in the YAML */
+    ArgValue *args;              /* parallel to cls->args */
+    const char **input_names;    /* as written; NULL: the previous item */
+    Loc *input_locs;
+    int ninputs;
+    bool trainable;
+    /* filled by lowering of the inference graph, for summary and --report */
+    Shape out_shape;
+    int64_t params, trainable_params;
+    const char **inbound;        /* resolved input names (functional summary) */
+    int ninbound;
+};
+
+const LayerClass *layer_class_find(const char *name);
+const LayerClass *const *layer_classes(int *count);
+const ArgValue *layer_arg(const Layer *l, const char *name);   /* asserts the name exists */
+int  parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out);
+int  parse_activation(const YNode *v, Activation *out);
+bool activation_find(const char *name, ActKind *out);
+int  parse_initializer(const YNode *v, InitSpec *out);
+
+/* ---- model.c: the model file as a Model ----------------------------------- */
+
+typedef struct {
+    const char *name;
+    Shape shape;                 /* per sample */
+    bool int32;
+    Loc loc;
+} ModelInput;
+
+typedef struct {
+    bool given;
+    LossKind kind;
+    bool from_logits;            /* the output is logits (Keras from_logits=True) */
+    float weight;
+    Loc loc;
+} OutputLoss;
+
+typedef struct {
+    const char *file;            /* as given on the command line */
+    const char *dir;             /* its folder, for relative data paths */
+    const char *name;
+    Loc name_loc;
+    ModelInput inputs[16];
+    int ninputs;
+    Layer **layers;
+    int nlayers;
+    const char *outputs[16];
+    Loc output_locs[16];
+    int noutputs;                /* 0: the last layer */
+    bool has_compile;
+    Loc compile_loc;
+    OutputLoss losses[16];       /* per output, in output order */
+    const char *metric_names[16];/* compile.metrics as written ("accuracy") */
+    int metric_output[16];       /* the output it applies to, -1: every output */
+    Loc metric_locs[16];
+    int nmetrics;
+    OptimizerSpec optimizer;
+    FitSpec fit;
+    Loc fit_loc;
+} Model;
+
+int model_parse(Arena *a, const char *path, Model *m);
+const char *closest_name(const char *given, const char *const *candidates, int n);  /* did you mean */
+
+/* ---- lower.c: Model -> Program --------------------------------------------- */
+
+typedef struct {
+    const char *prefix;          /* --prefix, default the model name */
+    size_t max_batch;            /* --max-batch, default fit.batch_size or 32 */
+    bool inference_only;
+} CompileOptions;
+
+int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p);
+
+/* Layer lowering helpers (layers.c calls them) */
+struct Lower {
+    Arena *arena;
+    Graph *g;
+    Model *model;
+};
+Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, const InitSpec *init,
+                   bool trainable);
+Node *lower_node(Lower *lw, Layer *l, OpKind op, int nsrc, Node *const *src, const char *suffix);
+Node *lower_activation(Lower *lw, Layer *l, Node *x, Activation act, const char *name);
+
+/* ---- pass_plan.c ----------------------------------------------------------- */
+
+/* Requires: a verified graph with storage decided. Assigns arena offsets so
+ * that buffers alive at the same time never overlap (greedy first fit over
+ * live ranges); sets g->arena_floats and g->naive_floats. */
+void pass_plan_memory(Graph *g);
+
+/* ---- summary.c -------------------------------------------------------------- */
+
+void print_summary(FILE *out, const Model *m, const Program *p);
+
+/* ---- build.c: the system C compiler and the driver ------------------------- */
+
+typedef struct {
+    const char *cc;              /* $CC or the compiler nncc was built with */
+    const char *include_dir;     /* where nnrt.h is */
+    const char *lib_dir;         /* where libnncc_rt is */
+    bool march_native;           /* --march-native */
+} Toolchain;
+
+int toolchain_find(Toolchain *tc, const char *argv0);
+/* Compile srcs into the executable exe (quiet unless it fails). */
+int build_executable(const Toolchain *tc, const char *const *srcs, int nsrcs, const char *exe);
+/* Run exe with args, inheriting stdio; returns its exit status (2 if it dies). */
+int run_program(const char *exe, char *const args[]);
+int make_dirs(const char *path);
+
+#endif /* NNCC_COMPILER_H */

@@ -1,0 +1,336 @@
+/* lower.c — from a Model to a Program: the graphs the backend emits.
+ *
+ * Two graphs share one weight set: the inference graph (Dropout is the
+ * identity; outputs, losses and metrics for predict/evaluate) and, unless
+ * --inference-only, the training graph (the same forward pass in training
+ * mode, losses, regularization penalties, metrics, then autodiff's backward
+ * pass and the optimizer updates). Layers are lowered in file order; a
+ * layer's inputs are the names it lists, or the item before it (model-
+ * format.md §2), so Sequential and functional models take the same path.
+ * A softmax (or sigmoid) output feeding a cross-entropy loss is computed
+ * from its logits, as Keras does.
+ */
+#include "compiler.h"
+
+#include <assert.h>
+#include <string.h>
+
+/* ---- helpers the layer table calls ------------------------------------------------ */
+
+Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, const InitSpec *init, bool trainable)
+{
+    for (int i = 0; i < shape->rank; i++)
+        if (shape->dim[i] <= 0) {
+            error_at(l->loc, "%s '%s': weight '%s' would have a non-positive dimension", l->cls->name, l->name, name);
+            return NULL;
+        }
+    Weight *w = weight_find(lw->g->weights, l->name, name);
+    if (!w)
+        w = weight_add(lw->arena, lw->g->weights, l->name, name, shape, init, trainable, l->loc);
+    Node *n = node_new(lw->g, OP_WEIGHT, 0, NULL);
+    n->w = w;
+    n->shape = w->shape;
+    n->storage = ST_WEIGHT;
+    n->requires_grad = lw->g->training && w->trainable;
+    n->name = graph_unique_name(lw->g, arena_printf(lw->arena, "%s_%s", l->name, name));
+    n->loc = l->loc;
+    n->layer = l->name;
+    return n;
+}
+
+Node *lower_node(Lower *lw, Layer *l, OpKind op, int nsrc, Node *const *src, const char *suffix)
+{
+    Node *n = node_new(lw->g, op, nsrc, src);
+    n->loc = l->loc;
+    n->layer = l->name;
+    n->name = suffix ? graph_unique_name(lw->g, arena_printf(lw->arena, "%s_%s", l->name, suffix)) : NULL;
+    return n;
+}
+
+Node *lower_activation(Lower *lw, Layer *l, Node *x, Activation act, const char *name)
+{
+    if (act.kind == ACT_LINEAR)
+        return x;
+    Node *y = lower_node(lw, l, act.kind == ACT_SOFTMAX ? OP_SOFTMAX : OP_ACTIVATION, 1, &x, name);
+    y->attr = act.kind;
+    y->alpha = act.alpha;
+    return y;
+}
+
+/* ---- one graph -------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    Node *node;
+} Binding;
+
+static Node *lookup(Binding *b, int nb, const char *name)
+{
+    for (int i = nb - 1; i >= 0; i--)
+        if (!strcmp(b[i].name, name))
+            return b[i].node;
+    return NULL;
+}
+
+/* Metric names resolved against the output's loss, Keras style ("accuracy"
+ * means sparse_categorical_accuracy under a sparse loss, and so on). */
+static int resolve_metric(const Model *m, int k, int output, MetricKind *out)
+{
+    const char *name = m->metric_names[k];
+    LossKind loss = m->losses[output].kind;
+    if (!strcmp(name, "accuracy") || !strcmp(name, "acc")) {
+        if (loss == LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+            *out = METRIC_SPARSE_CATEGORICAL_ACCURACY;
+        else if (loss == LOSS_CATEGORICAL_CROSSENTROPY)
+            *out = METRIC_CATEGORICAL_ACCURACY;
+        else
+            *out = METRIC_BINARY_ACCURACY;
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        MetricKind kind;
+    } names[] = {
+        {"sparse_categorical_accuracy", METRIC_SPARSE_CATEGORICAL_ACCURACY},
+        {"categorical_accuracy", METRIC_CATEGORICAL_ACCURACY},
+        {"binary_accuracy", METRIC_BINARY_ACCURACY},
+        {"mse", METRIC_MSE},
+        {"mean_squared_error", METRIC_MSE},
+        {"mae", METRIC_MAE},
+        {"mean_absolute_error", METRIC_MAE},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(names[i].name, name)) {
+            *out = names[i].kind;
+            if (metric_info[*out].sparse != loss_info[loss].sparse &&
+                (*out == METRIC_SPARSE_CATEGORICAL_ACCURACY || loss == LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)) {
+                error_at(m->metric_locs[k], "metric '%s' does not fit the loss %s of output '%s'", name,
+                         loss_info[loss].name, m->outputs[output]);
+                hint("sparse integer labels go with sparse_categorical_accuracy (or just 'accuracy')");
+                return -1;
+            }
+            return 0;
+        }
+    error_at(m->metric_locs[k], "unknown metric '%s'", name);
+    hint("metrics: accuracy, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mse, mae");
+    return -1;
+}
+
+static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
+{
+    Lower lw = {a, g, m};
+    Binding *bind = arena_alloc(a, (size_t)(m->ninputs + m->nlayers) * sizeof *bind);
+    int nb = 0;
+    for (int i = 0; i < m->ninputs; i++) {
+        Node *n = node_new(g, OP_INPUT, 0, NULL);
+        n->shape = m->inputs[i].shape;
+        n->batched = true;
+        n->slot = i;
+        n->storage = ST_INPUT;
+        n->loc = m->inputs[i].loc;
+        n->layer = m->inputs[i].name;
+        n->name = graph_unique_name(g, m->inputs[i].name);
+        bind[nb++] = (Binding){m->inputs[i].name, n};
+    }
+    Node *prev = bind[0].node;
+    for (int li = 0; li < m->nlayers; li++) {
+        Layer *l = m->layers[li];
+        Node *in[16];
+        int nin = l->ninputs;
+        if (nin == 0) {
+            if (li == 0 && m->ninputs > 1) {
+                error_at(l->loc, "the first layer of a model with %d inputs must name its inputs", m->ninputs);
+                hint("add  inputs: %s  (or a list) to this layer", m->inputs[0].name);
+                return -1;
+            }
+            in[0] = prev;
+            nin = 1;
+        } else {
+            if (nin > 16)
+                return error_at(l->loc, "at most 16 inputs per layer");
+            for (int i = 0; i < nin; i++) {
+                in[i] = lookup(bind, nb, l->input_names[i]);
+                if (in[i])
+                    continue;
+                bool later = false;
+                for (int j = li; j < m->nlayers; j++)
+                    later |= !strcmp(m->layers[j]->name, l->input_names[i]);
+                if (later) {
+                    error_at(l->input_locs[i], "'%s' is defined after the layer that uses it", l->input_names[i]);
+                    hint("layers are listed in order: move '%s' before '%s'", l->input_names[i], l->name);
+                } else {
+                    error_at(l->input_locs[i], "no layer or input is named '%s'", l->input_names[i]);
+                    const char *names[512];
+                    for (int j = 0; j < nb && j < 512; j++)
+                        names[j] = bind[j].name;
+                    const char *near = closest_name(l->input_names[i], names, nb < 512 ? nb : 512);
+                    if (near)
+                        hint("did you mean '%s'?", near);
+                }
+                return -1;
+            }
+        }
+        if (nin < l->cls->min_inputs || nin > l->cls->max_inputs) {
+            if (l->cls->max_inputs == 1)
+                return error_at(l->loc, "%s takes one input, not %d", l->cls->name, nin);
+            return error_at(l->loc, "%s takes %d to %d inputs, not %d", l->cls->name, l->cls->min_inputs,
+                            l->cls->max_inputs, nin);
+        }
+        Node *out = NULL;
+        int first = g->nnodes;
+        if (l->cls->lower(&lw, l, in, nin, &out))
+            return -1;
+        assert(out);
+        if (out->id >= first && (!out->name || strcmp(out->name, l->name) != 0))
+            out->name = graph_unique_name(g, l->name);
+        for (int i = first; i < g->nnodes; i++)
+            if (!g->nodes[i]->name)
+                g->nodes[i]->name = graph_unique_name(g, arena_printf(a, "%s_%s", l->name, op_info[g->nodes[i]->op].name));
+        if (!g->training) {
+            l->out_shape = out->shape;
+            l->inbound = arena_alloc(a, (size_t)nin * sizeof *l->inbound);
+            for (int i = 0; i < nin; i++)
+                l->inbound[i] = in[i]->layer ? in[i]->layer : in[i]->name;
+            l->ninbound = nin;
+        }
+        bind[nb++] = (Binding){l->name, out};
+        prev = out;
+    }
+    /* outputs */
+    Node *outputs[16];
+    for (int i = 0; i < m->noutputs; i++) {
+        outputs[i] = lookup(bind, nb, m->outputs[i]);
+        outputs[i]->is_output = true;
+        p->outputs[i] = (IoSpec){m->outputs[i], outputs[i]->name, outputs[i]->shape};
+    }
+    p->noutputs = m->noutputs;
+    if (!m->has_compile)
+        return 0;
+    /* losses, penalties, metrics */
+    for (int i = 0; i < m->noutputs; i++) {
+        OutputLoss *ol = &m->losses[i];
+        Node *y = outputs[i];
+        bool sparse = loss_info[ol->kind].sparse;
+        Node *t = node_new(g, OP_TARGET, 0, NULL);
+        t->slot = i;
+        t->storage = ST_TARGET;
+        t->batched = true;
+        t->int32 = sparse;
+        t->loc = ol->loc;
+        t->layer = m->outputs[i];
+        t->name = graph_unique_name(g, arena_printf(a, "%s_target", m->outputs[i]));
+        if (sparse) {
+            t->shape = y->shape;
+            t->shape.rank--;  /* one label per row */
+            if (y->shape.rank < 1)
+                return error_at(ol->loc, "sparse_categorical_crossentropy needs an output with a class axis");
+        } else {
+            t->shape = y->shape;
+        }
+        p->target_sparse[i] = sparse;
+        p->target_size[i] = shape_size(&t->shape);
+        Node *pred = y;
+        bool logits = ol->from_logits;
+        if (!logits && loss_info[ol->kind].softmax_fusable && y->op == OP_SOFTMAX) {
+            pred = y->src[0];
+            logits = true;
+        } else if (!logits && ol->kind == LOSS_BINARY_CROSSENTROPY && y->op == OP_ACTIVATION && y->attr == ACT_SIGMOID) {
+            pred = y->src[0];
+            logits = true;
+        }
+        Node *loss = node2(g, OP_LOSS, pred, t);
+        loss->attr = ol->kind;
+        loss->from_logits = logits;
+        loss->weight = ol->weight;
+        loss->slot = g->nlosses++;
+        loss->storage = ST_SCALAR;
+        loss->loc = ol->loc;
+        loss->layer = m->outputs[i];
+        loss->name = graph_unique_name(g, arena_printf(a, "%s_loss", m->outputs[i]));
+        if (y->shape.rank == 0 || (ol->kind == LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && y->shape.dim[y->shape.rank - 1] < 2))
+            return error_at(ol->loc, "%s needs an output with at least two classes; '%s' has shape %s",
+                            loss_info[ol->kind].name, m->outputs[i], shape_str(a, &y->shape, true));
+    }
+    for (int wi = 0; wi < g->weights->n; wi++) {
+        Weight *w = g->weights->items[wi];
+        if (w->l1 == 0 && w->l2 == 0)
+            continue;
+        Node *wn = NULL;
+        for (int i = 0; i < g->nnodes && !wn; i++)
+            if (g->nodes[i]->op == OP_WEIGHT && g->nodes[i]->w == w)
+                wn = g->nodes[i];
+        Node *pen = node1(g, OP_PENALTY, wn);
+        pen->slot = -1;
+        pen->storage = ST_SCALAR;
+        pen->name = graph_unique_name(g, arena_printf(a, "%s_%s_penalty", w->layer, w->name));
+    }
+    int nm = 0;
+    for (int o = 0; o < m->noutputs; o++)
+        for (int k = 0; k < m->nmetrics; k++) {
+            if (m->metric_output[k] >= 0 && m->metric_output[k] != o)
+                continue;
+            MetricKind kind;
+            if (resolve_metric(m, k, o, &kind))
+                return -1;
+            Node *t = NULL;
+            for (int i = 0; i < g->nnodes; i++)
+                if (g->nodes[i]->op == OP_TARGET && g->nodes[i]->slot == o)
+                    t = g->nodes[i];
+            Node *met = node2(g, OP_METRIC, outputs[o], t);
+            met->attr = kind;
+            met->slot = nm;
+            met->storage = ST_SCALAR;
+            met->loc = m->metric_locs[k];
+            met->name = graph_unique_name(g, arena_printf(a, "%s_%s", m->outputs[o], m->metric_names[k]));
+            met->requires_grad = false;
+            if (nm == 32)
+                return error_at(m->metric_locs[k], "at most 32 metric values");
+            p->metric_names[nm++] = m->noutputs > 1 ? arena_printf(a, "%s_%s", m->outputs[o], m->metric_names[k])
+                                                     : m->metric_names[k];
+        }
+    p->nmetrics = nm;
+    g->nmetrics = nm;
+    return 0;
+}
+
+int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
+{
+    memset(p, 0, sizeof *p);
+    p->name = opt->prefix ? opt->prefix : m->name;
+    p->source = m->file;
+    p->max_batch = opt->max_batch;
+    p->inference_only = opt->inference_only || !m->has_compile;
+    p->optimizer = m->optimizer;
+    p->fit = m->fit;
+    p->weights = arena_alloc(a, sizeof *p->weights);
+    p->ninputs = m->ninputs;
+    for (int i = 0; i < m->ninputs; i++)
+        p->inputs[i] = (IoSpec){m->inputs[i].name, m->inputs[i].name, m->inputs[i].shape};
+    p->layer_names = arena_alloc(a, (size_t)m->nlayers * sizeof *p->layer_names);
+    for (int i = 0; i < m->nlayers; i++)
+        p->layer_names[i] = m->layers[i]->name;
+    p->nlayers = m->nlayers;
+
+    p->infer = graph_new(a, "infer", false, p->weights, p->max_batch);
+    if (lower_graph(a, m, p, p->infer))
+        return -1;
+    ir_verify(p->infer);
+    for (int i = 0; i < m->nlayers; i++) {
+        Layer *l = m->layers[i];
+        l->params = l->trainable_params = 0;
+        for (int w = 0; w < p->weights->n; w++)
+            if (!strcmp(p->weights->items[w]->layer, l->name)) {
+                l->params += shape_size(&p->weights->items[w]->shape);
+                if (p->weights->items[w]->trainable)
+                    l->trainable_params += shape_size(&p->weights->items[w]->shape);
+            }
+    }
+    if (p->inference_only)
+        return 0;
+    p->train = graph_new(a, "train", true, p->weights, p->max_batch);
+    if (lower_graph(a, m, p, p->train))
+        return -1;
+    ir_autodiff(p->train, p->optimizer.kind);
+    ir_verify(p->train);
+    return 0;
+}

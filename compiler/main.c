@@ -1,0 +1,469 @@
+/* main.c — the nncc command line and the compilation pipeline.
+ *
+ * The pipeline, in order:
+ *   model_parse        YAML -> Model            (compiler/model.c)
+ *   lower_model        Model -> Program: inference and training graphs,
+ *                      autodiff, verified       (compiler/lower.c, ir/)
+ *   pass_plan_memory   one arena offset per buffer, per graph (compiler/pass_plan.c)
+ *   ir_verify          after every pass
+ *   emit_*             Program -> P.c, P.h, driver (backends/c/emit.c)
+ * Commands that run the model (train, evaluate, predict, check) then build
+ * the generated code with the system C compiler and run it.
+ *
+ * Exit status: 0 success, 1 bad input (with a located message), 2 internal.
+ */
+#include "backend.h"
+#include "compiler.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: nncc MODEL -o OUT.c [options]      compile MODEL to OUT.c and OUT.h\n"
+    "       nncc summary MODEL                 Keras-style model.summary() table\n"
+    "       nncc train MODEL [--epochs N] [--out DIR] [--weights INIT.h5] [--seed S]\n"
+    "                                          compile, build and run the model's fit section\n"
+    "       nncc evaluate MODEL [--weights W.h5] [--data X.npy --targets Y.npy] [--out DIR]\n"
+    "                                          loss and metrics (default: the fit data's test split)\n"
+    "       nncc predict MODEL [--weights W.h5] --input X.npy [--input ...] [--output Y.npy ...]\n"
+    "                                          outputs as .npy, or CSV rows on stdout\n"
+    "       nncc check MODEL                   build the generated code and check its gradients\n"
+    "                                          against finite differences\n"
+    "       nncc --version | --help\n"
+    "\n"
+    "compile options:\n"
+    "  -o OUT.c             output file (OUT.h is written beside it)\n"
+    "  --header H           the header's path (default: OUT.c with .h)\n"
+    "  --prefix NAME        API prefix (default: the model's name)\n"
+    "  --max-batch N        compiled batch capacity (default: fit.batch_size, else 32)\n"
+    "  --inference-only     no backward pass or optimizer code\n"
+    "  --no-fuse            disable fusion passes (none run yet: accepted for scripts)\n"
+    "  --report             print the passes' decisions and the memory plan\n"
+    "  --emit-ir            print the IR after the passes\n"
+    "  --quiet              no progress notes\n"
+    "run options (train, evaluate, predict, check):\n"
+    "  --out DIR            where the generated C, program and results go (default ./nncc-out/NAME)\n"
+    "  --march-native       build the generated code with -march=native\n"
+    "MODEL is a YAML model file (docs/model-format.md).\n";
+
+typedef struct {
+    const char *command;         /* NULL: compile */
+    const char *model;
+    const char *output;          /* -o */
+    const char *header;
+    const char *out_dir;
+    const char *weights;
+    const char *seed;
+    const char *epochs;
+    const char *data, *targets;
+    const char *inputs[16], *outputs[16];
+    int ninputs, noutputs;
+    CompileOptions copt;
+    bool report, emit_ir, march_native, max_batch_given;
+} Args;
+
+static int parse_size(const char *flag, const char *v, long *out, long min)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < min)
+        return error_plain("%s needs an integer of at least %ld, not '%s'", flag, min, v);
+    *out = x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, Args *a)
+{
+    static const char *const commands[] = {"summary", "train", "evaluate", "predict", "check"};
+    int i = 1;
+    if (argc > 1)
+        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+            if (!strcmp(argv[1], commands[c])) {
+                a->command = commands[c];
+                i = 2;
+            }
+    for (; i < argc; i++) {
+        const char *s = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define VALUE()                                                              \
+    do {                                                                     \
+        if (!next)                                                           \
+            return error_plain("option %s needs a value", s), -1;            \
+        i++;                                                                 \
+    } while (0)
+        if (!strcmp(s, "-o")) {
+            VALUE();
+            a->output = next;
+        } else if (!strcmp(s, "--header")) {
+            VALUE();
+            a->header = next;
+        } else if (!strcmp(s, "--prefix")) {
+            VALUE();
+            a->copt.prefix = next;
+        } else if (!strcmp(s, "--max-batch")) {
+            VALUE();
+            long v;
+            if (parse_size(s, next, &v, 1))
+                return -1;
+            a->copt.max_batch = (size_t)v;
+            a->max_batch_given = true;
+        } else if (!strcmp(s, "--inference-only")) {
+            a->copt.inference_only = true;
+        } else if (!strcmp(s, "--no-fuse")) {
+        } else if (!strcmp(s, "--report")) {
+            a->report = true;
+        } else if (!strcmp(s, "--emit-ir")) {
+            a->emit_ir = true;
+        } else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) {
+            diag_set_quiet(true);
+        } else if (!strcmp(s, "--march-native")) {
+            a->march_native = true;
+        } else if (!strcmp(s, "--out")) {
+            VALUE();
+            a->out_dir = next;
+        } else if (!strcmp(s, "--weights")) {
+            VALUE();
+            a->weights = next;
+        } else if (!strcmp(s, "--seed")) {
+            VALUE();
+            long v;
+            if (parse_size(s, next, &v, 0))
+                return -1;
+            a->seed = next;
+        } else if (!strcmp(s, "--epochs")) {
+            VALUE();
+            long v;
+            if (parse_size(s, next, &v, 1))
+                return -1;
+            a->epochs = next;
+        } else if (!strcmp(s, "--data")) {
+            VALUE();
+            a->data = next;
+        } else if (!strcmp(s, "--targets")) {
+            VALUE();
+            a->targets = next;
+        } else if (!strcmp(s, "--input")) {
+            VALUE();
+            if (a->ninputs == 16)
+                return error_plain("at most 16 --input files");
+            a->inputs[a->ninputs++] = next;
+        } else if (!strcmp(s, "--output")) {
+            VALUE();
+            if (a->noutputs == 16)
+                return error_plain("at most 16 --output files");
+            a->outputs[a->noutputs++] = next;
+        } else if (!strcmp(s, "--standalone")) {
+            return error_plain("--standalone is not supported yet");
+        } else if (s[0] == '-' && s[1]) {
+            error_plain("unknown option '%s'", s);
+            hint("nncc --help lists the commands and options");
+            return -1;
+        } else if (!a->model) {
+            a->model = s;
+        } else {
+            error_plain("unexpected argument '%s' (the model is '%s')", s, a->model);
+            return -1;
+        }
+#undef VALUE
+    }
+    if (!a->model) {
+        error_plain("no model file given");
+        hint("nncc --help lists the commands; e.g. nncc train models/fashion_mlp.yaml");
+        return -1;
+    }
+    if (!a->command && !a->output) {
+        error_plain("nothing to do: give -o OUT.c to compile, or a command (train, summary, ...)");
+        return -1;
+    }
+    bool runs = a->command && strcmp(a->command, "summary") != 0;
+    if (!runs && (a->out_dir || a->epochs || a->seed || a->data || a->ninputs))
+        return error_plain("--out, --epochs, --seed, --data and --input go with train, evaluate, predict or check");
+    if (a->weights && !runs)
+        return error_plain("--weights (embedding weights as constants) is not supported yet when compiling");
+    if ((a->data != NULL) != (a->targets != NULL))
+        return error_plain("--data and --targets go together");
+    return 0;
+}
+
+/* Write text to path atomically: a temporary file beside it, then rename. */
+static int write_file(const char *path, const char *text, size_t len)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return error_plain("cannot write '%s': %s", path, strerror(errno));
+    bool ok = fwrite(text, 1, len, f) == len;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return error_plain("cannot write '%s': %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* Text of a file, or NULL. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    *len = 0;
+    for (;;) {
+        if (cap - *len < 4096) {
+            char *bigger = realloc(buf, cap + 65536);
+            if (!bigger)
+                break;
+            buf = bigger;
+            cap += 65536;
+        }
+        size_t got = fread(buf + *len, 1, cap - *len, f);
+        *len += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    return buf;
+}
+
+typedef struct {
+    char *text;
+    size_t len;
+} Text;
+
+static Text render(void (*fn)(FILE *, const Program *, const char *), void (*fn_h)(FILE *, const Program *),
+                   const Program *p, const char *arg)
+{
+    Text t = {0};
+    FILE *f = open_memstream(&t.text, &t.len);
+    if (!f) {
+        fprintf(stderr, "nncc: internal error: open_memstream failed\n");
+        abort();
+    }
+    if (fn)
+        fn(f, p, arg);
+    else
+        fn_h(f, p);
+    fclose(f);
+    return t;
+}
+
+/* Write path if its content changed; *changed tells. */
+static int write_if_changed(const char *path, Text t, bool *changed)
+{
+    size_t old_len;
+    char *old = read_all(path, &old_len);
+    bool same = old && old_len == t.len && memcmp(old, t.text, t.len) == 0;
+    free(old);
+    if (same)
+        return 0;
+    *changed = true;
+    return write_file(path, t.text, t.len);
+}
+
+static void print_report(const Program *p)
+{
+    const Graph *graphs[] = {p->infer, p->train};
+    for (int k = 0; k < 2; k++) {
+        const Graph *g = graphs[k];
+        if (!g)
+            continue;
+        printf("memory plan (%s graph, max batch %zu): arena %zu bytes, unplanned sum %zu bytes (%.0f%%)\n", g->mode,
+               g->max_batch, g->arena_floats * 4, g->naive_floats * 4,
+               g->naive_floats ? 100.0 * (double)g->arena_floats / (double)g->naive_floats : 0.0);
+        for (int i = 0; i < g->nnodes; i++) {
+            const Node *n = g->nodes[i];
+            if (n->storage != ST_ARENA)
+                continue;
+            printf("  %-32s %-16s offset %9zu  %9zu bytes  live %d..%d\n", n->name,
+                   shape_str(g->arena, &n->shape, n->batched), n->offset * 4, node_floats(g, n) * 4, n->id,
+                   n->last_use);
+        }
+    }
+    printf("weights: %zu floats in %d tensors (%zu trainable)\n", p->weights->total, p->weights->n,
+           p->weights->trainable_total);
+}
+
+static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
+{
+    if (model_parse(arena, a->model, m))
+        return 1;
+    if (!a->max_batch_given)
+        a->copt.max_batch = m->fit.present ? (size_t)m->fit.batch_size : 32;
+    if (a->copt.prefix) {
+        const char *s = a->copt.prefix;
+        bool ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_';
+        for (; *s && ok; s++)
+            ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_';
+        if (!ok)
+            return error_plain("--prefix '%s' is not a C identifier", a->copt.prefix), 1;
+    }
+    if (a->command && strcmp(a->command, "summary") != 0 && !m->has_compile) {
+        error_at((Loc){m->file, 1, 1}, "'nncc %s' needs a compile section (loss, optimizer)", a->command);
+        return 1;
+    }
+    if (a->command && !strcmp(a->command, "train") && !m->fit.present) {
+        error_at((Loc){m->file, 1, 1}, "'nncc train' needs a fit section (data, epochs, batch_size)");
+        hint("for example:  fit: {data: {dataset: fashion_mnist}, epochs: 30, batch_size: 32}");
+        return 1;
+    }
+    if (lower_model(arena, m, &a->copt, p))
+        return 1;
+    pass_plan_memory(p->infer);
+    ir_verify(p->infer);
+    if (p->train) {
+        pass_plan_memory(p->train);
+        ir_verify(p->train);
+    }
+    if (a->emit_ir) {
+        ir_print(stdout, p->infer);
+        if (p->train)
+            ir_print(stdout, p->train);
+    }
+    if (a->report)
+        print_report(p);
+    return 0;
+}
+
+static const char *with_ext(Arena *arena, const char *path, const char *ext)
+{
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    size_t base = dot && (!slash || dot > slash) ? (size_t)(dot - path) : strlen(path);
+    return arena_printf(arena, "%.*s%s", (int)base, path, ext);
+}
+
+static int cmd_compile(Arena *arena, Args *a, const Program *p)
+{
+    const char *h = a->header ? a->header : with_ext(arena, a->output, ".h");
+    const char *slash = strrchr(h, '/');
+    Text tc = render(emit_source, NULL, p, slash ? slash + 1 : h);
+    Text th = render(NULL, emit_header, p, NULL);
+    int rc = write_file(h, th.text, th.len) || write_file(a->output, tc.text, tc.len);
+    free(tc.text);
+    free(th.text);
+    return rc ? 1 : 0;
+}
+
+/* train, evaluate, predict, check: generate into DIR, build DIR/NAME, run it. */
+static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
+{
+    Toolchain tc = {0};
+    if (toolchain_find(&tc, argv0))
+        return 2;
+    tc.march_native = a->march_native;
+    const char *dir = a->out_dir ? a->out_dir : arena_printf(arena, "nncc-out/%s", p->name);
+    if (make_dirs(dir))
+        return 1;
+    const char *c = arena_printf(arena, "%s/%s.c", dir, p->name), *h = arena_printf(arena, "%s/%s.h", dir, p->name),
+               *drv = arena_printf(arena, "%s/%s_main.c", dir, p->name),
+               *exe = arena_printf(arena, "%s/%s", dir, p->name);
+    const char *hname = arena_printf(arena, "%s.h", p->name);
+    Text texts[3] = {render(emit_source, NULL, p, hname), render(NULL, emit_header, p, NULL),
+                     render(emit_driver, NULL, p, hname)};
+    const char *paths[3] = {c, h, drv};
+    bool changed = access(exe, X_OK) != 0;
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!rc && write_if_changed(paths[i], texts[i], &changed))
+            rc = 1;
+        free(texts[i].text);
+    }
+    if (rc)
+        return 1;
+    if (changed) {
+        if (!diag_quiet())
+            fprintf(stderr, "nncc: building %s\n", exe);
+        const char *srcs[] = {c, drv};
+        if (build_executable(&tc, srcs, 2, exe))
+            return 2;
+    }
+    /* the program's own command line */
+    char *args[64];
+    int n = 0;
+    args[n++] = (char *)exe;
+    args[n++] = (char *)a->command;
+    const char *weights = a->weights;
+    if (!weights && strcmp(a->command, "train") != 0 && strcmp(a->command, "check") != 0) {
+        const char *trained = arena_printf(arena, "%s/%s.h5", dir, p->name);
+        if (access(trained, R_OK) == 0) {
+            weights = trained;
+            if (!diag_quiet())
+                fprintf(stderr, "nncc: using the weights of the last training run, %s\n", trained);
+        }
+    }
+    if (weights) {
+        args[n++] = "--weights";
+        args[n++] = (char *)weights;
+    }
+    if (!strcmp(a->command, "train")) {
+        args[n++] = "--out";
+        args[n++] = (char *)dir;
+        if (a->epochs) {
+            args[n++] = "--epochs";
+            args[n++] = (char *)a->epochs;
+        }
+        if (a->seed) {
+            args[n++] = "--seed";
+            args[n++] = (char *)a->seed;
+        }
+    }
+    if (a->data) {
+        args[n++] = "--data";
+        args[n++] = (char *)a->data;
+        args[n++] = "--targets";
+        args[n++] = (char *)a->targets;
+    }
+    for (int i = 0; i < a->ninputs; i++) {
+        args[n++] = "--input";
+        args[n++] = (char *)a->inputs[i];
+    }
+    for (int i = 0; i < a->noutputs; i++) {
+        args[n++] = "--output";
+        args[n++] = (char *)a->outputs[i];
+    }
+    args[n] = NULL;
+    return run_program(exe, args);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+        printf("nncc %s\n", NNCC_VERSION);
+        return 0;
+    }
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    Args a = {0};
+    if (parse_args(argc, argv, &a))
+        return 1;
+    const char *ext = strrchr(a.model, '.');
+    if (ext && (!strcmp(ext, ".h5") || !strcmp(ext, ".keras") || !strcmp(ext, ".hdf5"))) {
+        error_plain("'%s': importing Keras %s models is not supported yet", a.model, ext);
+        hint("describe the model in YAML (docs/model-format.md); weights load with --weights");
+        return 1;
+    }
+    Arena arena = {0};
+    Model m;
+    Program p;
+    int rc = compile_model(&arena, &a, &m, &p);
+    if (rc == 0) {
+        if (!a.command)
+            rc = cmd_compile(&arena, &a, &p);
+        else if (!strcmp(a.command, "summary"))
+            print_summary(stdout, &m, &p);
+        else
+            rc = cmd_run(&arena, &a, &p, argv[0]);
+    }
+    arena_free(&arena);
+    return rc;
+}

@@ -1,0 +1,913 @@
+/* model.c — the model file (model-format.md) as a Model.
+ *
+ * Walks the YAML tree section by section: name, inputs, layers (each a
+ * one-key map `Class: {config}`, arguments checked against the class's
+ * table, Keras default names counted per class), outputs, compile (losses,
+ * loss weights, optimizer, metrics) and fit (data, validation, epochs...).
+ * Everything a user can get wrong is reported at its line and column with
+ * a hint; nothing here builds IR. Connections are resolved in lower.c.
+ */
+#include "compiler.h"
+#include "nnrt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist/"
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63)
+        return 99;
+    int d[64][64];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = c < del ? (c < ins ? c : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+const char *closest_name(const char *given, const char *const *candidates, int n)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(given, candidates[i]);
+        if (d < best_d || (d == best_d && best == NULL && d <= (int)strlen(given) / 3)) {
+            best = candidates[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static int expect_kind(const YNode *v, YKind kind, const char *what)
+{
+    if (v->kind != kind)
+        return error_at(v->loc, "%s must be a %s, not a %s", what, ykind_name(kind), ykind_name(v->kind));
+    return 0;
+}
+
+/* Unknown keys of map (not in allowed[]) are errors with a did-you-mean. */
+static int check_keys(const YNode *map, const char *where, const char *const *allowed)
+{
+    int n = 0;
+    while (allowed[n])
+        n++;
+    for (int i = 0; i < map->n; i++) {
+        const YNode *k = ymap_key(map, i);
+        bool ok = false;
+        for (int j = 0; j < n && !ok; j++)
+            ok = strcmp(allowed[j], k->text) == 0;
+        if (ok)
+            continue;
+        error_at(k->loc, "unknown key '%s' in %s", k->text, where);
+        const char *near = closest_name(k->text, allowed, n);
+        if (near)
+            hint("did you mean '%s'?", near);
+        else {
+            char list[512] = "";
+            for (int j = 0; j < n; j++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "", allowed[j]);
+            hint("%s takes: %s", where, list);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static int get_long(const YNode *v, long *out, long min, const char *what)
+{
+    ArgSpec spec = {what, ARG_INT, NULL};
+    ArgValue val = {0};
+    if (parse_arg(NULL, &spec, v, &val))
+        return -1;
+    if (val.i < min)
+        return error_at(v->loc, "%s must be at least %ld, not %ld", what, min, val.i);
+    *out = val.i;
+    return 0;
+}
+
+static int get_double(const YNode *v, double *out, const char *what)
+{
+    ArgSpec spec = {what, ARG_FLOAT, NULL};
+    ArgValue val = {0};
+    if (parse_arg(NULL, &spec, v, &val))
+        return -1;
+    *out = val.f;
+    return 0;
+}
+
+static int get_bool(const YNode *v, bool *out, const char *what)
+{
+    ArgSpec spec = {what, ARG_BOOL, NULL};
+    ArgValue val = {0};
+    if (parse_arg(NULL, &spec, v, &val))
+        return -1;
+    *out = val.b;
+    return 0;
+}
+
+static bool is_identifier(const char *s)
+{
+    if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return false;
+    return true;
+}
+
+/* ---- inputs --------------------------------------------------------------------- */
+
+static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
+{
+    if (expect_kind(v, Y_MAP, "an input"))
+        return -1;
+    static const char *const keys[] = {"name", "shape", "dtype", NULL};
+    if (check_keys(v, "an input", keys))
+        return -1;
+    in->loc = v->loc;
+    const YNode *name = ymap_get(v, "name"), *shape = ymap_get(v, "shape"), *dtype = ymap_get(v, "dtype");
+    in->name = index == 0 ? "input_1" : arena_printf(a, "input_%d", index + 1);
+    if (name) {
+        if (expect_kind(name, Y_SCALAR, "an input name"))
+            return -1;
+        in->name = name->text;
+    }
+    if (!shape) {
+        error_at(v->loc, "input '%s' has no shape", in->name);
+        hint("give the per-sample shape without the batch axis, e.g. {name: image, shape: [28, 28]}");
+        return -1;
+    }
+    ArgSpec spec = {"shape", ARG_SHAPE, NULL};
+    ArgValue val = {0};
+    if (parse_arg(a, &spec, shape, &val))
+        return -1;
+    for (int i = 0; i < val.shape.rank; i++) {
+        if (val.shape.dim[i] == -1)
+            return error_at(shape->items[i]->loc,
+                            "a variable-length axis (null) is not supported yet; give its maximum length");
+        if (val.shape.dim[i] <= 0)
+            return error_at(shape->loc, "input dimensions must be positive");
+    }
+    in->shape = val.shape;
+    if (dtype) {
+        if (expect_kind(dtype, Y_SCALAR, "dtype"))
+            return -1;
+        if (!strcmp(dtype->text, "int32"))
+            in->int32 = true;
+        else if (strcmp(dtype->text, "float32") != 0)
+            return error_at(dtype->loc, "dtype must be float32 or int32, not '%s'", dtype->text);
+        if (in->int32)
+            return error_at(dtype->loc, "int32 inputs (for Embedding) are not supported yet");
+    }
+    return 0;
+}
+
+/* ---- layers ----------------------------------------------------------------------- */
+
+static int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l, int *class_counts)
+{
+    if (item->kind != Y_MAP || item->n != 1) {
+        error_at(item->loc, "each layer is a one-key mapping: the Keras class, then its arguments");
+        hint("for example:  - Dense: {units: 10, activation: softmax}");
+        return -1;
+    }
+    const YNode *key = ymap_key(item, 0), *cfg = ymap_value(item, 0);
+    l->loc = key->loc;
+    l->cls = layer_class_find(key->text);
+    if (!l->cls) {
+        int n;
+        const LayerClass *const *all = layer_classes(&n);
+        const char *names[64];
+        for (int i = 0; i < n; i++)
+            names[i] = all[i]->name;
+        if (!strcmp(key->text, "blocks") || !strcmp(key->text, "repeat") || !strcmp(key->text, "if"))
+            error_at(key->loc, "'%s' (blocks, model-format.md §2) is not supported yet", key->text);
+        else if (!strcmp(key->text, "Lambda"))
+            error_at(key->loc, "a Lambda layer holds Python code, which nncc cannot compile");
+        else
+            error_at(key->loc, "unknown layer class '%s'", key->text);
+        const char *near = closest_name(key->text, names, n);
+        if (near)
+            hint("did you mean '%s'?", near);
+        else {
+            char list[512] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+            hint("supported layer classes: %s", list);
+        }
+        return -1;
+    }
+    if (yscalar_is_null(cfg))
+        cfg = NULL;
+    else if (cfg->kind != Y_MAP) {
+        error_at(cfg->loc, "the arguments of %s must be a mapping, not a %s", l->cls->name, ykind_name(cfg->kind));
+        hint("write  - %s: {}  when every argument keeps its default", l->cls->name);
+        return -1;
+    }
+    int nargs = 0;
+    while (l->cls->args[nargs].name)
+        nargs++;
+    l->args = arena_alloc(a, (size_t)(nargs + 1) * sizeof *l->args);
+    l->trainable = true;
+    /* class counter for the Keras default name, even when a name is given */
+    int ci = (int)(l->cls - layer_class_find(l->cls->name));
+    (void)ci;
+    for (int i = 0; cfg && i < cfg->n; i++) {
+        const YNode *k = ymap_key(cfg, i), *v = ymap_value(cfg, i);
+        if (!strcmp(k->text, "name")) {
+            if (expect_kind(v, Y_SCALAR, "a layer name"))
+                return -1;
+            if (!*v->text || strchr(v->text, '/'))
+                return error_at(v->loc, "layer names must be non-empty and contain no '/'");
+            l->name = v->text;
+            continue;
+        }
+        if (!strcmp(k->text, "trainable")) {
+            if (get_bool(v, &l->trainable, "trainable"))
+                return -1;
+            continue;
+        }
+        if (!strcmp(k->text, "inputs")) {
+            if (v->kind == Y_SCALAR) {
+                l->ninputs = 1;
+                l->input_names = arena_alloc(a, sizeof *l->input_names);
+                l->input_locs = arena_alloc(a, sizeof *l->input_locs);
+                l->input_names[0] = v->text;
+                l->input_locs[0] = v->loc;
+            } else if (v->kind == Y_SEQ && v->n > 0) {
+                l->ninputs = v->n;
+                l->input_names = arena_alloc(a, (size_t)v->n * sizeof *l->input_names);
+                l->input_locs = arena_alloc(a, (size_t)v->n * sizeof *l->input_locs);
+                for (int j = 0; j < v->n; j++) {
+                    if (expect_kind(v->items[j], Y_SCALAR, "an input name"))
+                        return -1;
+                    l->input_names[j] = v->items[j]->text;
+                    l->input_locs[j] = v->items[j]->loc;
+                }
+            } else {
+                return error_at(v->loc, "inputs must be a layer or input name, or a list of them");
+            }
+            continue;
+        }
+        if (!strcmp(k->text, "input_shape") || !strcmp(k->text, "batch_input_shape") ||
+            !strcmp(k->text, "input_dim")) {
+            if (m->ninputs > 0 || m->nlayers > 0) {
+                error_at(k->loc, "%s is only allowed on the first layer of a model without 'inputs'", k->text);
+                hint("declare the model's inputs in the top-level 'inputs:' list");
+                return -1;
+            }
+            ModelInput *in = &m->inputs[m->ninputs++];
+            in->name = "input_1";
+            in->loc = v->loc;
+            ArgSpec spec = {k->text, ARG_SHAPE, NULL};
+            ArgValue val = {0};
+            if (parse_arg(a, &spec, v, &val))
+                return -1;
+            in->shape = val.shape;
+            if (!strcmp(k->text, "batch_input_shape")) {
+                if (val.shape.rank < 2)
+                    return error_at(v->loc, "batch_input_shape needs the batch axis and at least one more");
+                in->shape.rank--;
+                memmove(in->shape.dim, in->shape.dim + 1, (size_t)in->shape.rank * sizeof in->shape.dim[0]);
+            }
+            for (int d = 0; d < in->shape.rank; d++)
+                if (in->shape.dim[d] <= 0)
+                    return error_at(v->loc, "input dimensions must be positive integers");
+            continue;
+        }
+        int j = 0;
+        while (j < nargs && strcmp(l->cls->args[j].name, k->text) != 0)
+            j++;
+        if (j == nargs) {
+            error_at(k->loc, "%s has no argument '%s'", l->cls->name, k->text);
+            const char *names[40];
+            for (int q = 0; q < nargs && q < 36; q++)
+                names[q] = l->cls->args[q].name;
+            int nn = nargs < 36 ? nargs : 36;
+            names[nn++] = "name";
+            names[nn++] = "inputs";
+            names[nn++] = "trainable";
+            const char *near = closest_name(k->text, names, nn);
+            if (near)
+                hint("did you mean '%s'?", near);
+            else {
+                char list[768] = "";
+                for (int q = 0; q < nn; q++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", q ? ", " : "", names[q]);
+                hint("%s takes: %s", l->cls->name, list);
+            }
+            return -1;
+        }
+        if (l->args[j].given)
+            return error_at(k->loc, "argument '%s' given twice", k->text);
+        if (parse_arg(a, &l->cls->args[j], v, &l->args[j]))
+            return -1;
+        l->args[j].given = true;
+    }
+    for (int j = 0; j < nargs; j++) {
+        if (l->args[j].given)
+            continue;
+        const ArgSpec *spec = &l->cls->args[j];
+        if (!spec->dflt) {
+            error_at(l->loc, "%s needs the argument '%s'", l->cls->name, spec->name);
+            if (!strcmp(spec->name, "units"))
+                hint("for example:  - Dense: {units: 10}");
+            return -1;
+        }
+        YNode *d = yaml_load_string(a, "<default>", spec->dflt);
+        if (!d || parse_arg(a, spec, d, &l->args[j]))
+            return -1;
+        l->args[j].loc = l->loc;
+    }
+    int *count = &class_counts[l->cls - layer_class_find(l->cls->name)];
+    (void)count;
+    return 0;
+}
+
+/* Keras default names: the class stem, then _1, _2 ... per class in file order. */
+static void default_names(Arena *a, Model *m)
+{
+    int n;
+    const LayerClass *const *all = layer_classes(&n);
+    int counts[64] = {0};
+    for (int i = 0; i < m->nlayers; i++) {
+        Layer *l = m->layers[i];
+        int c = 0;
+        while (all[c] != l->cls)
+            c++;
+        int k = counts[c]++;
+        if (!l->name)
+            l->name = k == 0 ? l->cls->prefix : arena_printf(a, "%s_%d", l->cls->prefix, k);
+    }
+}
+
+static int parse_layers(Arena *a, Model *m, const YNode *seq)
+{
+    if (expect_kind(seq, Y_SEQ, "layers"))
+        return -1;
+    if (seq->n == 0)
+        return error_at(seq->loc, "the model has no layers");
+    m->layers = arena_alloc(a, (size_t)seq->n * sizeof *m->layers);
+    int class_counts[64] = {0};
+    for (int i = 0; i < seq->n; i++) {
+        Layer *l = arena_alloc(a, sizeof *l);
+        if (parse_layer(a, m, seq->items[i], l, class_counts))
+            return -1;
+        m->layers[m->nlayers++] = l;
+    }
+    default_names(a, m);
+    for (int i = 0; i < m->nlayers; i++) {
+        for (int j = 0; j < i; j++)
+            if (!strcmp(m->layers[i]->name, m->layers[j]->name)) {
+                error_at(m->layers[i]->loc, "a second layer named '%s'", m->layers[i]->name);
+                hint("the first is at line %d; layer names must be unique", m->layers[j]->loc.line);
+                return -1;
+            }
+        for (int j = 0; j < m->ninputs; j++)
+            if (!strcmp(m->layers[i]->name, m->inputs[j].name))
+                return error_at(m->layers[i]->loc, "layer name '%s' is already an input's name", m->layers[i]->name);
+    }
+    return 0;
+}
+
+/* ---- compile ------------------------------------------------------------------------- */
+
+static int output_index(const Model *m, const YNode *key)
+{
+    for (int i = 0; i < m->noutputs; i++)
+        if (!strcmp(m->outputs[i], key->text))
+            return i;
+    error_at(key->loc, "'%s' is not an output of the model", key->text);
+    char list[512] = "";
+    for (int i = 0; i < m->noutputs; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", m->outputs[i]);
+    hint("the outputs are: %s", list);
+    return -1;
+}
+
+static int parse_loss(const YNode *v, OutputLoss *out)
+{
+    static const struct {
+        const char *name;
+        LossKind kind;
+    } names[] = {
+        {"sparse_categorical_crossentropy", LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
+        {"SparseCategoricalCrossentropy", LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
+        {"categorical_crossentropy", LOSS_CATEGORICAL_CROSSENTROPY},
+        {"CategoricalCrossentropy", LOSS_CATEGORICAL_CROSSENTROPY},
+        {"binary_crossentropy", LOSS_BINARY_CROSSENTROPY},
+        {"BinaryCrossentropy", LOSS_BINARY_CROSSENTROPY},
+        {"mse", LOSS_MEAN_SQUARED_ERROR},
+        {"mean_squared_error", LOSS_MEAN_SQUARED_ERROR},
+        {"MeanSquaredError", LOSS_MEAN_SQUARED_ERROR},
+        {"mae", LOSS_MEAN_ABSOLUTE_ERROR},
+        {"mean_absolute_error", LOSS_MEAN_ABSOLUTE_ERROR},
+        {"MeanAbsoluteError", LOSS_MEAN_ABSOLUTE_ERROR},
+    };
+    const char *name;
+    const YNode *args = NULL;
+    if (v->kind == Y_SCALAR)
+        name = v->text;
+    else if (v->kind == Y_MAP && v->n == 1) {
+        name = ymap_key(v, 0)->text;
+        args = ymap_value(v, 0);
+        if (yscalar_is_null(args))
+            args = NULL;
+        else if (expect_kind(args, Y_MAP, "loss arguments"))
+            return -1;
+    } else
+        return error_at(v->loc, "expected a loss: a name like mse, or {LossClass: {arguments}}");
+    out->given = true;
+    out->loc = v->loc;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(names[i].name, name) != 0)
+            continue;
+        out->kind = names[i].kind;
+        for (int j = 0; args && j < args->n; j++) {
+            const YNode *k = ymap_key(args, j);
+            if (!strcmp(k->text, "from_logits") && loss_info[out->kind].softmax_fusable | (out->kind == LOSS_BINARY_CROSSENTROPY)) {
+                if (get_bool(ymap_value(args, j), &out->from_logits, "from_logits"))
+                    return -1;
+            } else {
+                return error_at(k->loc, "loss '%s' takes no argument '%s'", name, k->text);
+            }
+        }
+        return 0;
+    }
+    if (!strcmp(name, "huber") || !strcmp(name, "Huber") || !strcmp(name, "huber_loss"))
+        return error_at(v->loc, "the huber loss is not supported yet");
+    error_at(v->loc, "unknown loss '%s'", name);
+    hint("losses: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae");
+    return -1;
+}
+
+static int parse_optimizer(const YNode *v, OptimizerSpec *o)
+{
+    const char *name;
+    const YNode *args = NULL;
+    if (v->kind == Y_SCALAR)
+        name = v->text;
+    else if (v->kind == Y_MAP && v->n == 1) {
+        name = ymap_key(v, 0)->text;
+        args = ymap_value(v, 0);
+        if (yscalar_is_null(args))
+            args = NULL;
+        else if (expect_kind(args, Y_MAP, "optimizer arguments"))
+            return -1;
+    } else
+        return error_at(v->loc, "expected an optimizer: a name like sgd, or {SGD: {learning_rate: 0.01}}");
+    *o = (OptimizerSpec){0};
+    const char *const *allowed;
+    static const char *const sgd_args[] = {"learning_rate", "lr", "momentum", "nesterov", NULL};
+    static const char *const adam_args[] = {"learning_rate", "lr", "beta_1", "beta_2", "epsilon", "amsgrad", NULL};
+    if (!strcmp(name, "SGD") || !strcmp(name, "sgd")) {
+        *o = (OptimizerSpec){.kind = OPT_SGD, .learning_rate = 0.01};
+        allowed = sgd_args;
+    } else if (!strcmp(name, "Adam") || !strcmp(name, "adam")) {
+        *o = (OptimizerSpec){.kind = OPT_ADAM, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7};
+        allowed = adam_args;
+    } else {
+        static const char *const later[] = {"Adagrad", "RMSprop", "Nadam", "Adamax", "AdamW", "adagrad",
+                                            "rmsprop", "nadam", "adamax", "adamw"};
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+            if (!strcmp(name, later[i]))
+                return error_at(v->loc, "the %s optimizer is not supported yet (SGD and Adam are)", name);
+        error_at(v->loc, "unknown optimizer '%s'", name);
+        hint("optimizers: SGD, Adam");
+        return -1;
+    }
+    if (!args)
+        return 0;
+    if (check_keys(args, name, allowed))
+        return -1;
+    for (int i = 0; i < args->n; i++) {
+        const char *k = ymap_key(args, i)->text;
+        const YNode *val = ymap_value(args, i);
+        int rc = 0;
+        if (!strcmp(k, "learning_rate") || !strcmp(k, "lr")) {
+            if (val->kind == Y_MAP)
+                return error_at(val->loc, "learning-rate schedules are not supported yet");
+            rc = get_double(val, &o->learning_rate, k);
+            if (!rc && o->learning_rate <= 0)
+                return error_at(val->loc, "learning_rate must be positive");
+        } else if (!strcmp(k, "momentum")) {
+            rc = get_double(val, &o->momentum, k);
+            if (!rc && (o->momentum < 0 || o->momentum > 1))
+                return error_at(val->loc, "momentum must be in [0, 1]");
+        } else if (!strcmp(k, "nesterov"))
+            rc = get_bool(val, &o->nesterov, k);
+        else if (!strcmp(k, "beta_1"))
+            rc = get_double(val, &o->beta_1, k);
+        else if (!strcmp(k, "beta_2"))
+            rc = get_double(val, &o->beta_2, k);
+        else if (!strcmp(k, "epsilon"))
+            rc = get_double(val, &o->epsilon, k);
+        else if (!strcmp(k, "amsgrad")) {
+            bool ams;
+            rc = get_bool(val, &ams, k);
+            if (!rc && ams)
+                return error_at(val->loc, "amsgrad is not supported yet");
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_compile(Arena *a, Model *m, const YNode *c)
+{
+    (void)a;
+    if (expect_kind(c, Y_MAP, "compile"))
+        return -1;
+    static const char *const keys[] = {"loss", "loss_weights", "optimizer", "metrics", NULL};
+    if (check_keys(c, "compile", keys))
+        return -1;
+    m->has_compile = true;
+    m->compile_loc = c->loc;
+    m->optimizer = (OptimizerSpec){.kind = OPT_ADAM, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999,
+                                   .epsilon = 1e-7};  /* Keras's compile() default is rmsprop; see docs */
+    const YNode *loss = ymap_get(c, "loss"), *lw = ymap_get(c, "loss_weights"), *opt = ymap_get(c, "optimizer"),
+                *metrics = ymap_get(c, "metrics");
+    for (int i = 0; i < m->noutputs; i++)
+        m->losses[i].weight = 1.0f;
+    if (!loss) {
+        error_at(c->loc, "compile has no loss");
+        hint("for example:  loss: sparse_categorical_crossentropy");
+        return -1;
+    }
+    bool per_output = loss->kind == Y_MAP && loss->n >= 1;
+    if (per_output && loss->n == 1) {
+        /* {SparseCategoricalCrossentropy: {...}} vs {output_name: loss} */
+        const char *k = ymap_key(loss, 0)->text;
+        per_output = false;
+        for (int i = 0; i < m->noutputs; i++)
+            per_output |= !strcmp(m->outputs[i], k);
+    }
+    if (per_output) {
+        for (int i = 0; i < loss->n; i++) {
+            int o = output_index(m, ymap_key(loss, i));
+            if (o < 0 || parse_loss(ymap_value(loss, i), &m->losses[o]))
+                return -1;
+        }
+        for (int i = 0; i < m->noutputs; i++)
+            if (!m->losses[i].given) {
+                error_at(loss->loc, "output '%s' has no loss", m->outputs[i]);
+                hint("give every output a loss in this mapping");
+                return -1;
+            }
+    } else {
+        for (int i = 0; i < m->noutputs; i++)
+            if (parse_loss(loss, &m->losses[i]))
+                return -1;
+    }
+    for (int i = 0; i < m->noutputs; i++)
+        m->losses[i].weight = 1.0f;
+    if (lw) {
+        if (lw->kind == Y_MAP) {
+            for (int i = 0; i < lw->n; i++) {
+                int o = output_index(m, ymap_key(lw, i));
+                double w;
+                if (o < 0 || get_double(ymap_value(lw, i), &w, "a loss weight"))
+                    return -1;
+                m->losses[o].weight = (float)w;
+            }
+        } else if (lw->kind == Y_SEQ) {
+            if (lw->n != m->noutputs)
+                return error_at(lw->loc, "loss_weights has %d entries for %d outputs", lw->n, m->noutputs);
+            for (int i = 0; i < lw->n; i++) {
+                double w;
+                if (get_double(lw->items[i], &w, "a loss weight"))
+                    return -1;
+                m->losses[i].weight = (float)w;
+            }
+        } else
+            return error_at(lw->loc, "loss_weights must map output names to numbers");
+    }
+    if (opt && parse_optimizer(opt, &m->optimizer))
+        return -1;
+    if (metrics) {
+        const YNode *lists[16];
+        int outs[16], nl = 0;
+        if (metrics->kind == Y_SEQ) {
+            lists[nl] = metrics;
+            outs[nl++] = -1;
+        } else if (metrics->kind == Y_MAP) {
+            for (int i = 0; i < metrics->n && nl < 16; i++) {
+                int o = output_index(m, ymap_key(metrics, i));
+                if (o < 0)
+                    return -1;
+                lists[nl] = ymap_value(metrics, i);
+                outs[nl++] = o;
+            }
+        } else
+            return error_at(metrics->loc, "metrics must be a list like [accuracy]");
+        for (int l = 0; l < nl; l++) {
+            const YNode *seq = lists[l];
+            if (seq->kind == Y_SCALAR) {
+                /* {output: accuracy} */
+                if (m->nmetrics == 16)
+                    return error_at(seq->loc, "at most 16 metrics");
+                m->metric_names[m->nmetrics] = seq->text;
+                m->metric_locs[m->nmetrics] = seq->loc;
+                m->metric_output[m->nmetrics++] = outs[l];
+                continue;
+            }
+            if (expect_kind(seq, Y_SEQ, "a metrics list"))
+                return -1;
+            for (int i = 0; i < seq->n; i++) {
+                if (expect_kind(seq->items[i], Y_SCALAR, "a metric name"))
+                    return -1;
+                if (m->nmetrics == 16)
+                    return error_at(seq->items[i]->loc, "at most 16 metrics");
+                m->metric_names[m->nmetrics] = seq->items[i]->text;
+                m->metric_locs[m->nmetrics] = seq->items[i]->loc;
+                m->metric_output[m->nmetrics++] = outs[l];
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- fit -------------------------------------------------------------------------------- */
+
+static const char *resolve_path(Arena *a, const Model *m, const YNode *v)
+{
+    if (v->text[0] == '/' || !m->dir[0] || !strcmp(m->dir, "."))
+        return v->text;
+    return arena_printf(a, "%s/%s", m->dir, v->text);
+}
+
+static int check_file(const char *path, Loc loc)
+{
+    if (access(path, R_OK) == 0)
+        return 0;
+    return error_at(loc, "cannot read data file '%s': %s", path, strerror(errno));
+}
+
+static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
+{
+    if (expect_kind(v, Y_MAP, "a data source"))
+        return -1;
+    const YNode *fmt = ymap_get(v, "format");
+    if (!fmt) {
+        error_at(v->loc, "a data source needs a format");
+        hint("for example: {format: idx, images: train-images-idx3-ubyte.gz, labels: train-labels-idx1-ubyte.gz}");
+        return -1;
+    }
+    if (expect_kind(fmt, Y_SCALAR, "format"))
+        return -1;
+    if (!strcmp(fmt->text, "idx")) {
+        static const char *const keys[] = {"format", "images", "labels", "scale", NULL};
+        if (check_keys(v, "an idx data source", keys))
+            return -1;
+        const YNode *im = ymap_get(v, "images"), *lb = ymap_get(v, "labels"), *sc = ymap_get(v, "scale");
+        if (!im || !lb)
+            return error_at(v->loc, "an idx data source needs images and labels");
+        if (expect_kind(im, Y_SCALAR, "images") || expect_kind(lb, Y_SCALAR, "labels"))
+            return -1;
+        *d = (DataSpec){NNRT_DATA_IDX, resolve_path(a, m, im), resolve_path(a, m, lb), 1.0};
+        if (sc && get_double(sc, &d->scale, "scale"))
+            return -1;
+        return check_file(d->x, im->loc) || check_file(d->y, lb->loc) ? -1 : 0;
+    }
+    if (!strcmp(fmt->text, "npy")) {
+        static const char *const keys[] = {"format", "x", "y", NULL};
+        if (check_keys(v, "an npy data source", keys))
+            return -1;
+        const YNode *x = ymap_get(v, "x"), *y = ymap_get(v, "y");
+        if (!x || !y)
+            return error_at(v->loc, "an npy data source needs x and y");
+        if (expect_kind(x, Y_SCALAR, "x") || expect_kind(y, Y_SCALAR, "y"))
+            return -1;
+        *d = (DataSpec){NNRT_DATA_NPY, resolve_path(a, m, x), resolve_path(a, m, y), 1.0};
+        return check_file(d->x, x->loc) || check_file(d->y, y->loc) ? -1 : 0;
+    }
+    if (!strcmp(fmt->text, "csv") || !strcmp(fmt->text, "hdf5"))
+        return error_at(fmt->loc, "the %s data format is not supported yet (idx and npy are)", fmt->text);
+    error_at(fmt->loc, "unknown data format '%s'", fmt->text);
+    hint("formats: idx, npy");
+    return -1;
+}
+
+static int parse_fit(Arena *a, Model *m, const YNode *f)
+{
+    if (expect_kind(f, Y_MAP, "fit"))
+        return -1;
+    static const char *const keys[] = {"data", "validation", "epochs", "batch_size", "shuffle", "seed", "callbacks",
+                                       NULL};
+    if (check_keys(f, "fit", keys))
+        return -1;
+    FitSpec *fit = &m->fit;
+    *fit = (FitSpec){.present = true, .epochs = 1, .batch_size = 32, .shuffle = true, .seed = 42};
+    m->fit_loc = f->loc;
+    const YNode *data = ymap_get(f, "data"), *val = ymap_get(f, "validation"), *v;
+    if (!data) {
+        error_at(f->loc, "fit has no data");
+        hint("for example:  data: {dataset: fashion_mnist}");
+        return -1;
+    }
+    if (expect_kind(data, Y_MAP, "fit data"))
+        return -1;
+    const YNode *ds = ymap_get(data, "dataset");
+    if (ds) {
+        if (expect_kind(ds, Y_SCALAR, "dataset"))
+            return -1;
+        if (strcmp(ds->text, "fashion_mnist") != 0) {
+            if (!strcmp(ds->text, "time_series"))
+                return error_at(ds->loc, "the time_series dataset is not supported yet");
+            error_at(ds->loc, "unknown dataset '%s'", ds->text);
+            hint("built-in datasets: fashion_mnist");
+            return -1;
+        }
+        static const char *const dkeys[] = {"dataset", NULL};
+        if (check_keys(data, "a built-in dataset", dkeys))
+            return -1;
+        const double scale = 1.0 / 255.0;
+        fit->train = (DataSpec){NNRT_DATA_IDX, FASHION_DIR "train-images-idx3-ubyte.gz",
+                                FASHION_DIR "train-labels-idx1-ubyte.gz", scale};
+        fit->test = (DataSpec){NNRT_DATA_IDX, FASHION_DIR "t10k-images-idx3-ubyte.gz",
+                               FASHION_DIR "t10k-labels-idx1-ubyte.gz", scale};
+        fit->split_first = 5000;
+        const char *files[] = {fit->train.x, fit->train.y, fit->test.x, fit->test.y};
+        for (int i = 0; i < 4; i++)
+            if (access(files[i], R_OK) != 0) {
+                error_at(ds->loc, "the fashion_mnist dataset is not installed (%s: %s)", files[i], strerror(errno));
+                hint("install it with:  apt-get install dataset-fashion-mnist");
+                return -1;
+            }
+    } else {
+        static const char *const dkeys[] = {"train", "test", NULL};
+        if (check_keys(data, "fit data", dkeys))
+            return -1;
+        const YNode *tr = ymap_get(data, "train"), *te = ymap_get(data, "test");
+        if (!tr)
+            return error_at(data->loc, "fit data needs a train source (or dataset: fashion_mnist)");
+        if (parse_source(a, m, tr, &fit->train) || (te && parse_source(a, m, te, &fit->test)))
+            return -1;
+    }
+    if (val) {
+        if (expect_kind(val, Y_MAP, "validation"))
+            return -1;
+        static const char *const vkeys[] = {"split_first", "split_last", "data", NULL};
+        if (check_keys(val, "validation", vkeys))
+            return -1;
+        if (val->n != 1)
+            return error_at(val->loc, "validation takes one of split_first, split_last or data");
+        fit->split_first = 0;
+        if ((v = ymap_get(val, "split_first")) && get_long(v, &fit->split_first, 1, "split_first"))
+            return -1;
+        if ((v = ymap_get(val, "split_last"))) {
+            if (get_double(v, &fit->split_last, "split_last"))
+                return -1;
+            if (!(fit->split_last > 0 && fit->split_last < 1))
+                return error_at(v->loc, "split_last is a fraction in (0, 1), like 0.1");
+        }
+        if ((v = ymap_get(val, "data")) && parse_source(a, m, v, &fit->validation))
+            return -1;
+    }
+    long lv;
+    if ((v = ymap_get(f, "epochs"))) {
+        if (get_long(v, &lv, 1, "epochs"))
+            return -1;
+        fit->epochs = (int)lv;
+    }
+    if ((v = ymap_get(f, "batch_size")) && get_long(v, &fit->batch_size, 1, "batch_size"))
+        return -1;
+    if ((v = ymap_get(f, "shuffle")) && get_bool(v, &fit->shuffle, "shuffle"))
+        return -1;
+    if ((v = ymap_get(f, "seed"))) {
+        if (get_long(v, &lv, 0, "seed"))
+            return -1;
+        fit->seed = (uint64_t)lv;
+    }
+    if ((v = ymap_get(f, "callbacks")))
+        return error_at(v->loc, "callbacks are not supported yet; nncc train writes history.csv and the final weights");
+    return 0;
+}
+
+/* ---- the file ---------------------------------------------------------------------------- */
+
+int model_parse(Arena *a, const char *path, Model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->file = path;
+    char *dir = arena_strdup(a, path);
+    m->dir = arena_strdup(a, dirname(dir));
+    YNode *root = yaml_load(a, path);
+    if (!root)
+        return -1;
+    if (root->kind != Y_MAP) {
+        error_at(root->loc, "a model file is a mapping with name, inputs, layers, ...; this is a %s",
+                 ykind_name(root->kind));
+        return -1;
+    }
+    static const char *const keys[] = {"name", "inputs", "layers", "outputs", "compile", "fit", "blocks", "custom",
+                                       NULL};
+    if (check_keys(root, "the model file", keys))
+        return -1;
+    const YNode *v;
+    if ((v = ymap_get(root, "blocks")) || (v = ymap_get(root, "custom")))
+        return error_at(v->loc, "'%s' is not supported yet", v == ymap_get(root, "blocks") ? "blocks" : "custom");
+    m->name = "model";
+    if ((v = ymap_get(root, "name"))) {
+        if (expect_kind(v, Y_SCALAR, "name"))
+            return -1;
+        if (!is_identifier(v->text)) {
+            error_at(v->loc, "the model name '%s' is not a C identifier", v->text);
+            hint("it prefixes the generated API (NAME_new, NAME_predict...): use letters, digits and _");
+            return -1;
+        }
+        m->name = v->text;
+        m->name_loc = v->loc;
+    }
+    if ((v = ymap_get(root, "inputs"))) {
+        if (v->kind == Y_MAP) {
+            if (parse_input(a, v, &m->inputs[0], 0))
+                return -1;
+            m->ninputs = 1;
+        } else {
+            if (expect_kind(v, Y_SEQ, "inputs"))
+                return -1;
+            if (v->n == 0 || v->n > 16)
+                return error_at(v->loc, "a model has 1 to 16 inputs");
+            for (int i = 0; i < v->n; i++) {
+                if (parse_input(a, v->items[i], &m->inputs[i], i))
+                    return -1;
+                for (int j = 0; j < i; j++)
+                    if (!strcmp(m->inputs[i].name, m->inputs[j].name))
+                        return error_at(v->items[i]->loc, "a second input named '%s'", m->inputs[i].name);
+            }
+            m->ninputs = v->n;
+        }
+    }
+    if (!(v = ymap_get(root, "layers"))) {
+        error_at(root->loc, "the model has no 'layers' list");
+        return -1;
+    }
+    if (parse_layers(a, m, v))
+        return -1;
+    if (m->ninputs == 0) {
+        error_at(root->loc, "the model has no inputs");
+        hint("add  inputs: [{name: x, shape: [28, 28]}]  (the per-sample shape, without the batch axis)");
+        return -1;
+    }
+    if ((v = ymap_get(root, "outputs"))) {
+        const YNode *const *items = v->kind == Y_SEQ ? (const YNode *const *)v->items : (const YNode *const *)&v;
+        int n = v->kind == Y_SEQ ? v->n : 1;
+        if (n == 0 || n > 16)
+            return error_at(v->loc, "a model has 1 to 16 outputs");
+        for (int i = 0; i < n; i++) {
+            if (expect_kind(items[i], Y_SCALAR, "an output name"))
+                return -1;
+            bool found = false;
+            for (int j = 0; j < m->nlayers; j++)
+                found |= !strcmp(m->layers[j]->name, items[i]->text);
+            if (!found) {
+                error_at(items[i]->loc, "no layer is named '%s'", items[i]->text);
+                const char *names[256];
+                int nn = 0;
+                for (int j = 0; j < m->nlayers && nn < 256; j++)
+                    names[nn++] = m->layers[j]->name;
+                const char *near = closest_name(items[i]->text, names, nn);
+                if (near)
+                    hint("did you mean '%s'?", near);
+                return -1;
+            }
+            m->outputs[i] = items[i]->text;
+            m->output_locs[i] = items[i]->loc;
+        }
+        m->noutputs = n;
+    } else {
+        m->outputs[0] = m->layers[m->nlayers - 1]->name;
+        m->output_locs[0] = m->layers[m->nlayers - 1]->loc;
+        m->noutputs = 1;
+    }
+    if ((v = ymap_get(root, "compile")) && parse_compile(a, m, v))
+        return -1;
+    if ((v = ymap_get(root, "fit"))) {
+        if (!m->has_compile) {
+            error_at(v->loc, "fit needs a compile section (loss and optimizer)");
+            return -1;
+        }
+        if (parse_fit(a, m, v))
+            return -1;
+    }
+    return 0;
+}

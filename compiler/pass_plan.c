@@ -1,0 +1,87 @@
+/* pass_plan.c — memory planning: every activation and gradient buffer of a
+ * graph gets a static offset into one arena.
+ *
+ * Requires: a verified graph. Views (reshape) own no memory and resolve to
+ * the buffer they view. A buffer lives from the node that writes it to its
+ * last reader (model outputs of the inference graph live to the end, where
+ * predict copies them out). Buffers are placed greedily in node order at
+ * the lowest offset that does not overlap any buffer still alive (first
+ * fit), rounded to 16 floats (64 bytes) so every buffer is cache-line
+ * aligned. Guarantees: two buffers alive at the same node never overlap;
+ * ir_verify checks it.
+ */
+#include "compiler.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The node whose storage n reads or writes. */
+static Node *base_of(Node *n)
+{
+    while (n->storage == ST_ALIAS)
+        n = n->src[0];
+    return n;
+}
+
+typedef struct {
+    size_t offset, size;
+    int end;
+} Interval;
+
+static int by_offset(const void *a, const void *b)
+{
+    const Interval *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+void pass_plan_memory(Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->op == OP_RESHAPE)
+            n->storage = ST_ALIAS;
+        n->last_use = n->id;
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        for (int s = 0; s < g->nodes[i]->nsrc; s++) {
+            Node *b = base_of(g->nodes[i]->src[s]);
+            if (b->last_use < i)
+                b->last_use = i;
+        }
+    /* model outputs are copied out after the last node */
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->is_output)
+            base_of(g->nodes[i])->last_use = g->nnodes;
+    Interval *live = calloc((size_t)g->nnodes + 1, sizeof *live);
+    assert(live);
+    int nlive = 0;
+    size_t peak = 0, naive = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->storage != ST_ARENA)
+            continue;
+        int k = 0;
+        for (int j = 0; j < nlive; j++)
+            if (live[j].end >= i)
+                live[k++] = live[j];
+        nlive = k;
+        qsort(live, (size_t)nlive, sizeof *live, by_offset);
+        size_t size = (node_floats(g, n) + 15) & ~(size_t)15;
+        size_t at = 0;
+        for (int j = 0; j < nlive; j++) {
+            if (live[j].offset >= at + size)
+                break;
+            if (live[j].offset + live[j].size > at)
+                at = live[j].offset + live[j].size;
+        }
+        n->offset = at;
+        live[nlive++] = (Interval){at, size, n->last_use};
+        if (at + size > peak)
+            peak = at + size;
+        naive += size;
+    }
+    free(live);
+    g->arena_floats = peak;
+    g->naive_floats = naive;
+}

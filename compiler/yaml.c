@@ -1,0 +1,250 @@
+/* yaml.c — the model file as a tree of located nodes.
+ *
+ * libyaml's event parser builds YNodes (scalar, sequence, mapping), each
+ * keeping the 1-based line and column where it starts, so every later
+ * phase can point at the exact token a user wrote. Anchors and aliases are
+ * resolved to the same node. Duplicate mapping keys are an error (YAML
+ * says so; libyaml does not check). Syntax errors come back located.
+ */
+#include "compiler.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef struct {
+    Arena *arena;
+    yaml_parser_t parser;
+    const char *file;
+    struct {
+        const char *name;
+        YNode *node;
+    } anchors[256];
+    int nanchors;
+} Reader;
+
+static Loc mark_loc(const Reader *r, yaml_mark_t m)
+{
+    return (Loc){r->file, (int)m.line + 1, (int)m.column + 1};
+}
+
+static int syntax_error(Reader *r)
+{
+    yaml_parser_t *p = &r->parser;
+    Loc loc = mark_loc(r, p->problem_mark);
+    if (p->context)
+        return error_at(loc, "YAML syntax: %s %s", p->problem ? p->problem : "error", p->context);
+    return error_at(loc, "YAML syntax: %s", p->problem ? p->problem : "error");
+}
+
+static int next_event(Reader *r, yaml_event_t *ev)
+{
+    if (!yaml_parser_parse(&r->parser, ev))
+        return syntax_error(r);
+    return 0;
+}
+
+static void push(Arena *a, YNode *n, YNode *item, int *cap, int count)
+{
+    if (count == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        YNode **items = arena_alloc(a, (size_t)*cap * sizeof *items);
+        if (count)
+            memcpy(items, n->items, (size_t)count * sizeof *items);
+        n->items = items;
+    }
+    n->items[count] = item;
+}
+
+static void remember_anchor(Reader *r, const yaml_char_t *anchor, YNode *n)
+{
+    if (anchor && r->nanchors < (int)(sizeof r->anchors / sizeof r->anchors[0]))
+        r->anchors[r->nanchors++] = (typeof(r->anchors[0])){arena_strdup(r->arena, (const char *)anchor), n};
+}
+
+/* Build the node that starts with *ev (already read). */
+static YNode *build(Reader *r, yaml_event_t *ev)
+{
+    YNode *n = arena_alloc(r->arena, sizeof *n);
+    n->loc = mark_loc(r, ev->start_mark);
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        n->kind = Y_SCALAR;
+        n->text = arena_strdup(r->arena, (const char *)ev->data.scalar.value);
+        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        remember_anchor(r, ev->data.scalar.anchor, n);
+        return n;
+    case YAML_ALIAS_EVENT:
+        for (int i = r->nanchors - 1; i >= 0; i--)
+            if (strcmp(r->anchors[i].name, (const char *)ev->data.alias.anchor) == 0)
+                return r->anchors[i].node;
+        error_at(n->loc, "YAML alias '*%s' names no anchor defined before it", ev->data.alias.anchor);
+        return NULL;
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
+        bool map = ev->type == YAML_MAPPING_START_EVENT;
+        n->kind = map ? Y_MAP : Y_SEQ;
+        remember_anchor(r, map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor, n);
+        int cap = 0, count = 0;
+        for (;;) {
+            yaml_event_t child;
+            if (next_event(r, &child))
+                return NULL;
+            if (child.type == YAML_SEQUENCE_END_EVENT || child.type == YAML_MAPPING_END_EVENT) {
+                yaml_event_delete(&child);
+                break;
+            }
+            YNode *item = build(r, &child);
+            yaml_event_delete(&child);
+            if (!item)
+                return NULL;
+            if (map && count % 2 == 0) {
+                if (item->kind != Y_SCALAR) {
+                    error_at(item->loc, "mapping keys must be plain names, not a %s", ykind_name(item->kind));
+                    return NULL;
+                }
+                for (int k = 0; k < count; k += 2)
+                    if (strcmp(n->items[k]->text, item->text) == 0) {
+                        error_at(item->loc, "duplicate key '%s'", item->text);
+                        hint("the first '%s' is at line %d; keep one of them", item->text, n->items[k]->loc.line);
+                        return NULL;
+                    }
+            }
+            push(r->arena, n, item, &cap, count++);
+        }
+        n->n = map ? count / 2 : count;
+        return n;
+    }
+    case YAML_NO_EVENT:
+    case YAML_STREAM_START_EVENT:
+    case YAML_STREAM_END_EVENT:
+    case YAML_DOCUMENT_START_EVENT:
+    case YAML_DOCUMENT_END_EVENT:
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        break;
+    }
+    error_at(n->loc, "unexpected YAML event");
+    return NULL;
+}
+
+static YNode *parse(Reader *r)
+{
+    YNode *root = NULL;
+    yaml_event_t ev;
+    for (;;) {
+        if (next_event(r, &ev))
+            return NULL;
+        yaml_event_type_t t = ev.type;
+        if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT ||
+            t == YAML_ALIAS_EVENT) {
+            if (root) {
+                error_at(mark_loc(r, ev.start_mark), "a model file holds one YAML document");
+                yaml_event_delete(&ev);
+                return NULL;
+            }
+            root = build(r, &ev);
+            if (!root) {
+                yaml_event_delete(&ev);
+                return NULL;
+            }
+        }
+        yaml_event_delete(&ev);
+        if (t == YAML_STREAM_END_EVENT)
+            break;
+    }
+    if (!root)
+        error_at((Loc){r->file, 1, 1}, "the file is empty");
+    return root;
+}
+
+YNode *yaml_load_string(Arena *a, const char *name, const char *text)
+{
+    Reader *r = arena_alloc(a, sizeof *r);
+    r->arena = a;
+    r->file = name;
+    diag_add_source(name, text);
+    if (!yaml_parser_initialize(&r->parser)) {
+        error_plain("cannot initialize the YAML parser");
+        return NULL;
+    }
+    yaml_parser_set_input_string(&r->parser, (const unsigned char *)text, strlen(text));
+    YNode *root = parse(r);
+    yaml_parser_delete(&r->parser);
+    return root;
+}
+
+YNode *yaml_load(Arena *a, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        error_plain("cannot open model file '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
+        len += got;
+        if (cap - len < 2) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    bool bad = !buf || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        error_plain("cannot read model file '%s'", path);
+        return NULL;
+    }
+    buf[len] = 0;
+    if (memchr(buf, 0, len)) {
+        free(buf);
+        error_at((Loc){path, 1, 1}, "this is not a text file");
+        hint("nncc reads YAML model files (model-format.md) and Keras .h5 files");
+        return NULL;
+    }
+    char *text = arena_strdup(a, buf);
+    free(buf);
+    return yaml_load_string(a, path, text);
+}
+
+YNode *ymap_get(const YNode *map, const char *key)
+{
+    if (!map || map->kind != Y_MAP)
+        return NULL;
+    for (int i = 0; i < map->n; i++)
+        if (strcmp(map->items[2 * i]->text, key) == 0)
+            return map->items[2 * i + 1];
+    return NULL;
+}
+
+YNode *ymap_key(const YNode *map, int i) { return map->items[2 * i]; }
+YNode *ymap_value(const YNode *map, int i) { return map->items[2 * i + 1]; }
+
+bool yscalar_is_null(const YNode *n)
+{
+    return n && n->kind == Y_SCALAR && n->plain &&
+           (strcmp(n->text, "null") == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "None") == 0 ||
+            n->text[0] == 0);
+}
+
+const char *ykind_name(YKind k)
+{
+    switch (k) {
+    case Y_SCALAR:
+        return "scalar";
+    case Y_SEQ:
+        return "list";
+    case Y_MAP:
+        return "mapping";
+    }
+    return "?";
+}

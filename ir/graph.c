@@ -1,0 +1,167 @@
+/* graph.c — building graphs: nodes, shapes, names and the weight set.
+ *
+ * Nodes are appended, so the node list is always in topological order.
+ * node_new fills the shape from the op's rule (ops.c) and whether the node
+ * needs a gradient (any source does; a trainable weight does in a training
+ * graph). Names are C identifiers, unique per graph, because the emitter
+ * uses them as buffer names.
+ */
+#include "ir.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <string.h>
+
+Graph *graph_new(Arena *a, const char *mode, bool training, WeightSet *ws, size_t max_batch)
+{
+    Graph *g = arena_alloc(a, sizeof *g);
+    g->arena = a;
+    g->max_batch = max_batch;
+    g->mode = mode;
+    g->training = training;
+    g->weights = ws;
+    return g;
+}
+
+size_t node_floats(const Graph *g, const Node *n)
+{
+    return (size_t)shape_size(&n->shape) * (n->batched ? g->max_batch : 1);
+}
+
+int64_t shape_size(const Shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= s->dim[i];
+    return n;
+}
+
+bool shape_equal(const Shape *a, const Shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i])
+            return false;
+    return true;
+}
+
+const char *shape_str(Arena *a, const Shape *s, bool batched)
+{
+    char buf[256];
+    size_t len = 0;
+    buf[len++] = '(';
+    if (batched)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "B%s", s->rank ? "," : "");
+    for (int i = 0; i < s->rank; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%lld%s", (long long)s->dim[i],
+                                i + 1 < s->rank ? "," : "");
+    snprintf(buf + len, sizeof buf - len, ")");
+    return arena_strdup(a, buf);
+}
+
+/* A C identifier from base, made unique in g by a numeric suffix. */
+const char *graph_unique_name(Graph *g, const char *base)
+{
+    char id[128];
+    size_t n = 0;
+    for (const char *p = base; *p && n < sizeof id - 8; p++)
+        id[n++] = isalnum((unsigned char)*p) ? *p : '_';
+    if (n == 0 || isdigit((unsigned char)id[0]))
+        memmove(id + 1, id, n++), id[0] = '_';
+    id[n] = 0;
+    for (int k = 1;; k++) {
+        const char *cand = k == 1 ? arena_strdup(g->arena, id) : arena_printf(g->arena, "%s_%d", id, k);
+        bool used = false;
+        for (int i = 0; i < g->nnodes && !used; i++)
+            used = g->nodes[i]->name && strcmp(g->nodes[i]->name, cand) == 0;
+        if (!used)
+            return cand;
+    }
+}
+
+Node *node_new(Graph *g, OpKind op, int nsrc, Node *const *src)
+{
+    assert(nsrc <= MAX_SRC);
+    assert(op_info[op].arity < 0 || op_info[op].arity == nsrc);
+    if (g->nnodes == g->cap) {
+        int cap = g->cap ? g->cap * 2 : 64;
+        Node **nodes = arena_alloc(g->arena, (size_t)cap * sizeof *nodes);
+        if (g->nnodes)
+            memcpy(nodes, g->nodes, (size_t)g->nnodes * sizeof *nodes);
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    Node *n = arena_alloc(g->arena, sizeof *n);
+    n->op = op;
+    n->nsrc = nsrc;
+    n->id = g->nnodes;
+    n->storage = ST_ARENA;
+    for (int i = 0; i < nsrc; i++) {
+        assert(src[i] && src[i]->id < g->nnodes && g->nodes[src[i]->id] == src[i]);
+        n->src[i] = src[i];
+        n->requires_grad |= src[i]->requires_grad;
+        if (!n->loc.file) {
+            n->loc = src[i]->loc;
+            n->layer = src[i]->layer;
+        }
+    }
+    g->nodes[g->nnodes++] = n;
+    node_infer_shape(g, n);
+    return n;
+}
+
+Node *node1(Graph *g, OpKind op, Node *a)
+{
+    return node_new(g, op, 1, &a);
+}
+
+Node *node2(Graph *g, OpKind op, Node *a, Node *b)
+{
+    Node *src[2] = {a, b};
+    return node_new(g, op, 2, src);
+}
+
+void node_infer_shape(Graph *g, Node *n)
+{
+    if (op_info[n->op].shape)
+        op_info[n->op].shape(g, n);
+}
+
+Weight *weight_find(const WeightSet *ws, const char *layer, const char *name)
+{
+    for (int i = 0; i < ws->n; i++)
+        if (strcmp(ws->items[i]->layer, layer) == 0 && strcmp(ws->items[i]->name, name) == 0)
+            return ws->items[i];
+    return NULL;
+}
+
+Weight *weight_add(Arena *a, WeightSet *ws, const char *layer, const char *name,
+                   const Shape *shape, const InitSpec *init, bool trainable, Loc loc)
+{
+    assert(!weight_find(ws, layer, name));
+    if (ws->n == ws->cap) {
+        int cap = ws->cap ? ws->cap * 2 : 16;
+        Weight **items = arena_alloc(a, (size_t)cap * sizeof *items);
+        if (ws->n)
+            memcpy(items, ws->items, (size_t)ws->n * sizeof *items);
+        ws->items = items;
+        ws->cap = cap;
+    }
+    Weight *w = arena_alloc(a, sizeof *w);
+    w->layer = layer;
+    w->name = name;
+    w->shape = *shape;
+    w->init = *init;
+    w->trainable = trainable;
+    w->offset = ws->total;
+    w->index = ws->n;
+    w->loc = loc;
+    ws->total += (size_t)shape_size(shape);
+    if (trainable) {
+        w->opt_offset = ws->trainable_total;
+        ws->trainable_total += (size_t)shape_size(shape);
+    }
+    ws->items[ws->n++] = w;
+    return w;
+}

@@ -1,0 +1,248 @@
+/* ir.h — nncc's intermediate representation.
+ *
+ * A Graph is a list of Nodes in topological order (a node only refers to
+ * nodes created before it). Each Node is one tensor and the operation that
+ * produces it (ggml style): `op`, up to four sources, a per-sample shape and
+ * whether a batch axis leads it. The forward model, the loss, the backward
+ * pass (built by autodiff as ordinary nodes) and the optimizer updates all
+ * live in one graph, so every pass sees the whole training step.
+ *
+ * Everything an op is — name, arity, shape rule, gradient rule, emitter —
+ * hangs off one row of OP_TABLE (ops.h): `X(MATMUL, matmul, 2)` makes
+ * OP_MATMUL and binds shape_matmul/grad_matmul (ops.c) and emit_matmul
+ * (backends/c/emit.c). Activations, losses, metrics and optimizers are rows
+ * of their own tables in the same header.
+ *
+ * Memory: every IR object comes from one Arena per compilation, freed whole.
+ *
+ * Sections follow the files that implement them.
+ */
+#ifndef NNCC_IR_H
+#define NNCC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ops.h"
+
+#define MAX_RANK 8
+#define MAX_SRC 4
+
+/* A position in a source file, kept by every node for diagnostics and for
+ * the "model.yaml:12 dense (B,300)" comments of the generated C. */
+typedef struct {
+    const char *file;
+    int line, col;               /* 1-based; 0 when unknown */
+} Loc;
+
+/* ---- arena.c: one bump allocator per compilation ----------------------- */
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct {
+    ArenaBlock *head;
+} Arena;
+
+void *arena_alloc(Arena *a, size_t size);          /* zeroed; aborts when out of memory */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void  arena_free(Arena *a);
+
+/* ---- graph.c: graphs, nodes and weights -------------------------------- */
+
+/* Per-sample shape; a batched tensor has an implicit leading axis B. */
+typedef struct {
+    int rank;
+    int64_t dim[MAX_RANK];
+} Shape;
+
+/* Where a node's values live at run time. */
+typedef enum {
+    ST_ARENA,                    /* planned into the activation arena */
+    ST_ALIAS,                    /* a view of src[0] (reshape, inference dropout) */
+    ST_INPUT,                    /* the caller's input array */
+    ST_TARGET,                   /* the caller's target array */
+    ST_WEIGHT,                   /* the weight block, at weight->offset */
+    ST_GRAD,                     /* accumulates into the gradient block of `weight` */
+    ST_SCALAR,                   /* a float result slot (losses, metrics) */
+    ST_NONE,                     /* no value (optimizer updates) */
+} Storage;
+
+typedef struct Weight Weight;
+typedef struct Node Node;
+
+/* Initializer spec (mirrors NnrtInit of the runtime, which ir/ does not include). */
+typedef struct {
+    const char *name;            /* Keras name as written, for --emit-ir */
+    int kind;                    /* NNRT_INIT_* */
+    double a, b;
+    int mode, distribution;
+} InitSpec;
+
+/* A Keras weight: one tensor of the weight block, saved to HDF5 by name. */
+struct Weight {
+    const char *layer;           /* "dense" */
+    const char *name;            /* "kernel" → saved as "dense/kernel:0" */
+    Shape shape;                 /* Keras shape, Dense kernel (in, out) */
+    InitSpec init;
+    bool trainable;
+    size_t offset;               /* floats into the weight block */
+    size_t opt_offset;           /* floats into each optimizer slot (trainable only) */
+    int index;                   /* position in the WeightSet */
+    Loc loc;
+    double l1, l2;               /* regularizer: penalty l1*sum|w| + l2*sum w^2 in the loss */
+    const char *constraint;      /* "" or non_neg, max_norm, unit_norm, min_max_norm */
+    double con_min, con_max, con_rate;
+    int con_axis;                /* axis the norm is taken over (Keras default 0) */
+};
+
+/* The weights of one model, shared by its training and inference graphs,
+ * in Keras order (layer order, then each layer's own order). */
+typedef struct {
+    Weight **items;
+    int n, cap;
+    size_t total;                /* floats in the weight block */
+    size_t trainable_total;      /* floats of trainable weights */
+} WeightSet;
+
+Weight *weight_add(Arena *a, WeightSet *ws, const char *layer, const char *name,
+                   const Shape *shape, const InitSpec *init, bool trainable, Loc loc);
+Weight *weight_find(const WeightSet *ws, const char *layer, const char *name);
+
+struct Node {
+    OpKind op;
+    Node *src[MAX_SRC];
+    int nsrc;
+    Shape shape;                 /* per sample when batched */
+    bool batched;
+    bool int32;                  /* int32 values (sparse labels), else float */
+    bool requires_grad;          /* depends on a trainable weight */
+    const char *name;            /* C identifier of its buffer, unique in the graph */
+    Loc loc;                     /* the YAML layer that made it */
+    const char *layer;           /* that layer's name, for comments */
+    int id;                      /* position in Graph.nodes */
+
+    /* op attributes (meaning per op, see ops.h) */
+    int attr;                    /* activation/loss/metric/optimizer kind, input index, ... */
+    bool trans_a, trans_b;       /* MATMUL */
+    bool from_logits;            /* LOSS, LOSS_GRAD */
+    float alpha;                 /* ACTIVATION alpha, DROPOUT_MASK rate */
+    float weight;                /* LOSS: loss weight */
+    int slot;                    /* LOSS/METRIC: result index; INPUT/TARGET: io index */
+
+    Storage storage;
+    Weight *w;                   /* ST_WEIGHT / ST_GRAD: the weight */
+    size_t offset;               /* ST_ARENA: floats into the arena (memory plan) */
+    Node *grad;                  /* autodiff: the gradient of this node so far */
+    int last_use;                /* memory plan: id of the last reader */
+    bool is_output;              /* a model output (copied out by predict) */
+    bool backward;               /* made by autodiff */
+};
+
+typedef struct {
+    Arena *arena;
+    const char *mode;            /* "train" or "infer" */
+    bool training;               /* dropout active, batch statistics */
+    Node **nodes;
+    int nnodes, cap;
+    WeightSet *weights;          /* shared by the graphs of one model */
+    size_t max_batch;            /* batched buffers hold this many samples */
+    int nlosses, nmetrics;       /* ST_SCALAR slots */
+    size_t arena_floats;         /* planned arena size for max_batch rows */
+    size_t naive_floats;         /* sum of all arena buffers, for --report */
+} Graph;
+
+Graph *graph_new(Arena *a, const char *mode, bool training, WeightSet *ws, size_t max_batch);
+size_t node_floats(const Graph *g, const Node *n);   /* buffer size at max_batch */
+Node  *node_new(Graph *g, OpKind op, int nsrc, Node *const *src);  /* shape by the op's rule */
+Node  *node1(Graph *g, OpKind op, Node *a);
+Node  *node2(Graph *g, OpKind op, Node *a, Node *b);
+void   node_infer_shape(Graph *g, Node *n);
+int64_t shape_size(const Shape *s);
+bool   shape_equal(const Shape *a, const Shape *b);
+const char *shape_str(Arena *a, const Shape *s, bool batched);   /* "(B,28,28)" */
+const char *graph_unique_name(Graph *g, const char *base);
+
+/* ---- The compilation unit the backend consumes ------------------------- */
+
+typedef struct {
+    OptimizerKind kind;
+    double learning_rate, momentum, beta_1, beta_2, epsilon;
+    bool nesterov;
+} OptimizerSpec;
+
+/* Where `nncc train` reads data (mirrors NnrtDataSource). */
+typedef struct {
+    int format;                  /* NNRT_DATA_* */
+    const char *x, *y;           /* absolute or model-relative paths, resolved */
+    double scale;
+} DataSpec;
+
+typedef struct {
+    bool present;
+    DataSpec train, test, validation;
+    long split_first;
+    double split_last;
+    int epochs;
+    long batch_size;
+    bool shuffle;
+    uint64_t seed;
+} FitSpec;
+
+typedef struct {
+    const char *name;            /* Keras name */
+    const char *buffer;          /* node name in the graphs */
+    Shape shape;                 /* per sample */
+} IoSpec;
+
+typedef struct {
+    const char *name;            /* C prefix of the API */
+    const char *source;          /* model file */
+    size_t max_batch;
+    bool inference_only;
+    IoSpec inputs[16], outputs[16];
+    int ninputs, noutputs;
+    bool target_sparse[16];      /* per output */
+    int64_t target_size[16];
+    const char *metric_names[32];/* Keras progress names, in result order after the losses */
+    int nmetrics;
+    const char **layer_names;    /* every layer, Keras order, for HDF5 layer_names */
+    int nlayers;
+    WeightSet *weights;
+    Graph *infer, *train;        /* train is NULL when inference_only */
+    OptimizerSpec optimizer;
+    FitSpec fit;
+} Program;
+
+/* ---- ops.c: per-op shape and gradient rules ----------------------------- */
+
+typedef struct {
+    const char *name;
+    int arity;                   /* -1: variadic */
+    void (*shape)(Graph *g, Node *n);
+    void (*grad)(Graph *g, Node *n, Node *dy);   /* adds gradients of n's sources */
+} OpInfo;
+
+extern const OpInfo op_info[OP_COUNT];
+
+/* Helpers the grad rules share with autodiff. */
+void ir_accumulate_grad(Graph *g, Node *x, Node *dx);
+
+/* ---- autodiff.c: append the backward pass and the optimizer updates ---- */
+
+/* Requires: forward nodes with LOSS roots. Appends gradient nodes (reverse
+ * topological order) and one UPDATE node per trainable weight. */
+void ir_autodiff(Graph *g, int optimizer);
+
+/* ---- verify.c: structural invariants, run between passes --------------- */
+
+/* Aborts (internal error) on a broken graph: sources before users, arity,
+ * shapes re-inferred equal, unique names, storage consistent. */
+void ir_verify(const Graph *g);
+
+/* ---- print.c: --emit-ir ------------------------------------------------- */
+
+void ir_print(FILE *out, const Graph *g);
+
+#endif /* NNCC_IR_H */

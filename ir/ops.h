@@ -1,0 +1,141 @@
+/* ops.h — the tables every layer of nncc indexes: operations, activations,
+ * losses, metrics and optimizers. One row each; the compiler turns a row
+ * into an enum constant and binds the functions named after it, so adding
+ * an op is one row here plus its rule in ops.c and its emitter in
+ * backends/c/emit.c. Switches over these enums have no `default:`.
+ */
+#ifndef NNCC_OPS_H
+#define NNCC_OPS_H
+
+/* X(ENUM, lower-case name, arity)
+ * Shapes: batched tensors are (B, ...); "rows" means B * prod(dims[:-1]). */
+#define OP_TABLE(X)                                                                 \
+    X(INPUT, input, 0)             /* model input `slot`; storage ST_INPUT */        \
+    X(TARGET, target, 0)           /* training target of output `slot` */            \
+    X(WEIGHT, weight, 0)           /* a weight tensor w */                           \
+    X(RESHAPE, reshape, 1)         /* same values, new per-sample shape (a view) */  \
+    X(MATMUL, matmul, 2)           /* y = op(a) op(b), a and b as (rows, last) */    \
+    X(BIAS_ADD, bias_add, 2)       /* y[r,c] = x[r,c] + b[c] */                      \
+    X(BIAS_GRAD, bias_grad, 1)     /* db[c] = sum_r dy[r,c] */                       \
+    X(ACTIVATION, activation, 1)   /* y = f(x), f = ACT_TABLE row `attr` */          \
+    X(ACTIVATION_GRAD, activation_grad, 3) /* dx = dy * f'(x, y); src dy, x, y */   \
+    X(SOFTMAX, softmax, 1)         /* y = exp(x - max) / sum, over the last axis */  \
+    X(SOFTMAX_GRAD, softmax_grad, 2) /* dx = y * (dy - sum(dy * y)); src dy, y */    \
+    X(DROPOUT_MASK, dropout_mask, 0) /* mask in {0, 1/(1-rate)}, rate `alpha`, fresh per step */ \
+    X(MUL, mul, 2)                 /* y = a * b elementwise */                       \
+    X(ADD, add, 2)                 /* y = a + b (gradient fan-in) */                 \
+    X(LOSS, loss, 2)               /* scalar batch mean of LOSS_TABLE `attr`(pred, target) */ \
+    X(LOSS_GRAD, loss_grad, 2)     /* d(weight * loss)/d pred, scaled per sample */  \
+    X(PENALTY, penalty, 1)         /* scalar l1*sum|w| + l2*sum w^2 of weight src[0] */ \
+    X(PENALTY_GRAD, penalty_grad, 1) /* dw = l1*sign(w) + 2*l2*w, once per step */   \
+    X(METRIC, metric, 2)           /* scalar batch mean of METRIC_TABLE `attr` */    \
+    X(UPDATE, update, 2)           /* optimizer step of weight src[0] with grad src[1] */
+
+typedef enum {
+#define X(e, n, a) OP_##e,
+    OP_TABLE(X)
+#undef X
+    OP_COUNT
+} OpKind;
+
+/* X(ENUM, Keras name, y = f(x), f'(x, y) as a factor of dy, needs x, default alpha)
+ * Expressions are C over float `x`, `y` and `alpha`; `needs_x` says the
+ * gradient reads the input, otherwise the output suffices (in place). */
+#define ACT_TABLE(X)                                                                             \
+    X(LINEAR, "linear", "x", "1.0f", 0, 0.0f)                                                    \
+    X(RELU, "relu", "x > 0.0f ? x : 0.0f", "(y > 0.0f ? 1.0f : 0.0f)", 0, 0.0f)                   \
+    X(ELU, "elu", "x > 0.0f ? x : alpha * expm1f(x)", "(y > 0.0f ? 1.0f : y + alpha)", 0, 1.0f)     \
+    X(SELU, "selu", "1.0507009873554805f * (x > 0.0f ? x : 1.6732632423543772f * expm1f(x))",   \
+      "(y > 0.0f ? 1.0507009873554805f : y + 1.7580993408473766f)", 0, 0.0f)                   \
+    X(SIGMOID, "sigmoid", "1.0f / (1.0f + expf(-x))", "y * (1.0f - y)", 0, 0.0f)                  \
+    X(HARD_SIGMOID, "hard_sigmoid", "fminf(fmaxf(0.2f * x + 0.5f, 0.0f), 1.0f)",                 \
+      "(x > -2.5f && x < 2.5f ? 0.2f : 0.0f)", 1, 0.0f)                                         \
+    X(TANH, "tanh", "tanhf(x)", "(1.0f - y * y)", 0, 0.0f)                                        \
+    X(SOFTPLUS, "softplus", "fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)))",                          \
+      "1.0f / (1.0f + expf(-x))", 1, 0.0f)                                                       \
+    X(SOFTSIGN, "softsign", "x / (1.0f + fabsf(x))",                                            \
+      "1.0f / ((1.0f + fabsf(x)) * (1.0f + fabsf(x)))", 1, 0.0f)                                 \
+    X(SWISH, "swish", "x / (1.0f + expf(-x))",                                                  \
+      "(1.0f / (1.0f + expf(-x))) * (1.0f + x * (1.0f - 1.0f / (1.0f + expf(-x))))", 1, 0.0f)    \
+    X(GELU, "gelu", "0.5f * x * (1.0f + erff(x * 0.70710678118654752f))",                        \
+      "(0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x))", 1, 0.0f) \
+    X(EXPONENTIAL, "exponential", "expf(x)", "y", 0, 0.0f)                                       \
+    X(LEAKY_RELU, "leaky_relu", "x > 0.0f ? x : alpha * x", "(y > 0.0f ? 1.0f : alpha)", 0, 0.3f)
+
+typedef enum {
+#define X(e, n, f, d, nx, al) ACT_##e,
+    ACT_TABLE(X)
+#undef X
+    ACT_SOFTMAX,                 /* not elementwise: lowered to OP_SOFTMAX */
+    ACT_COUNT
+} ActKind;
+
+typedef struct {
+    const char *name, *forward, *derivative;
+    int needs_x;
+    float alpha;
+} ActInfo;
+extern const ActInfo act_info[ACT_COUNT];
+
+/* X(ENUM, Keras name, runtime kernel stem, sparse int32 targets, softmax-fusable)
+ * The runtime provides nnrt_<stem>_{logits,probs}[_grad] or nnrt_<stem>[_grad]. */
+#define LOSS_TABLE(X)                                                                   \
+    X(SPARSE_CATEGORICAL_CROSSENTROPY, "sparse_categorical_crossentropy", "sparse_xent", 1, 1) \
+    X(CATEGORICAL_CROSSENTROPY, "categorical_crossentropy", "xent", 0, 1)              \
+    X(BINARY_CROSSENTROPY, "binary_crossentropy", "bxent", 0, 0)                         \
+    X(MEAN_SQUARED_ERROR, "mean_squared_error", "mse", 0, 0)                            \
+    X(MEAN_ABSOLUTE_ERROR, "mean_absolute_error", "mae", 0, 0)
+
+typedef enum {
+#define X(e, n, k, s, f) LOSS_##e,
+    LOSS_TABLE(X)
+#undef X
+    LOSS_COUNT
+} LossKind;
+
+typedef struct {
+    const char *name, *kernel;
+    int sparse, softmax_fusable;
+} LossInfo;
+extern const LossInfo loss_info[LOSS_COUNT];
+
+/* X(ENUM, Keras name, runtime kernel, sparse int32 targets) */
+#define METRIC_TABLE(X)                                                             \
+    X(SPARSE_CATEGORICAL_ACCURACY, "sparse_categorical_accuracy", "sparse_accuracy", 1) \
+    X(CATEGORICAL_ACCURACY, "categorical_accuracy", "categorical_accuracy", 0)      \
+    X(BINARY_ACCURACY, "binary_accuracy", "binary_accuracy", 0)                     \
+    X(MSE, "mse", "mse", 0)                                                         \
+    X(MAE, "mae", "mae", 0)
+
+typedef enum {
+#define X(e, n, k, s) METRIC_##e,
+    METRIC_TABLE(X)
+#undef X
+    METRIC_COUNT
+} MetricKind;
+
+typedef struct {
+    const char *name, *kernel;
+    int sparse;
+} MetricInfo;
+extern const MetricInfo metric_info[METRIC_COUNT];
+
+/* X(ENUM, Keras class name, optimizer state slots per trainable float) */
+#define OPTIMIZER_TABLE(X) \
+    X(SGD, "SGD", 1)       \
+    X(ADAM, "Adam", 2)
+
+typedef enum {
+#define X(e, n, s) OPT_##e,
+    OPTIMIZER_TABLE(X)
+#undef X
+    OPT_COUNT
+} OptimizerKind;
+
+typedef struct {
+    const char *name;
+    int slots;
+} OptimizerInfo;
+extern const OptimizerInfo optimizer_info[OPT_COUNT];
+
+#endif /* NNCC_OPS_H */

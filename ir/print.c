@@ -1,0 +1,80 @@
+/* print.c — the textual IR behind --emit-ir.
+ *
+ * One line per node: `%id name = op(src, ...) (B,300) [attrs] @storage`,
+ * then the memory plan. Tests compare this text, so it is stable: no
+ * pointers, only ids and names.
+ */
+#include "ir.h"
+
+static const char *storage_name[] = {
+    [ST_ARENA] = "arena", [ST_ALIAS] = "alias", [ST_INPUT] = "input", [ST_TARGET] = "target",
+    [ST_WEIGHT] = "weight", [ST_GRAD] = "grad", [ST_SCALAR] = "scalar", [ST_NONE] = "none",
+};
+
+static void print_attrs(FILE *out, const Node *n)
+{
+    switch (n->op) {
+    case OP_INPUT:
+    case OP_TARGET:
+        fprintf(out, " slot=%d%s", n->slot, n->int32 ? " int32" : "");
+        break;
+    case OP_WEIGHT:
+        fprintf(out, " %s/%s%s", n->w->layer, n->w->name, n->w->trainable ? "" : " frozen");
+        break;
+    case OP_MATMUL:
+        if (n->trans_a || n->trans_b)
+            fprintf(out, " trans=%s%s", n->trans_a ? "a" : "", n->trans_b ? "b" : "");
+        break;
+    case OP_ACTIVATION:
+    case OP_ACTIVATION_GRAD:
+        fprintf(out, " %s", act_info[n->attr].name);
+        if (n->alpha != 0.0f)
+            fprintf(out, " alpha=%g", (double)n->alpha);
+        break;
+    case OP_DROPOUT_MASK:
+        fprintf(out, " rate=%g", (double)n->alpha);
+        break;
+    case OP_LOSS:
+    case OP_LOSS_GRAD:
+        fprintf(out, " %s%s weight=%g slot=%d", loss_info[n->attr].name,
+                n->from_logits ? " from_logits" : "", (double)n->weight, n->slot);
+        break;
+    case OP_PENALTY:
+    case OP_PENALTY_GRAD:
+        fprintf(out, " l1=%g l2=%g", n->src[0]->w->l1, n->src[0]->w->l2);
+        break;
+    case OP_METRIC:
+        fprintf(out, " %s slot=%d", metric_info[n->attr].name, n->slot);
+        break;
+    case OP_UPDATE:
+        fprintf(out, " %s", optimizer_info[n->attr].name);
+        break;
+    case OP_RESHAPE:
+    case OP_BIAS_ADD:
+    case OP_BIAS_GRAD:
+    case OP_SOFTMAX:
+    case OP_SOFTMAX_GRAD:
+    case OP_MUL:
+    case OP_ADD:
+    case OP_COUNT:
+        break;
+    }
+}
+
+void ir_print(FILE *out, const Graph *g)
+{
+    fprintf(out, "graph %s (%s)\n", g->mode, g->training ? "training" : "inference");
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        fprintf(out, "  %%%d %s = %s(", n->id, n->name, op_info[n->op].name);
+        for (int s = 0; s < n->nsrc; s++)
+            fprintf(out, "%s%%%d", s ? ", " : "", n->src[s]->id);
+        fprintf(out, ") %s", shape_str(g->arena, &n->shape, n->batched));
+        print_attrs(out, n);
+        fprintf(out, " @%s", storage_name[n->storage]);
+        if (n->storage == ST_ARENA)
+            fprintf(out, "+%zu", n->offset);
+        fprintf(out, "\n");
+    }
+    fprintf(out, "  arena: %zu floats per batch row plan, naive %zu\n", g->arena_floats, g->naive_floats);
+}

@@ -1,0 +1,920 @@
+/* h5.c — Keras-layout HDF5 weights: nnrt_h5_save and nnrt_h5_load.
+ *
+ * Save writes exactly what tf.keras 2.x model.save('x.h5') writes, minus the
+ * optimizer: root attributes keras_version and backend (scalar vlen UTF-8)
+ * and model_config (scalar vlen ASCII JSON); group model_weights with
+ * layer_names (1-D fixed-length NUL-padded ASCII, numpy S<n>) and backend,
+ * keras_version (scalar vlen ASCII); per layer, in the order given, a group
+ * with weight_names (same kind as layer_names; an empty list is a 0-length
+ * float64 array, as numpy makes of []) and one contiguous <f4 dataset per
+ * weight at <layer>/<weight name>, the '/' in the name making nested groups.
+ * A list over 64512 bytes is split into name0, name1, ... as Keras does. The
+ * file is built under a temporary name beside the target and renamed into
+ * place only after it was closed and synced, so the target is either the old
+ * file or the complete new one. Time stamps are off: equal weights give
+ * byte-identical files.
+ *
+ * Load finds the layer groups (model_weights/, or the root for save_weights
+ * files), then for each NnrtWeightInfo opens the group named by its layer and
+ * picks the entry of that group's weight_names that equals the wanted name
+ * after dropping ":0", else the one sharing the longest run of trailing path
+ * components with it ("dense_3/kernel:0" finds "sequential_1/dense_3/kernel");
+ * a tie is reported, never guessed. File order is never used. Every matched
+ * dataset must be a float dataset of the wanted shape; HDF5 converts float64
+ * and big-endian data on read. All data goes to a scratch block first, so a
+ * strict load that fails leaves the caller's block untouched.
+ *
+ * Invariants: HDF5's own error printing is off for the length of each call
+ * (and restored after), every HDF5 call is checked, and every failure becomes
+ * one line in err naming the file.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "nnrt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KERAS_VERSION "2.15.0"           /* Keras special-cases only "1" */
+#define KERAS_BACKEND "tensorflow"
+#define HDF5_OBJECT_HEADER_LIMIT 64512   /* Keras splits longer name lists */
+
+#define MAX_NAME 1024                    /* longest layer or weight name saved */
+
+#if H5_VERSION_GE(1, 12, 0)
+#define vlen_reclaim H5Treclaim
+#define is_hdf5_file(path) H5Fis_accessible(path, H5P_DEFAULT)
+#else
+#define vlen_reclaim H5Dvlen_reclaim
+#define is_hdf5_file(path) H5Fis_hdf5(path)
+#endif
+
+/* ---- messages ----------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+typedef struct { char *buf; size_t len; } Detail;
+
+static herr_t keep_innermost(unsigned n, const H5E_error2_t *e, void *data)
+{
+    Detail *d = data;
+    if (n == 0 && e->desc && e->desc[0])
+        snprintf(d->buf, d->len, "%s", e->desc);
+    return 0;
+}
+
+/* The most specific message on HDF5's error stack ("truncated file: eof =
+ * ..."), then the stack is cleared. */
+static const char *h5_detail(char *buf, size_t len)
+{
+    Detail d = {buf, len};
+    snprintf(buf, len, "unknown HDF5 error");
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &d);
+    H5Eclear2(H5E_DEFAULT);
+    return buf;
+}
+
+static void format_shape(char *buf, size_t len, int rank, const int64_t *shape)
+{
+    size_t used = 0;
+    used += (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < rank && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+}
+
+/* Elements of a weight; 0 with *ok = 0 on a negative dimension or overflow. */
+static size_t weight_count(const NnrtWeightInfo *w, int *ok)
+{
+    size_t n = 1;
+    *ok = w->rank >= 0 && w->rank <= NNRT_MAX_RANK;
+    for (int i = 0; *ok && i < w->rank; i++) {
+        if (w->shape[i] < 0 || (w->shape[i] > 0 && n > SIZE_MAX / sizeof(float) / (size_t)w->shape[i]))
+            *ok = 0;
+        else
+            n *= (size_t)w->shape[i];
+    }
+    return *ok ? n : 0;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int write_vlen_string(hid_t obj, const char *name, const char *value, H5T_cset_t cset)
+{
+    int rc = -1;
+    hid_t type = -1, space = -1, attr = -1;
+    if ((type = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(type, H5T_VARIABLE) < 0 ||
+        H5Tset_cset(type, cset) < 0)
+        goto fail;
+    if ((space = H5Screate(H5S_SCALAR)) < 0)
+        goto fail;
+    if ((attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        goto fail;
+    if (H5Awrite(attr, type, &value) < 0)
+        goto fail;
+    rc = 0;
+fail:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    return rc;
+}
+
+/* One attribute: n names as fixed-length NUL-padded strings of width
+ * `width`, or a 0-length float64 array when n == 0 (numpy's np.asarray([])). */
+static int write_name_chunk(hid_t obj, const char *attr_name, const char *const *names,
+                            size_t n, size_t width)
+{
+    int rc = -1;
+    hid_t type = -1, space = -1, attr = -1;
+    char *buf = NULL;
+    hsize_t dims[1] = {n};
+    if ((space = H5Screate_simple(1, dims, NULL)) < 0)
+        goto fail;
+    if (n == 0) {
+        if ((attr = H5Acreate2(obj, attr_name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+            goto fail;
+        rc = 0;
+        goto fail;
+    }
+    if (!(buf = calloc(n, width)))
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + i * width, names[i], strlen(names[i]));
+    if ((type = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(type, width) < 0 ||
+        H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 || H5Tset_cset(type, H5T_CSET_ASCII) < 0)
+        goto fail;
+    if ((attr = H5Acreate2(obj, attr_name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        goto fail;
+    if (H5Awrite(attr, type, buf) < 0)
+        goto fail;
+    rc = 0;
+fail:
+    free(buf);
+    if (attr >= 0) H5Aclose(attr);
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+/* layer_names / weight_names as Keras save_attributes_to_hdf5_group: one
+ * attribute, or when its bytes exceed the object header limit, the fewest
+ * equal chunks (numpy array_split) name0, name1, ... that each fit. */
+static int write_name_list(hid_t obj, const char *attr_name, const char *const *names, size_t n)
+{
+    size_t width = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) > width)
+            width = strlen(names[i]);
+    size_t chunks = 1;
+    while ((n / chunks + (n % chunks != 0)) * width > HDF5_OBJECT_HEADER_LIMIT)
+        chunks++;
+    if (chunks == 1)
+        return write_name_chunk(obj, attr_name, names, n, width);
+    size_t start = 0;
+    for (size_t c = 0; c < chunks; c++) {
+        size_t len = n / chunks + (c < n % chunks);
+        char chunk_name[256];
+        snprintf(chunk_name, sizeof chunk_name, "%s%zu", attr_name, c);
+        if (write_name_chunk(obj, chunk_name, names + start, len, width) < 0)
+            return -1;
+        start += len;
+    }
+    return 0;
+}
+
+/* Group `name` under parent, created with times off when it does not exist. */
+static hid_t open_or_create_group(hid_t parent, const char *name, hid_t gcpl)
+{
+    htri_t exists = H5Lexists(parent, name, H5P_DEFAULT);
+    if (exists < 0)
+        return -1;
+    if (exists)
+        return H5Gopen2(parent, name, H5P_DEFAULT);
+    return H5Gcreate2(parent, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+}
+
+/* Dataset <group>/<name> (name may hold '/') of w's shape, <f4, contiguous. */
+static int write_weight(hid_t group, const NnrtWeightInfo *w, const float *data,
+                        hid_t gcpl, hid_t dcpl)
+{
+    int rc = -1;
+    hid_t parent = -1, space = -1, ds = -1;
+    char path[MAX_NAME];
+    snprintf(path, sizeof path, "%s", w->name);
+    if ((parent = H5Gopen2(group, ".", H5P_DEFAULT)) < 0)
+        goto fail;
+    char *part = path, *slash;
+    while ((slash = strchr(part, '/'))) {
+        *slash = '\0';
+        hid_t child = open_or_create_group(parent, part, gcpl);
+        H5Gclose(parent);
+        parent = child;
+        if (parent < 0)
+            goto fail;
+        part = slash + 1;
+    }
+    hsize_t dims[NNRT_MAX_RANK];
+    for (int i = 0; i < w->rank; i++)
+        dims[i] = (hsize_t)w->shape[i];
+    space = w->rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(w->rank, dims, NULL);
+    if (space < 0)
+        goto fail;
+    if ((ds = H5Dcreate2(parent, part, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+        goto fail;
+    if (H5Sget_simple_extent_npoints(space) > 0 &&
+        H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        goto fail;
+    rc = 0;
+fail:
+    if (ds >= 0) H5Dclose(ds);
+    if (space >= 0) H5Sclose(space);
+    if (parent >= 0) H5Gclose(parent);
+    return rc;
+}
+
+/* Arguments a Keras file can hold: unique layer names without '/', each
+ * weight in a listed layer, weight names unique in their layer and usable
+ * as HDF5 paths. */
+static int check_save_args(const char *path, const char *const *layer_names, size_t num_layers,
+                           const NnrtWeightInfo *weights, size_t num_weights,
+                           char *err, size_t errlen)
+{
+    for (size_t l = 0; l < num_layers; l++) {
+        const char *ln = layer_names[l];
+        if (!ln || !ln[0] || strchr(ln, '/') || !strcmp(ln, ".") || strlen(ln) >= MAX_NAME) {
+            set_err(err, errlen, "%s: cannot save: layer %zu has an empty or too long name, or one with '/'",
+                    path, l);
+            return -1;
+        }
+        for (size_t k = 0; k < l; k++)
+            if (!strcmp(layer_names[k], ln)) {
+                set_err(err, errlen, "%s: cannot save: layer name '%s' is used twice", path, ln);
+                return -1;
+            }
+    }
+    for (size_t i = 0; i < num_weights; i++) {
+        const NnrtWeightInfo *w = &weights[i];
+        int ok;
+        weight_count(w, &ok);
+        if (!w->layer || !w->name || !w->name[0] || w->name[0] == '/' || strlen(w->name) >= MAX_NAME ||
+            w->name[strlen(w->name) - 1] == '/' || strstr(w->name, "//") || !ok) {
+            set_err(err, errlen, "%s: cannot save: weight %zu ('%s') has a bad name or shape", path, i,
+                    w->name ? w->name : "(null)");
+            return -1;
+        }
+        size_t l = 0;
+        while (l < num_layers && strcmp(layer_names[l], w->layer))
+            l++;
+        if (l == num_layers) {
+            set_err(err, errlen, "%s: cannot save: weight '%s' belongs to layer '%s', which is not in the "
+                    "layer list", path, w->name, w->layer);
+            return -1;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(weights[k].layer, w->layer) && !strcmp(weights[k].name, w->name)) {
+                set_err(err, errlen, "%s: cannot save: weight '%s' of layer '%s' is listed twice", path,
+                        w->name, w->layer);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_layers,
+                 const NnrtWeightInfo *weights, size_t num_weights, const float *block,
+                 const char *model_config_json, char *err, size_t errlen)
+{
+    int rc = NNRT_EINVAL;
+    char *tmp = NULL;
+    const char **names = NULL;
+    hid_t file = -1, mw = -1, group = -1, gcpl = -1, dcpl = -1;
+    int tmp_made = 0;
+    char detail[256];
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    int restore_auto = 0;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !path[0] || (num_layers && !layer_names) || (num_weights && (!weights || !block))) {
+        set_err(err, errlen, "nnrt_h5_save: bad arguments");
+        return NNRT_EINVAL;
+    }
+    if (check_save_args(path, layer_names, num_layers, weights, num_weights, err, errlen) < 0)
+        return NNRT_EINVAL;
+    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 &&
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
+        restore_auto = 1;
+    H5Eclear2(H5E_DEFAULT);
+
+    rc = NNRT_ENOMEM;
+    size_t tmp_size = strlen(path) + 48;
+    if (!(tmp = malloc(tmp_size)) || !(names = malloc((num_weights + 1) * sizeof *names))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    rc = NNRT_EIO;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
+        snprintf(tmp, tmp_size, "%s.%ld.%d.tmp", path, (long)getpid(), attempt);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);  /* mode honours the umask */
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        set_err(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        goto fail;
+    }
+    tmp_made = 1;
+    if (close(fd) < 0) {
+        set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+
+    if ((gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 || H5Pset_obj_track_times(gcpl, 0) < 0 ||
+        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0)
+        goto hdf5_fail;
+    if ((file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        goto hdf5_fail;
+    if (write_vlen_string(file, "keras_version", KERAS_VERSION, H5T_CSET_UTF8) < 0 ||
+        write_vlen_string(file, "backend", KERAS_BACKEND, H5T_CSET_UTF8) < 0)
+        goto hdf5_fail;
+    if (model_config_json && write_vlen_string(file, "model_config", model_config_json, H5T_CSET_ASCII) < 0)
+        goto hdf5_fail;
+    if ((mw = H5Gcreate2(file, "model_weights", H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0)
+        goto hdf5_fail;
+    if (write_name_list(mw, "layer_names", layer_names, num_layers) < 0 ||
+        write_vlen_string(mw, "backend", KERAS_BACKEND, H5T_CSET_ASCII) < 0 ||
+        write_vlen_string(mw, "keras_version", KERAS_VERSION, H5T_CSET_ASCII) < 0)
+        goto hdf5_fail;
+
+    for (size_t l = 0; l < num_layers; l++) {
+        size_t n = 0;
+        for (size_t i = 0; i < num_weights; i++)
+            if (!strcmp(weights[i].layer, layer_names[l]))
+                names[n++] = weights[i].name;
+        if ((group = H5Gcreate2(mw, layer_names[l], H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0)
+            goto hdf5_fail;
+        if (write_name_list(group, "weight_names", names, n) < 0)
+            goto hdf5_fail;
+        for (size_t i = 0; i < num_weights; i++)
+            if (!strcmp(weights[i].layer, layer_names[l]) &&
+                write_weight(group, &weights[i], block + weights[i].offset, gcpl, dcpl) < 0) {
+                set_err(err, errlen, "%s: cannot write weight '%s' of layer '%s' (HDF5: %s)", path,
+                        weights[i].name, layer_names[l], h5_detail(detail, sizeof detail));
+                goto fail;
+            }
+        herr_t closed = H5Gclose(group);
+        group = -1;
+        if (closed < 0)
+            goto hdf5_fail;
+    }
+    herr_t closed = H5Gclose(mw);
+    mw = -1;
+    if (closed < 0)
+        goto hdf5_fail;
+    closed = H5Fclose(file);     /* flushes everything */
+    file = -1;
+    if (closed < 0)
+        goto hdf5_fail;
+
+    /* on disk before the rename makes it the file */
+    if ((fd = open(tmp, O_RDONLY)) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+        set_err(err, errlen, "%s: cannot sync %s: %s", path, tmp, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path) < 0) {
+        set_err(err, errlen, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+        goto fail;
+    }
+    tmp_made = 0;
+    rc = NNRT_OK;
+    goto fail;
+
+hdf5_fail:
+    set_err(err, errlen, "%s: cannot write HDF5 file (HDF5: %s); check the folder is writable and has space",
+            path, h5_detail(detail, sizeof detail));
+fail:
+    if (group >= 0) H5Gclose(group);
+    if (mw >= 0) H5Gclose(mw);
+    if (file >= 0) H5Fclose(file);
+    if (gcpl >= 0) H5Pclose(gcpl);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (tmp_made)
+        remove(tmp);
+    free(tmp);
+    free(names);
+    H5Eclear2(H5E_DEFAULT);
+    if (restore_auto)
+        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct {
+    char **s;                    /* owned strings */
+    size_t n, cap;
+} StrList;
+
+static void strlist_free(StrList *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->s[i]);
+    free(l->s);
+    memset(l, 0, sizeof *l);
+}
+
+static int strlist_push(StrList *l, const char *s, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **grown = realloc(l->s, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        l->s = grown;
+        l->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    l->s[l->n++] = copy;
+    return 0;
+}
+
+/* Append the strings of one attribute: fixed or variable length, scalar or
+ * 1-D; a non-string attribute with no elements (Keras's empty list) adds
+ * none. Returns 0, NNRT_EFORMAT or NNRT_ENOMEM. */
+static int read_string_attr(hid_t obj, const char *name, StrList *out)
+{
+    int rc = NNRT_EFORMAT;
+    hid_t attr = -1, ftype = -1, mtype = -1, space = -1;
+    char *fixed = NULL;
+    char **vlen = NULL;
+    hssize_t npoints;
+    if ((attr = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (ftype = H5Aget_type(attr)) < 0 ||
+        (space = H5Aget_space(attr)) < 0 || (npoints = H5Sget_simple_extent_npoints(space)) < 0)
+        goto fail;
+    size_t n = (size_t)npoints;
+    if (H5Tget_class(ftype) != H5T_STRING) {
+        rc = n == 0 ? NNRT_OK : NNRT_EFORMAT;
+        goto fail;
+    }
+    if ((mtype = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0)
+        goto fail;
+    htri_t is_vlen = H5Tis_variable_str(ftype);
+    if (is_vlen < 0)
+        goto fail;
+    if (is_vlen) {
+        if (H5Tset_size(mtype, H5T_VARIABLE) < 0)
+            goto fail;
+        if (!(vlen = calloc(n + 1, sizeof *vlen))) {
+            rc = NNRT_ENOMEM;
+            goto fail;
+        }
+        if (H5Aread(attr, mtype, vlen) < 0)
+            goto fail;
+        rc = NNRT_OK;
+        for (size_t i = 0; i < n && rc == NNRT_OK; i++)
+            if (strlist_push(out, vlen[i] ? vlen[i] : "", vlen[i] ? strlen(vlen[i]) : 0) < 0)
+                rc = NNRT_ENOMEM;
+        vlen_reclaim(mtype, space, H5P_DEFAULT, vlen);
+        goto fail;
+    }
+    size_t width = H5Tget_size(ftype);
+    H5T_str_t pad = H5Tget_strpad(ftype);
+    if (width == 0 || H5Tset_size(mtype, width) < 0 || H5Tset_strpad(mtype, H5T_STR_NULLPAD) < 0)
+        goto fail;
+    if (!(fixed = calloc(n ? n : 1, width))) {
+        rc = NNRT_ENOMEM;
+        goto fail;
+    }
+    if (n && H5Aread(attr, mtype, fixed) < 0)
+        goto fail;
+    rc = NNRT_OK;
+    for (size_t i = 0; i < n && rc == NNRT_OK; i++) {
+        const char *s = fixed + i * width;
+        size_t len = strnlen(s, width);
+        while (pad == H5T_STR_SPACEPAD && len && s[len - 1] == ' ')
+            len--;
+        if (strlist_push(out, s, len) < 0)
+            rc = NNRT_ENOMEM;
+    }
+fail:
+    free(fixed);
+    free(vlen);
+    if (space >= 0) H5Sclose(space);
+    if (mtype >= 0) H5Tclose(mtype);
+    if (ftype >= 0) H5Tclose(ftype);
+    if (attr >= 0) H5Aclose(attr);
+    return rc;
+}
+
+/* A Keras name list: attribute `name`, or its chunks name0, name1, ...
+ * *found = 0 when neither exists. */
+static int read_name_list(hid_t obj, const char *name, StrList *out, int *found)
+{
+    *found = 0;
+    htri_t exists = H5Aexists(obj, name);
+    if (exists < 0)
+        return NNRT_EFORMAT;
+    if (exists) {
+        *found = 1;
+        return read_string_attr(obj, name, out);
+    }
+    for (unsigned chunk = 0;; chunk++) {
+        char chunk_name[256];
+        snprintf(chunk_name, sizeof chunk_name, "%s%u", name, chunk);
+        if ((exists = H5Aexists(obj, chunk_name)) < 0)
+            return NNRT_EFORMAT;
+        if (!exists)
+            return NNRT_OK;
+        *found = 1;
+        int rc = read_string_attr(obj, chunk_name, out);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Length of s without a trailing ":0". */
+static size_t name_len(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 2 && s[n - 2] == ':' && s[n - 1] == '0' ? n - 2 : n;
+}
+
+/* How many trailing '/'-separated components a[0..la) and b[0..lb) share;
+ * SIZE_MAX when they are equal. */
+static size_t shared_tail(const char *a, size_t la, const char *b, size_t lb)
+{
+    if (la == lb && !memcmp(a, b, la))
+        return SIZE_MAX;
+    size_t shared = 0;
+    while (la && lb) {
+        size_t ca = la, cb = lb;     /* starts of the last components */
+        while (ca && a[ca - 1] != '/')
+            ca--;
+        while (cb && b[cb - 1] != '/')
+            cb--;
+        if (la - ca != lb - cb || memcmp(a + ca, b + cb, la - ca))
+            break;
+        shared++;
+        if (!ca || !cb)
+            break;
+        la = ca - 1, lb = cb - 1;
+    }
+    return shared;
+}
+
+/* Index into names of the weight that `want` names, or -1 (none) or -2
+ * (several equally good). */
+static long match_weight(const char *want, const StrList *names)
+{
+    size_t wl = name_len(want), best = 0;
+    long best_i = -1;
+    int tie = 0;
+    for (size_t i = 0; i < names->n; i++) {
+        size_t score = shared_tail(want, wl, names->s[i], name_len(names->s[i]));
+        if (score == SIZE_MAX)
+            return (long)i;
+        if (score > best) {
+            best = score, best_i = (long)i, tie = 0;
+        } else if (score == best && score > 0) {
+            tie = 1;
+        }
+    }
+    return tie ? -2 : best_i;
+}
+
+/* Comma-separated list of up to the first few names, for messages. */
+static void join_names(char *buf, size_t len, const StrList *l)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < l->n && used + 1 < len; i++) {
+        if (i == 6) {
+            snprintf(buf + used, len - used, ", ... (%zu in all)", l->n);
+            return;
+        }
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", l->s[i]);
+    }
+    if (l->n == 0)
+        snprintf(buf, len, "none");
+}
+
+/* The layer group being read and its weight_names. */
+typedef struct {
+    const char *layer;           /* NULL: none open */
+    hid_t group;                 /* -1: the file has no such layer */
+    StrList names;
+    int listed;                  /* weight_names present */
+} LayerCursor;
+
+static void cursor_close(LayerCursor *c)
+{
+    if (c->group >= 0)
+        H5Gclose(c->group);
+    strlist_free(&c->names);
+    c->layer = NULL;
+    c->group = -1;
+    c->listed = 0;
+}
+
+static int cursor_open(LayerCursor *c, hid_t root, const char *layer)
+{
+    cursor_close(c);
+    c->layer = layer;
+    htri_t exists = strchr(layer, '/') ? 0 : H5Lexists(root, layer, H5P_DEFAULT);
+    if (exists < 0)
+        return NNRT_EFORMAT;
+    if (!exists)
+        return NNRT_OK;
+    hid_t obj = H5Oopen(root, layer, H5P_DEFAULT);
+    if (obj < 0)
+        return NNRT_EFORMAT;
+    if (H5Iget_type(obj) != H5I_GROUP) {     /* a dataset of that name is no layer */
+        H5Oclose(obj);
+        return NNRT_OK;
+    }
+    c->group = obj;
+    return read_name_list(c->group, "weight_names", &c->names, &c->listed);
+}
+
+/* Where the layer groups are: model_weights/ unless the root itself carries
+ * layer_names (Keras's own rule), else the root of a save_weights file. */
+static int open_weights_root(hid_t file, hid_t *root, const char *path, char *err, size_t errlen)
+{
+    char detail[256];
+    htri_t root_listed = H5Aexists(file, "layer_names");
+    htri_t root_chunked = H5Aexists(file, "layer_names0");
+    htri_t has_mw = H5Lexists(file, "model_weights", H5P_DEFAULT);
+    htri_t has_layers = H5Lexists(file, "layers", H5P_DEFAULT);
+    if (root_listed < 0 || root_chunked < 0 || has_mw < 0 || has_layers < 0)
+        goto damaged;
+    if (root_listed || root_chunked || has_mw) {
+        if ((*root = H5Gopen2(file, root_listed || root_chunked ? "/" : "model_weights", H5P_DEFAULT)) < 0)
+            goto damaged;
+        return NNRT_OK;
+    }
+    if (has_layers)
+        set_err(err, errlen, "%s: Keras 3 '.weights.h5' layout (layers/<name>/vars/<i>) is not supported; "
+                "save with model.save('x.h5') instead", path);
+    else
+        set_err(err, errlen, "%s: not a Keras weights file: no model_weights group and no layer_names attribute",
+                path);
+    return NNRT_EFORMAT;
+damaged:
+    set_err(err, errlen, "%s: damaged HDF5 structure (HDF5: %s)", path, h5_detail(detail, sizeof detail));
+    return NNRT_EFORMAT;
+}
+
+/* Keras 1 files use other kernel layouts; Keras itself converts them. */
+static int check_keras_version(hid_t root, const char *path, char *err, size_t errlen)
+{
+    StrList v = {0};
+    int found = 0;
+    if (H5Aexists(root, "keras_version") > 0 && read_name_list(root, "keras_version", &v, &found) == NNRT_OK &&
+        v.n == 1 && v.s[0][0] == '1' && (v.s[0][1] == '\0' || v.s[0][1] == '.')) {
+        set_err(err, errlen, "%s: written by Keras %s, whose weight layouts differ; re-save it with Keras 2 or later",
+                path, v.s[0]);
+        strlist_free(&v);
+        return NNRT_EFORMAT;
+    }
+    strlist_free(&v);
+    return NNRT_OK;
+}
+
+/* Read weight w from the cursor's group into dst. Returns NNRT_OK,
+ * NNRT_EMISMATCH with a reason in note (name or shape), or a hard error
+ * with its message in err. */
+static int read_weight(const LayerCursor *c, hid_t root, const NnrtWeightInfo *w, float *dst,
+                       const char *path, char *note, size_t notelen, char *err, size_t errlen)
+{
+    int rc = NNRT_EFORMAT;
+    hid_t ds = -1, type = -1, space = -1;
+    char detail[256], want_shape[160], have_shape[160];
+    if (c->group < 0) {
+        StrList layers = {0};
+        int found;
+        char list[256];
+        if (read_name_list(root, "layer_names", &layers, &found) == NNRT_OK && found)
+            join_names(list, sizeof list, &layers);
+        else
+            snprintf(list, sizeof list, "(no layer_names)");
+        strlist_free(&layers);
+        snprintf(note, notelen, "layer '%s' is not in the file (its layers: %s); layer names must match",
+                 w->layer, list);
+        return NNRT_EMISMATCH;
+    }
+    if (!c->listed) {
+        set_err(err, errlen, "%s: layer group '%s' has no weight_names attribute; not a Keras weights file",
+                path, w->layer);
+        return NNRT_EFORMAT;
+    }
+    long k = match_weight(w->name, &c->names);
+    if (k < 0) {
+        char list[256];
+        join_names(list, sizeof list, &c->names);
+        snprintf(note, notelen, "layer '%s' has %s weight '%s' (it has: %s)", w->layer,
+                 k == -2 ? "more than one candidate for" : "no", w->name, list);
+        return NNRT_EMISMATCH;
+    }
+    const char *file_name = c->names.s[k];
+    if ((ds = H5Dopen2(c->group, file_name, H5P_DEFAULT)) < 0) {
+        set_err(err, errlen, "%s: layer '%s' lists weight '%s' but it cannot be opened (HDF5: %s)",
+                path, w->layer, file_name, h5_detail(detail, sizeof detail));
+        goto fail;
+    }
+    if ((type = H5Dget_type(ds)) < 0 || (space = H5Dget_space(ds)) < 0)
+        goto hdf5_fail;
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[NNRT_MAX_RANK];
+    if (rank < 0)
+        goto hdf5_fail;
+    if (rank > NNRT_MAX_RANK) {
+        snprintf(note, notelen, "weight '%s' of layer '%s' has rank %d in the file, more than %d",
+                 file_name, w->layer, rank, NNRT_MAX_RANK);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if (H5Sget_simple_extent_dims(space, dims, NULL) < 0)
+        goto hdf5_fail;
+    int64_t shape[NNRT_MAX_RANK];
+    int same = rank == w->rank && H5Sget_simple_extent_type(space) != H5S_NULL;
+    for (int i = 0; i < rank; i++) {
+        shape[i] = (int64_t)dims[i];
+        same = same && shape[i] == w->shape[i];
+    }
+    if (!same) {
+        format_shape(want_shape, sizeof want_shape, w->rank, w->shape);
+        format_shape(have_shape, sizeof have_shape, rank, shape);
+        snprintf(note, notelen, "weight '%s' of layer '%s': model expects shape %s, file has %s",
+                 w->name, w->layer, want_shape, have_shape);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if (H5Tget_class(type) != H5T_FLOAT) {
+        snprintf(note, notelen, "weight '%s' of layer '%s' is not floating point in the file", file_name, w->layer);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if (H5Sget_simple_extent_npoints(space) > 0 &&
+        H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
+        set_err(err, errlen, "%s: cannot read weight '%s' of layer '%s' (HDF5: %s); the file may be truncated",
+                path, file_name, w->layer, h5_detail(detail, sizeof detail));
+        goto fail;
+    }
+    rc = NNRT_OK;
+    goto fail;
+hdf5_fail:
+    set_err(err, errlen, "%s: damaged weight '%s' of layer '%s' (HDF5: %s)", path, file_name, w->layer,
+            h5_detail(detail, sizeof detail));
+fail:
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (ds >= 0) H5Dclose(ds);
+    return rc;
+}
+
+int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_weights,
+                 float *block, int strict, unsigned char *loaded, char *err, size_t errlen)
+{
+    int rc = NNRT_EINVAL;
+    hid_t file = -1, root = -1;
+    float *scratch = NULL;
+    size_t *at = NULL;
+    unsigned char *ok = NULL;
+    LayerCursor cursor = {NULL, -1, {0}, 0};
+    char detail[256], note[512] = "", first[512] = "";
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    int restore_auto = 0;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (loaded && num_weights)
+        memset(loaded, 0, num_weights);
+    if (!path || (num_weights && (!weights || !block))) {
+        set_err(err, errlen, "nnrt_h5_load: bad arguments");
+        return NNRT_EINVAL;
+    }
+    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 &&
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
+        restore_auto = 1;
+    H5Eclear2(H5E_DEFAULT);
+
+    /* scratch layout: weight i at at[i], in table order */
+    rc = NNRT_ENOMEM;
+    if (!(at = malloc((num_weights + 1) * sizeof *at)) || !(ok = calloc(num_weights + 1, 1))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < num_weights; i++) {
+        int valid;
+        size_t n = weight_count(&weights[i], &valid);
+        if (!valid || !weights[i].layer || !weights[i].name || n > SIZE_MAX / sizeof(float) - total) {
+            set_err(err, errlen, "nnrt_h5_load: weight %zu has a bad name or shape", i);
+            rc = NNRT_EINVAL;
+            goto fail;
+        }
+        at[i] = total;
+        total += n;
+    }
+    if (!(scratch = malloc((total ? total : 1) * sizeof *scratch))) {
+        set_err(err, errlen, "%s: out of memory (%zu weights)", path, total);
+        goto fail;
+    }
+
+    rc = NNRT_EIO;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    fclose(probe);
+    rc = NNRT_EFORMAT;
+    htri_t is_hdf5 = is_hdf5_file(path);
+    if (is_hdf5 == 0) {
+        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature); expected a Keras .h5 weights file", path);
+        goto fail;
+    }
+    if (is_hdf5 < 0 || (file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        set_err(err, errlen, "%s: cannot open as HDF5 (%s); the file is damaged or truncated", path,
+                h5_detail(detail, sizeof detail));
+        goto fail;
+    }
+    if ((rc = open_weights_root(file, &root, path, err, errlen)) < 0)
+        goto fail;
+    if ((rc = check_keras_version(root, path, err, errlen)) < 0)
+        goto fail;
+
+    size_t missing = 0;
+    for (size_t i = 0; i < num_weights; i++) {
+        const NnrtWeightInfo *w = &weights[i];
+        if (!cursor.layer || strcmp(cursor.layer, w->layer)) {
+            if ((rc = cursor_open(&cursor, root, w->layer)) < 0) {
+                if (rc == NNRT_EFORMAT)
+                    set_err(err, errlen, "%s: cannot read layer group '%s' (HDF5: %s)", path, w->layer,
+                            h5_detail(detail, sizeof detail));
+                else
+                    set_err(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+        }
+        rc = read_weight(&cursor, root, w, scratch + at[i], path, note, sizeof note, err, errlen);
+        if (rc == NNRT_EMISMATCH) {
+            if (!missing++)
+                snprintf(first, sizeof first, "%s", note);
+            continue;
+        }
+        if (rc < 0)
+            goto fail;
+        ok[i] = 1;
+    }
+    if (strict && missing) {
+        set_err(err, errlen, "%s: %zu of %zu weights do not match the model; first: %s", path, missing,
+                num_weights, first);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    for (size_t i = 0; i < num_weights; i++) {
+        if (!ok[i])
+            continue;
+        int valid;
+        memcpy(block + weights[i].offset, scratch + at[i], weight_count(&weights[i], &valid) * sizeof(float));
+        if (loaded)
+            loaded[i] = 1;
+    }
+    if (missing)
+        set_err(err, errlen, "%s: loaded %zu of %zu weights; first skipped: %s", path, num_weights - missing,
+                num_weights, first);
+    rc = NNRT_OK;
+fail:
+    cursor_close(&cursor);
+    if (root >= 0) H5Gclose(root);
+    if (file >= 0) H5Fclose(file);
+    free(scratch);
+    free(at);
+    free(ok);
+    H5Eclear2(H5E_DEFAULT);
+    if (restore_auto)
+        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    return rc;
+}

@@ -1,0 +1,745 @@
+/* main.c — the driver program nncc builds for each model: the commands
+ * train, evaluate, predict and check over the generated P_* functions.
+ *
+ * nnrt_main parses `PROGRAM COMMAND [options]`, creates the model
+ * (new_model(seed), then the weights), runs the command and turns every
+ * outcome into the exit status: 0 success; 1 bad input (usage, a missing or
+ * malformed file, shapes that do not fit, a failed gradient check); 2 an
+ * internal failure (out of memory, a model call that fails on valid data).
+ * Results go to stdout, "error: ..." and warnings to stderr, usage to stderr
+ * on a usage error and to stdout for --help.
+ *
+ * check: the analytic gradient (loss_grad) of a seeded random batch is
+ * compared with central differences f = (L(w+h) - L(w-h)) / 2h at up to 200
+ * weights spaced evenly over the whole weight block (first and last
+ * included), h = 1e-3 * max(1, |w|). The error is |a - f| / max(floor,
+ * |a| + |f|); floor is 1e-3, raised to what the float loss can resolve
+ * (4 ulps of L over 2h, divided by the tolerance), so gradients too small
+ * for a float difference quotient are held to an absolute bound instead of
+ * failing on rounding noise. A weight above the tolerance is retried with
+ * h / 4 (a ReLU kink inside [w-h, w+h] spoils one step, not a wrong
+ * gradient); the smaller error counts.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "nnrt.h"
+
+enum { STATUS_OK = 0, STATUS_INPUT = 1, STATUS_INTERNAL = 2 };
+
+#define CHECK_WEIGHTS 200
+#define CHECK_TOLERANCE 2e-2
+
+typedef struct {
+    const char *command;                 /* train, evaluate, predict, check */
+    const char *weights;                 /* --weights */
+    const char *out_dir;                 /* --out */
+    long epochs;                         /* --epochs, -1 when not given */
+    int has_seed;
+    uint64_t seed;                       /* --seed */
+    int num_data, num_targets, num_inputs, num_outputs;
+    const char *data[NNRT_MAX_IO];       /* --data, per model input */
+    const char *targets[NNRT_MAX_IO];    /* --targets, per model output */
+    const char *inputs[NNRT_MAX_IO];     /* --input */
+    const char *outputs[NNRT_MAX_IO];    /* --output */
+} Options;
+
+static void error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Exit status for a runtime return code: the file or data was wrong, or we were. */
+static int status_of(int rc)
+{
+    return rc == NNRT_EIO || rc == NNRT_EFORMAT || rc == NNRT_EMISMATCH ? STATUS_INPUT
+                                                                         : STATUS_INTERNAL;
+}
+
+static void usage(FILE *f, const char *program)
+{
+    fprintf(f,
+            "usage: %s COMMAND [options]\n"
+            "\n"
+            "commands:\n"
+            "  train [--epochs N] [--out DIR] [--weights INIT.h5] [--seed S]\n"
+            "      train as the model's fit: says; write DIR/NAME.h5, DIR/history.csv and\n"
+            "      DIR/learning_curves.svg, then evaluate the test split\n"
+            "  evaluate [--weights W.h5] [--data X.npy --targets Y.npy]\n"
+            "      print the loss and metrics (default data: the fit config's test split)\n"
+            "  predict [--weights W.h5] --input X.npy [--input X2.npy ...] [--output Y.npy ...]\n"
+            "      write the outputs as .npy, or without --output as CSV rows on stdout\n"
+            "  check [--seed S]\n"
+            "      compare the gradients with central finite differences\n"
+            "\n"
+            "--data/--input take one file per model input, --targets/--output one per output.\n",
+            program);
+}
+
+/* Keras's number format: 4 decimals, e-notation at or below 1e-3. */
+static void print_value(FILE *f, const char *prefix, const char *name, double v)
+{
+    fprintf(f, fabs(v) > 1e-3 ? "%s%s: %.4f" : "%s%s: %.4e", prefix, name, v);
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+enum { OPT_EPOCHS = 1, OPT_OUT = 2, OPT_WEIGHTS = 4, OPT_SEED = 8, OPT_DATA = 16,
+       OPT_TARGETS = 32, OPT_INPUT = 64, OPT_OUTPUT = 128 };
+
+static const struct {
+    const char *name;
+    int allowed;                         /* OPT_* flags the command takes */
+} commands[] = {
+    {"train", OPT_EPOCHS | OPT_OUT | OPT_WEIGHTS | OPT_SEED},
+    {"evaluate", OPT_WEIGHTS | OPT_DATA | OPT_TARGETS},
+    {"predict", OPT_WEIGHTS | OPT_INPUT | OPT_OUTPUT},
+    {"check", OPT_SEED},
+};
+
+static const struct {
+    const char *name;
+    int flag;
+} options[] = {
+    {"--epochs", OPT_EPOCHS}, {"--out", OPT_OUT}, {"--weights", OPT_WEIGHTS},
+    {"--seed", OPT_SEED}, {"--data", OPT_DATA}, {"--targets", OPT_TARGETS},
+    {"--input", OPT_INPUT}, {"--output", OPT_OUTPUT},
+};
+
+static int is_help(const char *arg)
+{
+    return !strcmp(arg, "--help") || !strcmp(arg, "-h") || !strcmp(arg, "help");
+}
+
+/* Returns 0, 1 after printing a usage error, or -1 when help was asked for. */
+static int parse_options(int argc, char **argv, Options *o)
+{
+    int allowed = -1;
+    memset(o, 0, sizeof *o);
+    o->epochs = -1;
+    if (argc < 2) {
+        error("no command given");
+        return 1;
+    }
+    if (is_help(argv[1]))
+        return -1;
+    o->command = argv[1];
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        if (!strcmp(argv[1], commands[c].name))
+            allowed = commands[c].allowed;
+    if (allowed < 0) {
+        error("unknown command '%s'", argv[1]);
+        return 1;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        int flag = 0;
+        if (is_help(arg))
+            return -1;
+        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
+            if (!strcmp(arg, options[k].name))
+                flag = options[k].flag;
+        if (!(flag & allowed)) {
+            error("%s does not take '%s'", o->command, arg);
+            return 1;
+        }
+        if (i + 1 >= argc) {
+            error("%s needs a value", arg);
+            return 1;
+        }
+        const char *value = argv[++i];
+        uint64_t number;
+        const char **list = NULL;
+        int *count = NULL;
+        switch (flag) {
+        case OPT_EPOCHS:
+            if (parse_u64(value, &number) < 0 || number > 1000000000) {
+                error("--epochs takes a number of epochs, not '%s'", value);
+                return 1;
+            }
+            o->epochs = (long)number;
+            break;
+        case OPT_SEED:
+            if (parse_u64(value, &o->seed) < 0) {
+                error("--seed takes a non-negative integer, not '%s'", value);
+                return 1;
+            }
+            o->has_seed = 1;
+            break;
+        case OPT_OUT: o->out_dir = value; break;
+        case OPT_WEIGHTS: o->weights = value; break;
+        case OPT_DATA: list = o->data; count = &o->num_data; break;
+        case OPT_TARGETS: list = o->targets; count = &o->num_targets; break;
+        case OPT_INPUT: list = o->inputs; count = &o->num_inputs; break;
+        case OPT_OUTPUT: list = o->outputs; count = &o->num_outputs; break;
+        }
+        if (list) {
+            if (*count == NNRT_MAX_IO) {
+                error("too many %s options (at most %d)", arg, NNRT_MAX_IO);
+                return 1;
+            }
+            if (strchr(value, ';')) {
+                error("%s: file names with ';' are not supported", value);
+                return 1;
+            }
+            list[(*count)++] = value;
+        }
+    }
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* paths joined with ';' as NnrtDataSource lists them; NULL when n == 0. */
+static char *join_paths(const char *const *paths, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(paths[i]) + 1;
+    char *s = n ? malloc(len) : NULL;
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            strcat(s, ";");
+        strcat(s, paths[i]);
+    }
+    return s;
+}
+
+static int make_dirs(const char *path)
+{
+    char *p = strdup(path);
+    struct stat st;
+    int rc = -1;
+    if (!p || !*p)
+        goto fail;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST)
+                goto fail;
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    if (stat(path, &st) != 0)
+        goto fail;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        goto fail;
+    }
+    rc = 0;
+fail:
+    free(p);
+    return rc;
+}
+
+/* A new model with seed, then strict weights from `weights` when given. */
+static int open_model(const NnrtModel *model, uint64_t seed, const char *weights, void **out)
+{
+    void *m = model->new_model(seed);
+    *out = NULL;
+    if (!m) {
+        error("cannot create the model %s (out of memory)", model->name);
+        return STATUS_INTERNAL;
+    }
+    if (weights) {
+        int rc = model->load(m, weights);
+        if (rc < 0) {
+            error("%s: %s", weights, model->last_error(m));
+            model->free_model(m);
+            return status_of(rc);
+        }
+    } else {
+        fprintf(stderr, "warning: no --weights given: %s uses its initial weights (seed %llu)\n",
+                model->name, (unsigned long long)seed);
+    }
+    *out = m;
+    return STATUS_OK;
+}
+
+/* Pointers to every input and target array of d. */
+static void dataset_pointers(const NnrtModel *model, const NnrtDataset *d, const float **in,
+                             const void **tg)
+{
+    for (int i = 0; i < model->num_inputs; i++)
+        in[i] = d->x[i].data;
+    for (int j = 0; j < model->num_outputs; j++)
+        tg[j] = d->y[j].data;
+}
+
+static uint64_t default_seed(const Options *o, const NnrtFitConfig *fit)
+{
+    return o->has_seed ? o->seed : fit ? fit->seed : 42;
+}
+
+/* ---- evaluate ------------------------------------------------------------ */
+
+static int cmd_evaluate(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
+{
+    NnrtDataset d = {0};
+    NnrtDataSource src = {0};
+    char *xs = NULL, *ys = NULL, err[1024] = "";
+    void *m = NULL;
+    const float *in[NNRT_MAX_IO];
+    const void *tg[NNRT_MAX_IO];
+    float loss, metrics[32];
+    int status = STATUS_INPUT, rc;
+
+    if ((o->num_data > 0) != (o->num_targets > 0)) {
+        error("--data and --targets go together");
+        goto fail;
+    }
+    if (o->num_data > 0) {
+        if (!(xs = join_paths(o->data, o->num_data)) || !(ys = join_paths(o->targets, o->num_targets))) {
+            status = STATUS_INTERNAL;
+            error("out of memory");
+            goto fail;
+        }
+        src = (NnrtDataSource){NNRT_DATA_NPY, xs, ys, 1.0};
+    } else if (fit && fit->test.format != NNRT_DATA_NONE && fit->test.y && *fit->test.y) {
+        src = fit->test;
+    } else {
+        error("%s has no test data in its fit config; pass --data X.npy --targets Y.npy",
+              model->name);
+        goto fail;
+    }
+    if ((rc = nnrt_dataset_load(model, &src, &d, err, sizeof err)) < 0) {
+        status = status_of(rc);
+        error("%s", err);
+        goto fail;
+    }
+    if ((status = open_model(model, default_seed(o, fit), o->weights, &m)) != STATUS_OK)
+        goto fail;
+    dataset_pointers(model, &d, in, tg);
+    if (model->evaluate(m, d.n, in, tg, &loss, metrics) < 0) {
+        status = STATUS_INTERNAL;
+        error("evaluation failed: %s", model->last_error(m));
+        goto fail;
+    }
+    print_value(stdout, "", "loss", loss);
+    putchar('\n');
+    for (int k = 0; k < model->num_metrics; k++) {
+        print_value(stdout, "", model->metric_names[k], metrics[k]);
+        putchar('\n');
+    }
+    status = STATUS_OK;
+fail:
+    if (m)
+        model->free_model(m);
+    nnrt_dataset_free(&d);
+    free(xs);
+    free(ys);
+    return status;
+}
+
+/* ---- predict ------------------------------------------------------------- */
+
+static int cmd_predict(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
+{
+    NnrtDataset d = {0};
+    char *xs = NULL, err[1024] = "";
+    void *m = NULL;
+    float *out[NNRT_MAX_IO] = {0};
+    const float *in[NNRT_MAX_IO];
+    const void *tg[NNRT_MAX_IO];
+    int status = STATUS_INPUT, rc;
+
+    if (o->num_inputs != model->num_inputs) {
+        error("%s takes %d input(s): give one --input per input (got %d)", model->name,
+              model->num_inputs, o->num_inputs);
+        goto fail;
+    }
+    if (o->num_outputs != 0 && o->num_outputs != model->num_outputs) {
+        error("%s has %d output(s): give one --output per output, or none for CSV (got %d)",
+              model->name, model->num_outputs, o->num_outputs);
+        goto fail;
+    }
+    if (!(xs = join_paths(o->inputs, o->num_inputs))) {
+        status = STATUS_INTERNAL;
+        error("out of memory");
+        goto fail;
+    }
+    NnrtDataSource src = {NNRT_DATA_NPY, xs, NULL, 1.0};
+    if ((rc = nnrt_dataset_load(model, &src, &d, err, sizeof err)) < 0) {
+        status = status_of(rc);
+        error("%s", err);
+        goto fail;
+    }
+    if ((status = open_model(model, default_seed(o, fit), o->weights, &m)) != STATUS_OK)
+        goto fail;
+    status = STATUS_INTERNAL;
+    for (int j = 0; j < model->num_outputs; j++) {
+        if (!(out[j] = malloc(d.n * (size_t)model->output_size[j] * sizeof(float)))) {
+            error("out of memory");
+            goto fail;
+        }
+    }
+    dataset_pointers(model, &d, in, tg);
+    if (model->predict(m, d.n, in, out) < 0) {
+        error("prediction failed: %s", model->last_error(m));
+        goto fail;
+    }
+    if (o->num_outputs) {
+        for (int j = 0; j < model->num_outputs; j++) {
+            NnrtArray a = {NNRT_F32, 2, {(int64_t)d.n, model->output_size[j]}, out[j]};
+            if ((rc = nnrt_npy_save(o->outputs[j], &a, err, sizeof err)) < 0) {
+                status = status_of(rc);
+                error("%s", err);
+                goto fail;
+            }
+        }
+    } else {
+        for (size_t s = 0; s < d.n; s++) {
+            const char *sep = "";
+            for (int j = 0; j < model->num_outputs; j++) {
+                for (int64_t k = 0; k < model->output_size[j]; k++) {
+                    printf("%s%.6g", sep, (double)out[j][s * (size_t)model->output_size[j] + (size_t)k]);
+                    sep = ",";
+                }
+            }
+            putchar('\n');
+        }
+    }
+    status = STATUS_OK;
+fail:
+    for (int j = 0; j < NNRT_MAX_IO; j++)
+        free(out[j]);
+    if (m)
+        model->free_model(m);
+    nnrt_dataset_free(&d);
+    free(xs);
+    return status;
+}
+
+/* ---- train --------------------------------------------------------------- */
+
+static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
+{
+    NnrtFitConfig cfg;
+    NnrtHistory history = {0};
+    NnrtDataset test = {0};
+    char dir[4096], path[4096 + 64], err[1024] = "";
+    void *m = NULL;
+    int status = STATUS_INPUT, rc;
+
+    if (!fit) {
+        error("%s has no fit: section; there is nothing to train", model->name);
+        goto fail;
+    }
+    cfg = *fit;
+    if (o->epochs >= 0)
+        cfg.epochs = (int)o->epochs;
+    if (o->has_seed)
+        cfg.seed = o->seed;
+    if (o->weights)
+        cfg.init_weights = o->weights;
+    if (o->out_dir)
+        snprintf(dir, sizeof dir, "%s", o->out_dir);
+    else if (cfg.out_dir)
+        snprintf(dir, sizeof dir, "%s", cfg.out_dir);
+    else
+        snprintf(dir, sizeof dir, "./nncc-out/%s", model->name);
+    cfg.out_dir = dir;
+    if (make_dirs(dir) != 0) {
+        error("cannot create the output folder %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+
+    if (!(m = model->new_model(cfg.seed))) {
+        status = STATUS_INTERNAL;
+        error("cannot create the model %s (out of memory)", model->name);
+        goto fail;
+    }
+    if (cfg.init_weights) {
+        fflush(stdout);
+        if ((rc = model->load_partial(m, cfg.init_weights, stdout)) < 0) {
+            status = status_of(rc);
+            error("%s: %s", cfg.init_weights, model->last_error(m));
+            goto fail;
+        }
+        fflush(stdout);
+    }
+    if ((rc = nnrt_fit(model, m, &cfg, &history, err, sizeof err)) < 0) {
+        status = status_of(rc);
+        error("%s", err);
+        goto fail;
+    }
+
+    snprintf(path, sizeof path, "%s/%s.h5", dir, model->name);
+    if ((rc = model->save(m, path)) < 0) {
+        status = status_of(rc);
+        error("%s: %s", path, model->last_error(m));
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    if ((rc = nnrt_history_write_csv(&history, path, err, sizeof err)) < 0) {
+        status = status_of(rc);
+        error("%s", err);
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/learning_curves.svg", dir);
+    if ((rc = nnrt_history_write_svg(&history, model->name, path, err, sizeof err)) < 0) {
+        status = status_of(rc);
+        error("%s", err);
+        goto fail;
+    }
+    printf("saved %s/%s.h5, %s/history.csv, %s/learning_curves.svg\n", dir, model->name, dir, dir);
+
+    if (cfg.test.format != NNRT_DATA_NONE && cfg.test.y && *cfg.test.y) {
+        const float *in[NNRT_MAX_IO];
+        const void *tg[NNRT_MAX_IO];
+        float loss, metrics[32];
+        struct timespec t0, t1;
+        if ((rc = nnrt_dataset_load(model, &cfg.test, &test, err, sizeof err)) < 0) {
+            status = status_of(rc);
+            error("%s", err);
+            goto fail;
+        }
+        dataset_pointers(model, &test, in, tg);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (model->evaluate(m, test.n, in, tg, &loss, metrics) < 0) {
+            status = STATUS_INTERNAL;
+            error("evaluation on the test data failed: %s", model->last_error(m));
+            goto fail;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        size_t batch = cfg.batch_size ? cfg.batch_size : 32;
+        double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        size_t steps = (test.n + batch - 1) / batch;
+        printf("%zu/%zu - %.0fs", steps, steps, seconds);
+        print_value(stdout, " - ", "loss", loss);
+        for (int k = 0; k < model->num_metrics; k++)
+            print_value(stdout, " - ", model->metric_names[k], metrics[k]);
+        putchar('\n');
+        for (int k = 0; k < (model->num_metrics ? model->num_metrics : 1); k++) {
+            if (model->num_metrics)
+                print_value(stdout, "test ", model->metric_names[k], metrics[k]);
+            else
+                print_value(stdout, "test ", "loss", loss);
+            putchar('\n');
+        }
+    }
+    status = STATUS_OK;
+fail:
+    if (m)
+        model->free_model(m);
+    nnrt_history_free(&history);
+    nnrt_dataset_free(&test);
+    return status;
+}
+
+/* ---- check --------------------------------------------------------------- */
+
+/* Relative error of analytic a against the central difference at weight i. */
+static int finite_difference(const NnrtModel *model, void *m, size_t n, const float **in,
+                             const void **tg, float *w, size_t i, double a, double loss0,
+                             double step_scale, double *f_out, double *rel_out)
+{
+    float w0 = w[i], lp, lm;
+    double eps = step_scale * fmax(1.0, fabs((double)w0));
+    float up = (float)(w0 + eps), down = (float)(w0 - eps);
+    w[i] = up;
+    int rc = model->loss_grad(m, n, in, tg, &lp);
+    w[i] = down;
+    if (rc == 0)
+        rc = model->loss_grad(m, n, in, tg, &lm);
+    w[i] = w0;
+    if (rc < 0)
+        return rc;
+    double h = (double)up - (double)down;          /* the step floats actually took */
+    double f = ((double)lp - (double)lm) / h;
+    double resolution = 4 * FLT_EPSILON * fmax(1.0, fabs(loss0)) / h;
+    double floor_ = fmax(1e-3, resolution / CHECK_TOLERANCE);
+    *f_out = f;
+    *rel_out = fabs(a - f) / fmax(floor_, fabs(a) + fabs(f));
+    return 0;
+}
+
+/* A seeded random batch of n samples: inputs U[0,1); sparse labels uniform
+ * over the classes; other targets one-hot when a metric is categorical,
+ * else U[0,1) (valid for every loss nncc compiles). */
+static int random_batch(const NnrtModel *model, size_t n, uint64_t seed, float **x, void **y)
+{
+    int categorical = 0;
+    NnrtRng rng;
+    for (int k = 0; k < model->num_metrics; k++)
+        if (model->metric_names[k] && strstr(model->metric_names[k], "categorical") &&
+            !strstr(model->metric_names[k], "sparse"))
+            categorical = 1;
+    nnrt_rng_seed(&rng, seed ^ 0x434845434bu);          /* "CHECK" */
+    for (int i = 0; i < model->num_inputs; i++) {
+        size_t count = n * (size_t)model->input_size[i];
+        if (!(x[i] = malloc(count * sizeof(float))))
+            return NNRT_ENOMEM;
+        for (size_t k = 0; k < count; k++)
+            x[i][k] = (float)nnrt_rng_uniform(&rng);
+    }
+    for (int j = 0; j < model->num_outputs; j++) {
+        size_t per = (size_t)model->target_size[j];
+        if (!(y[j] = calloc(n * per, 4)))
+            return NNRT_ENOMEM;
+        int32_t *labels = y[j];
+        float *t = y[j];
+        for (size_t s = 0; s < n; s++) {
+            if (model->target_sparse[j])
+                labels[s] = (int32_t)(nnrt_rng_next(&rng) % (uint64_t)model->output_size[j]);
+            else if (categorical && per > 1)
+                t[s * per + nnrt_rng_next(&rng) % per] = 1;
+            else
+                for (size_t k = 0; k < per; k++)
+                    t[s * per + k] = (float)nnrt_rng_uniform(&rng);
+        }
+    }
+    return 0;
+}
+
+static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
+{
+    void *m = NULL;
+    float *x[NNRT_MAX_IO] = {0};
+    void *y[NNRT_MAX_IO] = {0};
+    float *analytic = NULL, loss0;
+    const float *in[NNRT_MAX_IO];
+    const void *tg[NNRT_MAX_IO];
+    int status = STATUS_INTERNAL, rc;
+    uint64_t seed = default_seed(o, fit);
+    size_t n = model->max_batch && model->max_batch < 4 ? model->max_batch : 4;
+    size_t num = model->num_params;
+
+    if (!model->loss_grad || !model->params || !model->grads || num == 0) {
+        status = STATUS_INPUT;
+        error("%s has no training code or no weights (compiled with --inference-only?); "
+              "there is no gradient to check", model->name);
+        goto fail;
+    }
+    if (!(m = model->new_model(seed)) || random_batch(model, n, seed, x, y) < 0 ||
+        !(analytic = malloc(num * sizeof *analytic))) {
+        error("out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < model->num_inputs; i++)
+        in[i] = x[i];
+    for (int j = 0; j < model->num_outputs; j++)
+        tg[j] = y[j];
+    if ((rc = model->loss_grad(m, n, in, tg, &loss0)) == 0)
+        memcpy(analytic, model->grads(m), num * sizeof *analytic);
+
+    float *w = model->params(m);
+    size_t count = num < CHECK_WEIGHTS ? num : CHECK_WEIGHTS, worst = 0;
+    double max_rel = 0, worst_f = 0;
+    for (size_t k = 0; rc == 0 && k < count; k++) {
+        size_t i = count == 1 ? 0 : k * (num - 1) / (count - 1);
+        double f, rel, f2, rel2;
+        rc = finite_difference(model, m, n, in, tg, w, i, analytic[i], loss0, 1e-3, &f, &rel);
+        if (rc == 0 && rel > CHECK_TOLERANCE) {
+            rc = finite_difference(model, m, n, in, tg, w, i, analytic[i], loss0, 2.5e-4, &f2, &rel2);
+            if (rc == 0 && rel2 < rel) {
+                rel = rel2;
+                f = f2;
+            }
+        }
+        if (rc == 0 && (rel > max_rel || k == 0)) {
+            max_rel = rel;
+            worst = i;
+            worst_f = f;
+        }
+    }
+    if (rc < 0) {
+        error("gradient check: loss_grad failed: %s", model->last_error(m));
+        goto fail;
+    }
+    if (!isfinite(loss0)) {
+        status = STATUS_INPUT;
+        error("gradient check: the loss of a random batch is %g", (double)loss0);
+        goto fail;
+    }
+    int ok = max_rel <= CHECK_TOLERANCE;
+    printf("gradient check: max rel error %.3g over %zu weights: %s\n", max_rel, count,
+           ok ? "ok" : "FAILED");
+    fflush(stdout);
+    if (!ok)
+        fprintf(stderr, "worst: weight %zu of %zu: analytic %.6g, finite difference %.6g\n", worst,
+                num, (double)analytic[worst], worst_f);
+    status = ok ? STATUS_OK : STATUS_INPUT;
+fail:
+    for (int i = 0; i < NNRT_MAX_IO; i++) {
+        free(x[i]);
+        free(y[i]);
+    }
+    free(analytic);
+    if (m)
+        model->free_model(m);
+    return status;
+}
+
+/* ---- entry ----------------------------------------------------------------- */
+
+int nnrt_main(int argc, char **argv, const NnrtModel *model, const NnrtFitConfig *fit)
+{
+    const char *program = argc > 0 && argv && argv[0] ? argv[0] : "model";
+    Options o;
+
+    if (!model || !argv || !model->new_model || !model->free_model || !model->last_error) {
+        error("nnrt_main: no model");
+        return STATUS_INTERNAL;
+    }
+    int parsed = parse_options(argc, argv, &o);
+    if (parsed < 0) {
+        usage(stdout, program);
+        return STATUS_OK;
+    }
+    if (parsed > 0) {
+        usage(stderr, program);
+        return STATUS_INPUT;
+    }
+    int train = !strcmp(o.command, "train"), evaluate = !strcmp(o.command, "evaluate");
+    int predict = !strcmp(o.command, "predict");
+    if ((train && (!model->train_step || !model->evaluate || !model->save || !model->load_partial)) ||
+        (evaluate && !model->evaluate) || (predict && !model->predict) ||
+        (!train && o.weights && !model->load)) {
+        error("%s was compiled without the code for %s (--inference-only?)", model->name, o.command);
+        return STATUS_INPUT;
+    }
+    int status = train ? cmd_train(model, fit, &o)
+               : evaluate ? cmd_evaluate(model, fit, &o)
+               : predict ? cmd_predict(model, fit, &o)
+               : cmd_check(model, fit, &o);
+    /* Results are only delivered once stdout has taken them (a full disk, a closed pipe). */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        error("cannot write to stdout: %s", strerror(errno));
+        if (status == STATUS_OK)
+            status = STATUS_INPUT;
+    }
+    return status;
+}

@@ -1,0 +1,743 @@
+/* test_runtime_fit.c — fit.c, history.c and main.c of libnncc_rt, driven
+ * through a hand-written NnrtModel.
+ *
+ * The model is a linear softmax classifier (4 features, 3 classes, sparse
+ * labels, SGD lr 0.5) written out in C, with its own loss, gradients and a
+ * raw "weights file"; it records every call it gets (batch sizes, validation
+ * sizes, per-step losses) so the test can check what nnrt_fit fed it. Data
+ * are three Gaussian blobs written as .npy files into a temporary folder.
+ *
+ * Checked: the loss falls; history shape, names and running means (sample
+ * weighted); steps per epoch and the smaller last batch; split_first,
+ * split_last and separate validation data; same seed, same history;
+ * history.csv reads back; the SVG has one polyline per column; bad data
+ * shapes and labels give messages naming the file; SIGINT stops after the
+ * current step; nnrt_main's train, evaluate, predict and check commands,
+ * including a check that must fail on a wrong gradient, and usage errors.
+ */
+#define _XOPEN_SOURCE 700
+
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "nnrt.h"
+
+#define D 4                       /* features */
+#define C 3                       /* classes */
+#define NP (D * C + C)            /* kernel (D,C) then bias (C) */
+#define MAX_LOG 4096
+
+static int failures;
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            failures++;                                                        \
+            fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+        }                                                                      \
+    } while (0)
+
+/* Test knobs the model reads (a test may have them; the runtime may not). */
+static int grad_bug;              /* loss_grad returns 1.5x the gradient */
+static long interrupt_at_step = -1; /* train_step raises SIGINT at this step */
+
+/* ---- the hand-written model ---------------------------------------------- */
+
+typedef struct {
+    float w[NP];                  /* kernel (D,C) row-major, bias (C) */
+    float g[NP];
+    char error[128];
+    long steps;                   /* train_step calls */
+    size_t step_n[MAX_LOG];       /* batch size of each step */
+    float step_loss[MAX_LOG];
+    size_t max_n;
+    long evals;
+    size_t eval_n;                /* n of the last evaluate */
+} Lin;
+
+static void *lin_new(uint64_t seed)
+{
+    Lin *m = calloc(1, sizeof *m);
+    NnrtRng r;
+    if (!m)
+        return NULL;
+    nnrt_rng_seed(&r, seed);
+    for (int i = 0; i < D * C; i++)
+        m->w[i] = (float)(0.2 * nnrt_rng_uniform(&r) - 0.1);
+    return m;
+}
+
+static void lin_free(void *m) { free(m); }
+
+/* probabilities (n,C) */
+static void lin_forward(const Lin *m, size_t n, const float *x, float *p)
+{
+    for (size_t s = 0; s < n; s++) {
+        float mx = -INFINITY, sum = 0;
+        for (int c = 0; c < C; c++) {
+            float z = m->w[D * C + c];
+            for (int k = 0; k < D; k++)
+                z += x[s * D + k] * m->w[k * C + c];
+            p[s * C + c] = z;
+            mx = fmaxf(mx, z);
+        }
+        for (int c = 0; c < C; c++)
+            sum += (p[s * C + c] = expf(p[s * C + c] - mx));
+        for (int c = 0; c < C; c++)
+            p[s * C + c] /= sum;
+    }
+}
+
+/* mean sparse crossentropy and accuracy; gradient into m->g when grad */
+static int lin_loss(Lin *m, size_t n, const float *const in[], const void *const tg[], float *loss,
+                    float *accuracy, int grad)
+{
+    if (!m || !in || !tg || !in[0] || !tg[0] || n == 0) {
+        if (m)
+            snprintf(m->error, sizeof m->error, "bad arguments");
+        return NNRT_EINVAL;
+    }
+    const float *x = in[0];
+    const int32_t *y = tg[0];
+    float *p = malloc(n * C * sizeof *p);
+    if (!p)
+        return NNRT_ENOMEM;
+    lin_forward(m, n, x, p);
+    double l = 0, correct = 0;
+    if (grad)
+        memset(m->g, 0, sizeof m->g);
+    for (size_t s = 0; s < n; s++) {
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (p[s * C + c] > p[s * C + best])
+                best = c;
+        correct += best == y[s];
+        l -= log(fmax(p[s * C + y[s]], 1e-7));
+        for (int c = 0; grad && c < C; c++) {
+            float d = (p[s * C + c] - (c == y[s])) / (float)n;
+            for (int k = 0; k < D; k++)
+                m->g[k * C + c] += x[s * D + k] * d;
+            m->g[D * C + c] += d;
+        }
+    }
+    free(p);
+    *loss = (float)(l / (double)n);
+    if (accuracy)
+        *accuracy = (float)(correct / (double)n);
+    return 0;
+}
+
+static int lin_train_step(void *mv, size_t n, const float *const in[], const void *const tg[],
+                          float *loss, float *metrics)
+{
+    Lin *m = mv;
+    int rc = lin_loss(m, n, in, tg, loss, &metrics[0], 1);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < NP; i++)
+        m->w[i] -= 0.5f * m->g[i];
+    if (m->steps < MAX_LOG) {
+        m->step_n[m->steps] = n;
+        m->step_loss[m->steps] = *loss;
+    }
+    if (n > m->max_n)
+        m->max_n = n;
+    if (m->steps++ == interrupt_at_step)
+        raise(SIGINT);
+    return 0;
+}
+
+static int lin_evaluate(void *mv, size_t n, const float *const in[], const void *const tg[],
+                        float *loss, float *metrics)
+{
+    Lin *m = mv;
+    m->evals++;
+    m->eval_n = n;
+    return lin_loss(m, n, in, tg, loss, &metrics[0], 0);
+}
+
+static int lin_loss_grad(void *mv, size_t n, const float *const in[], const void *const tg[],
+                         float *loss)
+{
+    Lin *m = mv;
+    int rc = lin_loss(m, n, in, tg, loss, NULL, 1);
+    for (int i = 0; rc == 0 && grad_bug && i < NP; i++)
+        m->g[i] *= 1.5f;
+    return rc;
+}
+
+static int lin_predict(void *mv, size_t n, const float *const in[], float *const out[])
+{
+    if (!mv || !in || !in[0] || !out || !out[0] || n == 0)
+        return NNRT_EINVAL;
+    lin_forward(mv, n, in[0], out[0]);
+    return 0;
+}
+
+/* The test's "weights file": the raw block. */
+static int lin_save(const void *mv, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(((const Lin *)mv)->w, sizeof(float), NP, f) == NP;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : NNRT_EIO;
+}
+
+static int lin_load(void *mv, const char *path)
+{
+    Lin *m = mv;
+    float w[NP + 1];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(m->error, sizeof m->error, "cannot open");
+        return NNRT_EIO;
+    }
+    size_t got = fread(w, sizeof(float), NP + 1, f);
+    fclose(f);
+    if (got != NP) {
+        snprintf(m->error, sizeof m->error, "not a lin weights file");
+        return NNRT_EMISMATCH;
+    }
+    memcpy(m->w, w, sizeof m->w);
+    return 0;
+}
+
+static int lin_load_partial(void *mv, const char *path, FILE *report)
+{
+    int rc = lin_load(mv, path);
+    if (rc == 0)
+        fprintf(report, "loaded: dense\n");
+    return rc;
+}
+
+static float *lin_params(void *mv) { return ((Lin *)mv)->w; }
+static float *lin_grads(void *mv) { return ((Lin *)mv)->g; }
+static const char *lin_last_error(const void *mv) { return ((const Lin *)mv)->error; }
+
+static NnrtModel lin_model(void)
+{
+    NnrtModel M;
+    memset(&M, 0, sizeof M);
+    M.name = "lin";
+    M.source = "test_runtime_fit.c";
+    M.max_batch = 16;
+    M.num_inputs = 1;
+    M.num_outputs = 1;
+    M.num_metrics = 1;
+    M.input_size[0] = D;
+    M.input_rank[0] = 1;
+    M.input_shape[0][0] = D;
+    M.output_size[0] = C;
+    M.target_size[0] = 1;
+    M.target_sparse[0] = 1;
+    M.output_names[0] = "dense";
+    M.metric_names[0] = "accuracy";
+    M.num_params = NP;
+    M.new_model = lin_new;
+    M.free_model = lin_free;
+    M.load = lin_load;
+    M.load_partial = lin_load_partial;
+    M.save = lin_save;
+    M.predict = lin_predict;
+    M.train_step = lin_train_step;
+    M.evaluate = lin_evaluate;
+    M.loss_grad = lin_loss_grad;
+    M.params = lin_params;
+    M.grads = lin_grads;
+    M.last_error = lin_last_error;
+    return M;
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+static char dir[256];
+
+static char *made_paths[512];     /* every at() result, freed at the end */
+static int num_made_paths;
+
+/* dir/name, valid until the end of the test */
+static const char *at(const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (!p || num_made_paths == 512)
+        abort();
+    snprintf(p, len, "%s/%s", dir, name);
+    return made_paths[num_made_paths++] = p;
+}
+
+/* n samples of three blobs around 2 e_c, noise 0.7; features per sample = d */
+static void write_blobs(const char *xname, const char *yname, size_t n, int d, uint64_t seed)
+{
+    float *x = malloc(n * (size_t)d * sizeof *x);
+    int32_t *y = malloc(n * sizeof *y);
+    NnrtRng r;
+    char err[256];
+    nnrt_rng_seed(&r, seed);
+    for (size_t s = 0; s < n; s++) {
+        y[s] = (int32_t)(s % C);
+        for (int k = 0; k < d; k++)
+            x[s * (size_t)d + (size_t)k] = (float)(0.7 * nnrt_rng_normal(&r) + (k == y[s] ? 2.0 : 0.0));
+    }
+    NnrtArray ax = {NNRT_F32, 2, {(int64_t)n, d}, x};
+    NnrtArray ay = {NNRT_I32, 1, {(int64_t)n}, y};
+    if (nnrt_npy_save(at(xname), &ax, err, sizeof err) < 0 || nnrt_npy_save(at(yname), &ay, err, sizeof err) < 0) {
+        fprintf(stderr, "cannot write test data: %s\n", err);
+        exit(2);
+    }
+    free(x);
+    free(y);
+}
+
+static NnrtFitConfig base_config(void)
+{
+    NnrtFitConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.model_file = "lin.yaml";
+    cfg.train = (NnrtDataSource){NNRT_DATA_NPY, at("x.npy"), at("y.npy"), 0};
+    cfg.test = (NnrtDataSource){NNRT_DATA_NPY, at("xt.npy"), at("yt.npy"), 0};
+    cfg.split_first = 50;
+    cfg.epochs = 5;
+    cfg.batch_size = 16;
+    cfg.shuffle = 1;
+    cfg.seed = 7;
+    return cfg;
+}
+
+/* Run fit on a fresh model; returns the model (caller frees). */
+static Lin *run_fit(const NnrtModel *M, const NnrtFitConfig *cfg, NnrtHistory *h, int *rc,
+                    char *err, size_t errlen)
+{
+    Lin *m = M->new_model(cfg->seed);
+    err[0] = '\0';
+    *rc = nnrt_fit(M, m, cfg, h, err, errlen);
+    return m;
+}
+
+/* ---- capturing nnrt_main ---------------------------------------------------- */
+
+static char captured_out[1 << 16], captured_err[1 << 16];
+
+static void read_text(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(buf, 1, len - 1, f) : 0;
+    buf[got] = '\0';
+    if (f)
+        fclose(f);
+}
+
+static int run_main(const NnrtModel *M, const NnrtFitConfig *fit, int argc, char **argv)
+{
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    int fo = open(at("stdout.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fe = open(at("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    int status = nnrt_main(argc, argv, M, fit);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(fo);
+    close(fe);
+    close(saved_out);
+    close(saved_err);
+    read_text(at("stdout.txt"), captured_out, sizeof captured_out);
+    read_text(at("stderr.txt"), captured_err, sizeof captured_err);
+    return status;
+}
+
+/* nnrt_main(argc, {"lin", args..., NULL}) */
+static int run_args(const NnrtModel *M, const NnrtFitConfig *fit, ...)
+{
+    char *argv[32] = {"lin"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, fit);
+    for (char *arg; argc < 31 && (arg = va_arg(ap, char *));)
+        argv[argc++] = arg;
+    va_end(ap);
+    return run_main(M, fit, argc, argv);
+}
+
+#define MAIN(...) run_args(&M, &fit, __VA_ARGS__, (char *)NULL)
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int k = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        k++;
+    return k;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_fit_split_first(const NnrtModel *M)
+{
+    NnrtFitConfig cfg = base_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+    Lin *m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0, "fit: %s", err);
+    CHECK(h.epochs == 5 && h.cols == 4, "epochs %d cols %d", h.epochs, h.cols);
+    const char *names[4] = {"loss", "accuracy", "val_loss", "val_accuracy"};
+    for (int c = 0; c < 4 && h.cols == 4; c++)
+        CHECK(h.names[c] && !strcmp(h.names[c], names[c]), "name %d: %s", c, h.names[c]);
+    if (h.epochs == 5) {
+        CHECK(h.values[4 * 4] < 0.5 * h.values[0], "loss %g -> %g does not fall", h.values[0],
+              h.values[16]);
+        CHECK(h.values[4 * 4 + 3] > 0.9, "val accuracy %g", h.values[19]);
+    }
+    /* 150 training samples, batch 16: 10 steps, the last of 6 */
+    CHECK(m->steps == 50, "steps %ld", m->steps);
+    CHECK(m->max_n == 16, "max batch %zu", m->max_n);
+    CHECK(m->step_n[9] == 6 && m->step_n[49] == 6, "last batch %zu", m->step_n[9]);
+    size_t total = 0;
+    for (int s = 0; s < 10; s++)
+        total += m->step_n[s];
+    CHECK(total == 150, "samples per epoch %zu", total);
+    CHECK(m->evals == 5 && m->eval_n == 50, "validation: %ld calls, n %zu", m->evals, m->eval_n);
+    /* loss is the batch-size-weighted mean of the epoch's step losses */
+    for (int e = 0; e < h.epochs; e++) {
+        double sum = 0;
+        for (int s = 10 * e; s < 10 * e + 10; s++)
+            sum += (double)m->step_loss[s] * (double)m->step_n[s];
+        CHECK(fabs(sum / 150 - h.values[e * 4]) < 1e-9, "epoch %d loss %g vs %g", e, sum / 150,
+              h.values[e * 4]);
+    }
+
+    /* history.csv and learning_curves.svg */
+    CHECK(nnrt_history_write_csv(&h, at("history.csv"), err, sizeof err) == 0, "csv: %s", err);
+    char text[1 << 15];
+    read_text(at("history.csv"), text, sizeof text);
+    CHECK(!strncmp(text, "epoch,loss,accuracy,val_loss,val_accuracy\n", 42), "csv header: %.60s", text);
+    char *line = strchr(text, '\n');
+    int rows = 0;
+    while (line && line[1]) {
+        char *p = line + 1, *end;
+        long epoch = strtol(p, &end, 10);
+        CHECK(epoch == rows, "csv epoch %ld on row %d", epoch, rows);
+        for (int c = 0; c < 4 && rows < h.epochs; c++) {
+            CHECK(*end == ',', "csv row %d", rows);
+            double v = strtod(end + 1, &end);
+            CHECK(v == h.values[rows * 4 + c], "csv value %d,%d: %.17g vs %.17g", rows, c, v,
+                  h.values[rows * 4 + c]);
+        }
+        CHECK(*end == '\n', "csv row %d ends with %c", rows, *end);
+        rows++;
+        line = strchr(p, '\n');
+    }
+    CHECK(rows == 5, "csv rows %d", rows);
+
+    CHECK(nnrt_history_write_svg(&h, "lin", at("curves.svg"), err, sizeof err) == 0, "svg: %s", err);
+    read_text(at("curves.svg"), text, sizeof text);
+    CHECK(!strncmp(text, "<svg", 4), "svg starts %.20s", text);
+    CHECK(strstr(text, "</svg>\n") && strstr(text, "</svg>\n")[7] == '\0', "svg end");
+    CHECK(count_of(text, "<polyline") == 4, "polylines %d", count_of(text, "<polyline"));
+    CHECK(strstr(text, "#1f77b4") && strstr(text, "#d62728") && strstr(text, ">val_accuracy<"),
+          "svg colors and legend");
+    CHECK(strstr(text, ">0.0<") && strstr(text, ">1.0<"), "svg y ticks 0.0..1.0");
+    CHECK(!file_exists(at("nonexistent/dir/h.csv")) &&
+              nnrt_history_write_csv(&h, at("nonexistent/dir/h.csv"), err, sizeof err) == NNRT_EIO,
+          "unwritable csv");
+
+    /* the same seed gives the same history */
+    NnrtHistory h2;
+    Lin *m2 = run_fit(M, &cfg, &h2, &rc, err, sizeof err);
+    CHECK(rc == 0 && h2.epochs == 5 && !memcmp(h.values, h2.values, 20 * sizeof(double)),
+          "same seed, different history");
+    nnrt_history_free(&h2);
+    free(m2);
+    cfg.seed = 8;
+    m2 = run_fit(M, &cfg, &h2, &rc, err, sizeof err);
+    CHECK(rc == 0 && memcmp(h.values, h2.values, 20 * sizeof(double)), "other seed, same history");
+    nnrt_history_free(&h2);
+    free(m2);
+
+    nnrt_history_free(&h);
+    CHECK(h.values == NULL && h.names[0] == NULL, "history_free");
+    free(m);
+}
+
+static void test_fit_validation_forms(const NnrtModel *M)
+{
+    NnrtFitConfig cfg = base_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+
+    cfg.split_first = 0;
+    cfg.split_last = 0.1;
+    cfg.epochs = 1;
+    Lin *m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    size_t total = 0;
+    for (long s = 0; s < m->steps; s++)
+        total += m->step_n[s];
+    CHECK(rc == 0 && total == 180 && m->steps == 12 && m->eval_n == 20,
+          "split_last: rc %d, %zu samples in %ld steps, validation %zu (%s)", rc, total, m->steps,
+          m->eval_n, err);
+    nnrt_history_free(&h);
+    free(m);
+
+    cfg.split_last = 0;
+    cfg.validation = (NnrtDataSource){NNRT_DATA_NPY, at("xt.npy"), at("yt.npy"), 0};
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && m->steps == 13 && m->eval_n == 60 && h.cols == 4,
+          "validation data: rc %d, steps %ld, validation %zu", rc, m->steps, m->eval_n);
+    nnrt_history_free(&h);
+    free(m);
+
+    cfg.validation.format = NNRT_DATA_NONE;
+    cfg.epochs = 2;
+    cfg.shuffle = 0;
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.cols == 2 && h.epochs == 2 && m->evals == 0 &&
+              !strcmp(h.names[0], "loss") && !strcmp(h.names[1], "accuracy"),
+          "no validation: rc %d cols %d evals %ld", rc, h.cols, m->evals);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* Ctrl-C during step 14 (epoch 2 of 13-step epochs): that step finishes, epoch 1 stays */
+    interrupt_at_step = 13;
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    interrupt_at_step = -1;
+    CHECK(rc == 0 && h.epochs == 1 && m->steps == 14, "interrupt: rc %d epochs %d steps %ld", rc,
+          h.epochs, m->steps);
+    struct sigaction now;
+    sigaction(SIGINT, NULL, &now);
+    CHECK(now.sa_handler == SIG_DFL, "SIGINT handler not restored");
+    nnrt_history_free(&h);
+    free(m);
+}
+
+static void test_bad_data(const NnrtModel *M)
+{
+    NnrtFitConfig cfg = base_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+    Lin *m;
+
+    /* 5 features where the model takes 4 */
+    cfg.train.x = at("x5.npy");
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "x5.npy") && strstr(err, "takes 4"), "x5: %d %s", rc, err);
+    CHECK(m->steps == 0 && h.epochs == 0, "trained on bad data");
+    nnrt_history_free(&h);
+    free(m);
+
+    /* labels outside [0, 3) */
+    cfg = base_config();
+    cfg.train.y = at("ybad.npy");
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "ybad.npy") && strstr(err, "[0, 3)"), "ybad: %d %s", rc, err);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* fewer labels than samples */
+    cfg.train.y = at("yt.npy");
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "x.npy has 200") && strstr(err, "yt.npy has 60"),
+          "count: %d %s", rc, err);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* non-integer labels */
+    cfg.train.y = at("yfloat.npy");
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc < 0 && strstr(err, "yfloat.npy") && strstr(err, "integers"), "yfloat: %d %s", rc, err);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* a missing file */
+    cfg.train.y = at("missing.npy");
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EIO && strstr(err, "missing.npy"), "missing: %d %s", rc, err);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* a validation split that leaves nothing to train on */
+    cfg = base_config();
+    cfg.split_first = 200;
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "split_first"), "split_first 200: %d %s", rc, err);
+    nnrt_history_free(&h);
+    free(m);
+}
+
+static void test_main(const NnrtModel *model)
+{
+    NnrtModel M = *model;
+    NnrtFitConfig fit = base_config();
+    char out_dir[512], weights[600], xt[512], yt[512], pred[512], x5[512];
+    int status;
+    snprintf(out_dir, sizeof out_dir, "%s", at("out/nested"));
+    snprintf(weights, sizeof weights, "%s/lin.h5", out_dir);
+    snprintf(xt, sizeof xt, "%s", at("xt.npy"));
+    snprintf(yt, sizeof yt, "%s", at("yt.npy"));
+    snprintf(pred, sizeof pred, "%s", at("pred.npy"));
+    snprintf(x5, sizeof x5, "%s", at("x5.npy"));
+
+    status = MAIN("train", "--epochs", "3", "--out", out_dir);
+    CHECK(status == 0, "train: %d %s", status, captured_err);
+    CHECK(strstr(captured_out, "Epoch 1/3\n") && strstr(captured_out, "Epoch 3/3\n") &&
+              strstr(captured_out, "10/10 [==============================] - ") &&
+              (strstr(captured_out, "ms/step") || strstr(captured_out, "us/step")),
+          "train progress:\n%s", captured_out);
+    CHECK(!strchr(captured_out, '\r'), "\\r in non-terminal output");
+    CHECK(strstr(captured_out, " - val_accuracy: ") && strstr(captured_out, "4/4 - ") &&
+              strstr(captured_out, "\ntest accuracy: "), "train output:\n%s", captured_out);
+    char path[700];
+    snprintf(path, sizeof path, "%s/history.csv", out_dir);
+    CHECK(file_exists(weights) && file_exists(path), "train outputs missing");
+    snprintf(path, sizeof path, "%s/learning_curves.svg", out_dir);
+    CHECK(file_exists(path), "learning_curves.svg missing");
+
+    status = MAIN("train", "--epochs", "1", "--out", out_dir, "--weights", weights, "--seed", "3");
+    CHECK(status == 0 && strstr(captured_out, "loaded: dense"), "train --weights: %d %s", status,
+          captured_out);
+
+    /* evaluate agrees with the model's own evaluate on those weights */
+    status = MAIN("evaluate", "--weights", weights, "--data", xt, "--targets", yt);
+    CHECK(status == 0, "evaluate: %d %s", status, captured_err);
+    double loss = -1, acc = -1;
+    char *p = strstr(captured_out, "loss: "), *q = strstr(captured_out, "\naccuracy: ");
+    if (p && q) {
+        loss = atof(p + 6);
+        acc = atof(q + 11);
+    }
+    Lin *m = M.new_model(0);
+    NnrtDataset d;
+    char err[512];
+    float ref_loss = 0, ref_acc = 0;
+    NnrtDataSource src = {NNRT_DATA_NPY, xt, yt, 0};
+    CHECK(lin_load(m, weights) == 0 && nnrt_dataset_load(&M, &src, &d, err, sizeof err) == 0, "%s", err);
+    const float *in[1] = {d.x[0].data};
+    const void *tg[1] = {d.y[0].data};
+    lin_evaluate(m, d.n, in, tg, &ref_loss, &ref_acc);
+    CHECK(fabs(loss - ref_loss) < 1e-4 && fabs(acc - ref_acc) < 1e-4, "evaluate %g %g vs %g %g",
+          loss, acc, ref_loss, ref_acc);
+    status = MAIN("evaluate", "--weights", weights);
+    CHECK(status == 0 && strstr(captured_out, "accuracy: "), "evaluate on the test split: %d", status);
+    status = MAIN("evaluate");
+    CHECK(status == 0 && strstr(captured_err, "warning: no --weights"), "evaluate without weights");
+
+    /* predict to .npy matches the model's own forward pass */
+    status = MAIN("predict", "--weights", weights, "--input", xt, "--output", pred);
+    CHECK(status == 0, "predict: %d %s", status, captured_err);
+    NnrtArray a = {0};
+    CHECK(nnrt_npy_load(pred, &a, err, sizeof err) == 0 && a.dtype == NNRT_F32 && a.rank == 2 &&
+              a.shape[0] == (int64_t)d.n && a.shape[1] == C, "predict output shape");
+    float *ref = malloc(d.n * C * sizeof *ref);
+    lin_forward(m, d.n, d.x[0].data, ref);
+    double maxdiff = 0;
+    for (size_t i = 0; a.data && i < d.n * C; i++)
+        maxdiff = fmax(maxdiff, fabs(((float *)a.data)[i] - ref[i]));
+    CHECK(a.data && maxdiff == 0, "predict max difference %g", maxdiff);
+    status = MAIN("predict", "--weights", weights, "--input", xt);
+    CHECK(status == 0 && count_of(captured_out, "\n") == (int)d.n && count_of(captured_out, ",") == 2 * (int)d.n,
+          "predict CSV: %d rows", count_of(captured_out, "\n"));
+    char first[64];
+    snprintf(first, sizeof first, "%.6g,%.6g,%.6g\n", ref[0], ref[1], ref[2]);
+    CHECK(!strncmp(captured_out, first, strlen(first)), "CSV row %s vs %.40s", first, captured_out);
+    nnrt_array_free(&a);
+    free(ref);
+    nnrt_dataset_free(&d);
+    free(m);
+
+    /* gradient check: passes, and fails on a wrong gradient */
+    status = MAIN("check");
+    CHECK(status == 0 && strstr(captured_out, "gradient check: max rel error ") &&
+              strstr(captured_out, "over 15 weights: ok"), "check: %d %s %s", status, captured_out,
+          captured_err);
+    grad_bug = 1;
+    status = MAIN("check");
+    grad_bug = 0;
+    CHECK(status == 1 && strstr(captured_out, "FAILED"), "check with a wrong gradient: %d %s", status,
+          captured_out);
+
+    /* usage and input errors */
+    CHECK(MAIN("fly") == 1 && strstr(captured_err, "unknown command") && strstr(captured_err, "usage:"),
+          "unknown command");
+    CHECK(MAIN("train", "--epochs") == 1 && strstr(captured_err, "needs a value"), "missing value");
+    CHECK(MAIN("train", "--epochs", "x") == 1, "bad number");
+    CHECK(MAIN("predict", "--epochs", "1") == 1 && strstr(captured_err, "does not take"), "wrong option");
+    CHECK(MAIN("evaluate", "--data", xt) == 1, "--data without --targets");
+    CHECK(MAIN("predict", "--input", x5) == 1 && strstr(captured_err, "x5.npy"), "predict bad shape: %s",
+          captured_err);
+    CHECK(MAIN("predict", "--weights", at("missing.h5"), "--input", xt) == 1, "missing weights");
+    CHECK(MAIN("predict") == 1, "predict without --input");
+    CHECK(MAIN("--help") == 0 && strstr(captured_out, "usage:"), "--help");
+    char *argv_[] = {"lin", NULL};
+    CHECK(run_main(&M, &fit, 1, argv_) == 1, "no command");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/nnrt_fit_XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    write_blobs("x.npy", "y.npy", 200, D, 1);
+    write_blobs("xt.npy", "yt.npy", 60, D, 2);
+    write_blobs("x5.npy", "y5.npy", 200, 5, 3);
+    {
+        int32_t y[200];
+        float yf[200];
+        char err[256];
+        for (int i = 0; i < 200; i++) {
+            y[i] = i % 4;
+            yf[i] = (float)(i % 3) + 0.5f;
+        }
+        NnrtArray ay = {NNRT_I32, 1, {200}, y}, af = {NNRT_F32, 1, {200}, yf};
+        if (nnrt_npy_save(at("ybad.npy"), &ay, err, sizeof err) < 0 ||
+            nnrt_npy_save(at("yfloat.npy"), &af, err, sizeof err) < 0) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+    }
+
+    NnrtModel M = lin_model();
+    test_fit_split_first(&M);
+    test_fit_validation_forms(&M);
+    test_bad_data(&M);
+    test_main(&M);
+
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    for (int i = 0; i < num_made_paths; i++)
+        free(made_paths[i]);
+    if (failures) {
+        fprintf(stderr, "test_runtime_fit: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_runtime_fit: all passed\n");
+    return 0;
+}
