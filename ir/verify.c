@@ -49,18 +49,21 @@ void ir_verify(const Graph *g)
         if (n->op == OP_WEIGHT && n->storage != ST_WEIGHT)
             fail(g, n, "weight node not in the weight block");
     }
-    /* memory plan: arena buffers alive at the same time must not overlap */
-    for (int i = 0; i < g->nnodes; i++) {
+    /* memory plan (once planned): arena buffers alive at the same time must not overlap */
+    for (int i = 0; g->arena_floats && i < g->nnodes; i++) {
         const Node *a = g->nodes[i];
-        if (a->storage != ST_ARENA || a->last_use < a->id)
+        if (a->storage != ST_ARENA)
             continue;
-        size_t asz = (size_t)shape_size(&a->shape);
+        size_t a0 = a->offset, a1 = a0 + node_floats(g, a);
+        if (a1 > g->arena_floats)
+            fail(g, a, "buffer extends past the planned arena");
         for (int j = i + 1; j < g->nnodes && j <= a->last_use; j++) {
             const Node *b = g->nodes[j];
-            if (b->storage != ST_ARENA || b->last_use < b->id)
+            if (b->storage != ST_ARENA)
                 continue;
-            size_t bsz = (size_t)shape_size(&b->shape);
-            (void)asz, (void)bsz;
+            size_t b0 = b->offset, b1 = b0 + node_floats(g, b);
+            if (a0 < b1 && b0 < a1)
+                fail(g, b, "its buffer overlaps one that is still alive");
         }
     }
 }
