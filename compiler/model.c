@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist/"
@@ -53,6 +54,15 @@ const char *closest_name(const char *given, const char *const *candidates, int n
         }
     }
     return best;
+}
+
+/* Where key is written in map (a block mapping's own location is its first key). */
+static Loc key_loc(const YNode *map, const char *key)
+{
+    for (int i = 0; i < map->n; i++)
+        if (!strcmp(ymap_key(map, i)->text, key))
+            return ymap_key(map, i)->loc;
+    return map->loc;
 }
 
 static int expect_kind(const YNode *v, YKind kind, const char *what)
@@ -122,6 +132,35 @@ static int get_bool(const YNode *v, bool *out, const char *what)
     return 0;
 }
 
+/* Names a model cannot take: the API declares `typedef struct NAME NAME;`,
+ * so C keywords and the names of the headers the generated code includes
+ * (<stdint.h>, <stddef.h>, <math.h>, <stdio.h>, <stdlib.h>, <string.h>)
+ * would not compile. */
+static const char *const reserved_names[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+    "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "bool",
+    "true", "false", "alignas", "alignof", "static_assert", "thread_local", "nullptr", "typeof", "constexpr",
+    "NULL", "size_t", "ptrdiff_t", "wchar_t", "max_align_t", "errno", "FILE", "fpos_t", "div_t", "ldiv_t",
+    "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "intptr_t",
+    "uintptr_t", "intmax_t", "uintmax_t", "stdin", "stdout", "stderr", "printf", "fprintf", "sprintf",
+    "snprintf", "puts", "fputs", "fopen", "fclose", "fread", "fwrite", "fflush", "remove", "rename", "malloc",
+    "calloc", "realloc", "free", "abort", "exit", "atexit", "getenv", "system", "abs", "labs", "div", "rand",
+    "srand", "qsort", "bsearch", "atoi", "atof", "strtol", "strtod", "memcpy", "memmove", "memset", "memcmp",
+    "strlen", "strcmp", "strcpy", "strncpy", "strcat", "strchr", "strstr", "strdup", "strerror", "exp", "exp2",
+    "expm1", "log", "log2", "log10", "log1p", "pow", "sqrt", "cbrt", "sin", "cos", "tan", "asin", "acos", "atan",
+    "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "fabs", "floor", "ceil", "round",
+    "trunc", "fmod", "fmin", "fmax", "fma", "hypot", "isnan", "isinf", "isfinite", "nan", "main",
+};
+
+static bool name_reserved(const char *s)
+{
+    for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
+        if (!strcmp(s, reserved_names[i]))
+            return true;
+    return !strncmp(s, "__", 2) || !strncasecmp(s, "nnrt", 4);
+}
+
 static bool is_identifier(const char *s)
 {
     if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
@@ -163,7 +202,8 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
             return error_at(shape->items[i]->loc,
                             "a variable-length axis (null) is not supported yet; give its maximum length");
         if (val.shape.dim[i] <= 0)
-            return error_at(shape->loc, "input dimensions must be positive");
+            return error_at(shape->kind == Y_SEQ ? shape->items[i]->loc : shape->loc,
+                            "input dimensions must be positive, not %lld", (long long)val.shape.dim[i]);
     }
     in->shape = val.shape;
     if (dtype) {
@@ -185,7 +225,13 @@ static int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l, int *cla
 {
     if (item->kind != Y_MAP || item->n != 1) {
         error_at(item->loc, "each layer is a one-key mapping: the Keras class, then its arguments");
-        hint("for example:  - Dense: {units: 10, activation: softmax}");
+        if (item->kind == Y_SCALAR && layer_class_find(item->text))
+            hint("write  - %s: {}  (a colon, then the arguments)", item->text);
+        else if (item->kind == Y_MAP && item->n > 1 && layer_class_find(ymap_key(item, 0)->text))
+            hint("indent the arguments deeper than '%s:', or write  - %s: {%s: ...}", ymap_key(item, 0)->text,
+                 ymap_key(item, 0)->text, ymap_key(item, 1)->text);
+        else
+            hint("for example:  - Dense: {units: 10, activation: softmax}");
         return -1;
     }
     const YNode *key = ymap_key(item, 0), *cfg = ymap_value(item, 0);
@@ -451,10 +497,18 @@ static int parse_loss(const YNode *v, OutputLoss *out)
         }
         return 0;
     }
+    Loc at = v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc;
     if (!strcmp(name, "huber") || !strcmp(name, "Huber") || !strcmp(name, "huber_loss"))
-        return error_at(v->loc, "the huber loss is not supported yet");
-    error_at(v->loc, "unknown loss '%s'", name);
-    hint("losses: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae");
+        return error_at(at, "the huber loss is not supported yet");
+    error_at(at, "unknown loss '%s'", name);
+    const char *all[sizeof names / sizeof names[0]];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        all[i] = names[i].name;
+    const char *near = closest_name(name, all, (int)(sizeof names / sizeof names[0]));
+    if (near)
+        hint("did you mean '%s'?", near);
+    else
+        hint("losses: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae");
     return -1;
 }
 
@@ -486,11 +540,17 @@ static int parse_optimizer(const YNode *v, OptimizerSpec *o)
     } else {
         static const char *const later[] = {"Adagrad", "RMSprop", "Nadam", "Adamax", "AdamW", "adagrad",
                                             "rmsprop", "nadam", "adamax", "adamw"};
+        Loc at = v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc;
         for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
             if (!strcmp(name, later[i]))
-                return error_at(v->loc, "the %s optimizer is not supported yet (SGD and Adam are)", name);
-        error_at(v->loc, "unknown optimizer '%s'", name);
-        hint("optimizers: SGD, Adam");
+                return error_at(at, "the %s optimizer is not supported yet (SGD and Adam are)", name);
+        error_at(at, "unknown optimizer '%s'", name);
+        static const char *const known[] = {"SGD", "Adam", "sgd", "adam"};
+        const char *near = closest_name(name, known, 4);
+        if (near)
+            hint("did you mean '%s'?", near);
+        else
+            hint("optimizers: SGD, Adam");
         return -1;
     }
     if (!args)
@@ -506,11 +566,11 @@ static int parse_optimizer(const YNode *v, OptimizerSpec *o)
                 return error_at(val->loc, "learning-rate schedules are not supported yet");
             rc = get_double(val, &o->learning_rate, k);
             if (!rc && o->learning_rate <= 0)
-                return error_at(val->loc, "learning_rate must be positive");
+                return error_at(val->loc, "learning_rate must be positive, not %g", o->learning_rate);
         } else if (!strcmp(k, "momentum")) {
             rc = get_double(val, &o->momentum, k);
             if (!rc && (o->momentum < 0 || o->momentum > 1))
-                return error_at(val->loc, "momentum must be in [0, 1]");
+                return error_at(val->loc, "momentum must be in [0, 1], not %g", o->momentum);
         } else if (!strcmp(k, "nesterov"))
             rc = get_bool(val, &o->nesterov, k);
         else if (!strcmp(k, "beta_1"))
@@ -531,7 +591,7 @@ static int parse_optimizer(const YNode *v, OptimizerSpec *o)
     return 0;
 }
 
-static int parse_compile(Arena *a, Model *m, const YNode *c)
+static int parse_compile(Arena *a, Model *m, const YNode *c, Loc key)
 {
     (void)a;
     if (expect_kind(c, Y_MAP, "compile"))
@@ -548,7 +608,7 @@ static int parse_compile(Arena *a, Model *m, const YNode *c)
     for (int i = 0; i < m->noutputs; i++)
         m->losses[i].weight = 1.0f;
     if (!loss) {
-        error_at(c->loc, "compile has no loss");
+        error_at(key, "compile has no loss");
         hint("for example:  loss: sparse_categorical_crossentropy");
         return -1;
     }
@@ -584,7 +644,7 @@ static int parse_compile(Arena *a, Model *m, const YNode *c)
             for (int i = 0; i < lw->n; i++) {
                 int o = output_index(m, ymap_key(lw, i));
                 double w;
-                if (o < 0 || get_double(ymap_value(lw, i), &w, "a loss weight"))
+                if (o < 0 || get_double(ymap_value(lw, i), &w, "loss_weights"))
                     return -1;
                 m->losses[o].weight = (float)w;
             }
@@ -593,7 +653,7 @@ static int parse_compile(Arena *a, Model *m, const YNode *c)
                 return error_at(lw->loc, "loss_weights has %d entries for %d outputs", lw->n, m->noutputs);
             for (int i = 0; i < lw->n; i++) {
                 double w;
-                if (get_double(lw->items[i], &w, "a loss weight"))
+                if (get_double(lw->items[i], &w, "loss_weights"))
                     return -1;
                 m->losses[i].weight = (float)w;
             }
@@ -654,11 +714,14 @@ static const char *resolve_path(Arena *a, const Model *m, const YNode *v)
     return arena_printf(a, "%s/%s", m->dir, v->text);
 }
 
-static int check_file(const char *path, Loc loc)
+static int check_file(const char *path, const YNode *v, Loc loc)
 {
     if (access(path, R_OK) == 0)
         return 0;
-    return error_at(loc, "cannot read data file '%s': %s", path, strerror(errno));
+    error_at(loc, "cannot read data file '%s': %s", path, strerror(errno));
+    if (v->text[0] != '/' && strcmp(path, v->text) != 0)
+        hint("a relative data path is relative to the model file's folder");
+    return -1;
 }
 
 static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
@@ -682,10 +745,10 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
             return error_at(v->loc, "an idx data source needs images and labels");
         if (expect_kind(im, Y_SCALAR, "images") || expect_kind(lb, Y_SCALAR, "labels"))
             return -1;
-        *d = (DataSpec){NNRT_DATA_IDX, resolve_path(a, m, im), resolve_path(a, m, lb), 1.0};
+        *d = (DataSpec){.format = NNRT_DATA_IDX, .x = resolve_path(a, m, im), .y = resolve_path(a, m, lb), .scale = 1.0};
         if (sc && get_double(sc, &d->scale, "scale"))
             return -1;
-        return check_file(d->x, im->loc) || check_file(d->y, lb->loc) ? -1 : 0;
+        return check_file(d->x, im, im->loc) || check_file(d->y, lb, lb->loc) ? -1 : 0;
     }
     if (!strcmp(fmt->text, "npy")) {
         static const char *const keys[] = {"format", "x", "y", NULL};
@@ -696,8 +759,8 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
             return error_at(v->loc, "an npy data source needs x and y");
         if (expect_kind(x, Y_SCALAR, "x") || expect_kind(y, Y_SCALAR, "y"))
             return -1;
-        *d = (DataSpec){NNRT_DATA_NPY, resolve_path(a, m, x), resolve_path(a, m, y), 1.0};
-        return check_file(d->x, x->loc) || check_file(d->y, y->loc) ? -1 : 0;
+        *d = (DataSpec){.format = NNRT_DATA_NPY, .x = resolve_path(a, m, x), .y = resolve_path(a, m, y), .scale = 1.0};
+        return check_file(d->x, x, x->loc) || check_file(d->y, y, y->loc) ? -1 : 0;
     }
     if (!strcmp(fmt->text, "csv") || !strcmp(fmt->text, "hdf5"))
         return error_at(fmt->loc, "the %s data format is not supported yet (idx and npy are)", fmt->text);
@@ -706,7 +769,7 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
     return -1;
 }
 
-static int parse_fit(Arena *a, Model *m, const YNode *f)
+static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
 {
     if (expect_kind(f, Y_MAP, "fit"))
         return -1;
@@ -719,7 +782,7 @@ static int parse_fit(Arena *a, Model *m, const YNode *f)
     m->fit_loc = f->loc;
     const YNode *data = ymap_get(f, "data"), *val = ymap_get(f, "validation"), *v;
     if (!data) {
-        error_at(f->loc, "fit has no data");
+        error_at(key, "fit has no data");
         hint("for example:  data: {dataset: fashion_mnist}");
         return -1;
     }
@@ -740,10 +803,10 @@ static int parse_fit(Arena *a, Model *m, const YNode *f)
         if (check_keys(data, "a built-in dataset", dkeys))
             return -1;
         const double scale = 1.0 / 255.0;
-        fit->train = (DataSpec){NNRT_DATA_IDX, FASHION_DIR "train-images-idx3-ubyte.gz",
-                                FASHION_DIR "train-labels-idx1-ubyte.gz", scale};
-        fit->test = (DataSpec){NNRT_DATA_IDX, FASHION_DIR "t10k-images-idx3-ubyte.gz",
-                               FASHION_DIR "t10k-labels-idx1-ubyte.gz", scale};
+        fit->train = (DataSpec){.format = NNRT_DATA_IDX, .x = FASHION_DIR "train-images-idx3-ubyte.gz",
+                                .y = FASHION_DIR "train-labels-idx1-ubyte.gz", .scale = scale};
+        fit->test = (DataSpec){.format = NNRT_DATA_IDX, .x = FASHION_DIR "t10k-images-idx3-ubyte.gz",
+                               .y = FASHION_DIR "t10k-labels-idx1-ubyte.gz", .scale = scale};
         fit->split_first = 5000;
         const char *files[] = {fit->train.x, fit->train.y, fit->test.x, fit->test.y};
         for (int i = 0; i < 4; i++)
@@ -834,6 +897,12 @@ int model_parse(Arena *a, const char *path, Model *m)
             hint("it prefixes the generated API (NAME_new, NAME_predict...): use letters, digits and _");
             return -1;
         }
+        if (name_reserved(v->text)) {
+            error_at(v->loc, "the model name '%s' is taken by C or its library", v->text);
+            hint("it becomes the C type %s of the generated API; pick another name, e.g. %s_model", v->text,
+                 v->text);
+            return -1;
+        }
         m->name = v->text;
         m->name_loc = v->loc;
     }
@@ -843,22 +912,28 @@ int model_parse(Arena *a, const char *path, Model *m)
                 return -1;
             m->ninputs = 1;
         } else {
-            if (expect_kind(v, Y_SEQ, "inputs"))
+            if (expect_kind(v, Y_SEQ, "inputs")) {
+                hint("for example:  inputs: [{name: image, shape: [28, 28]}]");
                 return -1;
+            }
             if (v->n == 0 || v->n > 16)
                 return error_at(v->loc, "a model has 1 to 16 inputs");
             for (int i = 0; i < v->n; i++) {
                 if (parse_input(a, v->items[i], &m->inputs[i], i))
                     return -1;
                 for (int j = 0; j < i; j++)
-                    if (!strcmp(m->inputs[i].name, m->inputs[j].name))
-                        return error_at(v->items[i]->loc, "a second input named '%s'", m->inputs[i].name);
+                    if (!strcmp(m->inputs[i].name, m->inputs[j].name)) {
+                        error_at(v->items[i]->loc, "a second input named '%s'", m->inputs[i].name);
+                        hint("the first is at line %d; input names must be unique", m->inputs[j].loc.line);
+                        return -1;
+                    }
             }
             m->ninputs = v->n;
         }
     }
     if (!(v = ymap_get(root, "layers"))) {
         error_at(root->loc, "the model has no 'layers' list");
+        hint("add  layers: [{Dense: {units: 10}}]  or one '- Class: {arguments}' item per line");
         return -1;
     }
     if (parse_layers(a, m, v))
@@ -899,14 +974,15 @@ int model_parse(Arena *a, const char *path, Model *m)
         m->output_locs[0] = m->layers[m->nlayers - 1]->loc;
         m->noutputs = 1;
     }
-    if ((v = ymap_get(root, "compile")) && parse_compile(a, m, v))
+    if ((v = ymap_get(root, "compile")) && parse_compile(a, m, v, key_loc(root, "compile")))
         return -1;
     if ((v = ymap_get(root, "fit"))) {
         if (!m->has_compile) {
-            error_at(v->loc, "fit needs a compile section (loss and optimizer)");
+            error_at(key_loc(root, "fit"), "fit needs a compile section (loss and optimizer)");
+            hint("for example:  compile: {loss: sparse_categorical_crossentropy, optimizer: sgd}");
             return -1;
         }
-        if (parse_fit(a, m, v))
+        if (parse_fit(a, m, v, key_loc(root, "fit")))
             return -1;
     }
     return 0;

@@ -7,7 +7,8 @@
  * predict copies them out). Buffers are placed greedily in node order at
  * the lowest offset that does not overlap any buffer still alive (first
  * fit), rounded to 16 floats (64 bytes) so every buffer is cache-line
- * aligned. Guarantees: two buffers alive at the same node never overlap;
+ * aligned. A kernel's workspace (im2col) is a buffer alive at its node
+ * only. Guarantees: two buffers alive at the same node never overlap;
  * ir_verify checks it.
  */
 #include "compiler.h"
@@ -35,6 +36,23 @@ static int by_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* First fit: the lowest offset where size floats (rounded to 16) overlap no live interval. */
+static size_t place(Interval *live, int *nlive, size_t floats, int end, size_t *peak)
+{
+    qsort(live, (size_t)*nlive, sizeof *live, by_offset);
+    size_t size = (floats + 15) & ~(size_t)15, at = 0;
+    for (int j = 0; j < *nlive; j++) {
+        if (live[j].offset >= at + size)
+            break;
+        if (live[j].offset + live[j].size > at)
+            at = live[j].offset + live[j].size;
+    }
+    live[(*nlive)++] = (Interval){at, size, end};
+    if (at + size > *peak)
+        *peak = at + size;
+    return at;
+}
+
 void pass_plan_memory(Graph *g)
 {
     for (int i = 0; i < g->nnodes; i++) {
@@ -53,33 +71,27 @@ void pass_plan_memory(Graph *g)
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i]->is_output)
             base_of(g->nodes[i])->last_use = g->nnodes;
-    Interval *live = calloc((size_t)g->nnodes + 1, sizeof *live);
+    Interval *live = calloc(2 * (size_t)g->nnodes + 1, sizeof *live);
     assert(live);
     int nlive = 0;
     size_t peak = 0, naive = 0;
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
-        if (n->storage != ST_ARENA)
+        if (n->storage != ST_ARENA && !n->workspace)
             continue;
         int k = 0;
         for (int j = 0; j < nlive; j++)
             if (live[j].end >= i)
                 live[k++] = live[j];
         nlive = k;
-        qsort(live, (size_t)nlive, sizeof *live, by_offset);
-        size_t size = (node_floats(g, n) + 15) & ~(size_t)15;
-        size_t at = 0;
-        for (int j = 0; j < nlive; j++) {
-            if (live[j].offset >= at + size)
-                break;
-            if (live[j].offset + live[j].size > at)
-                at = live[j].offset + live[j].size;
+        if (n->storage == ST_ARENA) {
+            n->offset = place(live, &nlive, node_floats(g, n), n->last_use, &peak);
+            naive += node_floats(g, n);
         }
-        n->offset = at;
-        live[nlive++] = (Interval){at, size, n->last_use};
-        if (at + size > peak)
-            peak = at + size;
-        naive += size;
+        if (n->workspace) {  /* scratch alive during this node only */
+            n->workspace_offset = place(live, &nlive, n->workspace, i, &peak);
+            naive += n->workspace;
+        }
     }
     free(live);
     g->arena_floats = peak;

@@ -130,6 +130,16 @@ struct Node {
     float alpha;                 /* ACTIVATION alpha, DROPOUT_MASK rate */
     float weight;                /* LOSS: loss weight */
     int slot;                    /* LOSS/METRIC: result index; INPUT/TARGET: io index */
+    int axis;                    /* CONCAT/SLICE axis of the per-sample shape */
+    int64_t start;               /* SLICE: first index along axis */
+    struct {
+        int kh, kw, sh, sw, dh, dw, pt, pl;  /* window, strides, dilation, padding before */
+        int oh, ow;                          /* output size (from Keras's padding rule) */
+    } conv;                      /* CONV*, POOL*: 1-D ops use kh = sh = dh = 1, pt = 0 */
+    bool has_gamma, has_beta;    /* BN_*: which optional sources are present */
+    float eps, momentum;         /* BN_* */
+    size_t workspace;            /* floats of scratch the kernel needs (im2col), planned */
+    size_t workspace_offset;
 
     Storage storage;
     Weight *w;                   /* ST_WEIGHT / ST_GRAD: the weight */
@@ -175,8 +185,13 @@ typedef struct {
 /* Where `nncc train` reads data (mirrors NnrtDataSource). */
 typedef struct {
     int format;                  /* NNRT_DATA_* */
-    const char *x, *y;           /* absolute or model-relative paths, resolved */
+    const char *x, *y;           /* idx/npy: paths, resolved; csv: column groups */
     double scale;
+    const char *path;            /* csv: the file, resolved */
+    int header, skip_rows, standardize;
+    char delimiter;
+    double split[3];
+    uint64_t seed;
 } DataSpec;
 
 typedef struct {

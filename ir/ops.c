@@ -184,6 +184,223 @@ static void grad_add(Graph *g, Node *n, Node *dy)
     ir_accumulate_grad(g, n->src[1], dy);
 }
 
+#define shape_sub same_as_src0
+
+/* da = dy, db = -dy */
+static void grad_sub(Graph *g, Node *n, Node *dy)
+{
+    ir_accumulate_grad(g, n->src[0], dy);
+    if (n->src[1]->requires_grad) {
+        Node *neg = node1(g, OP_SCALE, dy);
+        neg->alpha = -1.0f;
+        ir_accumulate_grad(g, n->src[1], neg);
+    }
+}
+
+#define shape_scale same_as_src0
+
+/* dx = alpha * dy */
+static void grad_scale(Graph *g, Node *n, Node *dy)
+{
+    Node *dx = node1(g, OP_SCALE, dy);
+    dx->alpha = n->alpha;
+    ir_accumulate_grad(g, n->src[0], dx);
+}
+
+#define shape_maximum same_as_src0
+
+/* da = dy where a >= b, db = dy where a < b */
+static void grad_maximum(Graph *g, Node *n, Node *dy)
+{
+    for (int i = 0; i < 2; i++)
+        if (n->src[i]->requires_grad) {
+            Node *src[3] = {dy, n->src[0], n->src[1]};
+            Node *d = node_new(g, OP_MAXIMUM_GRAD, 3, src);
+            d->attr = i;
+            ir_accumulate_grad(g, n->src[i], d);
+        }
+}
+
+#define shape_maximum_grad same_as_src0
+#define grad_maximum_grad NULL
+
+/* ---- concatenation and slices ------------------------------------------- */
+
+static void shape_concat(Graph *g, Node *n)
+{
+    (void)g;
+    n->shape = n->src[0]->shape;
+    n->batched = n->src[0]->batched;
+    n->shape.dim[n->axis] = 0;
+    for (int i = 0; i < n->nsrc; i++)
+        n->shape.dim[n->axis] += n->src[i]->shape.dim[n->axis];
+}
+
+/* dsrc_i = dy[..., offset_i : offset_i + dim_i, ...] */
+static void grad_concat(Graph *g, Node *n, Node *dy)
+{
+    int64_t start = 0;
+    for (int i = 0; i < n->nsrc; i++) {
+        Node *x = n->src[i];
+        if (x->requires_grad) {
+            Node *d = node1(g, OP_SLICE, dy);
+            d->axis = n->axis;
+            d->start = start;
+            d->shape = x->shape;
+            ir_accumulate_grad(g, x, d);
+        }
+        start += x->shape.dim[n->axis];
+    }
+}
+
+static void shape_slice(Graph *g, Node *n)  /* the creator sets the shape */
+{
+    (void)g;
+    n->batched = n->src[0]->batched;
+}
+#define grad_slice NULL
+
+/* ---- convolution and pooling --------------------------------------------- *
+ * x is (h, w, c) or, 1-D, (w, c); the window attributes fix (oh, ow). */
+
+static void shape_conv(Graph *g, Node *n)
+{
+    (void)g;
+    Node *x = n->src[0], *k = n->src[1];
+    n->batched = x->batched;
+    n->shape = x->shape;
+    int r = x->shape.rank;
+    n->shape.dim[r - 1] = k->shape.dim[k->shape.rank - 1];
+    n->shape.dim[r - 2] = n->conv.ow;
+    if (r == 3)
+        n->shape.dim[0] = n->conv.oh;
+}
+
+/* dx = conv^T(dy, k), dk = im2col(x)^T dy */
+static void grad_conv(Graph *g, Node *n, Node *dy)
+{
+    Node *x = n->src[0], *k = n->src[1];
+    if (x->requires_grad) {
+        Node *dx = node2(g, OP_CONV_GRAD_INPUT, dy, k);
+        dx->conv = n->conv;
+        dx->shape = x->shape;
+        dx->batched = x->batched;
+        ir_accumulate_grad(g, x, dx);
+    }
+    if (k->requires_grad) {
+        Node *dk = node2(g, OP_CONV_GRAD_KERNEL, x, dy);
+        dk->conv = n->conv;
+        dk->shape = k->shape;
+        dk->batched = false;
+        ir_accumulate_grad(g, k, dk);
+    }
+}
+
+#define shape_conv_grad_input keep
+#define grad_conv_grad_input NULL
+#define shape_conv_grad_kernel keep
+#define grad_conv_grad_kernel NULL
+
+static void shape_pool(Graph *g, Node *n)
+{
+    (void)g;
+    Node *x = n->src[0];
+    n->batched = x->batched;
+    n->shape = x->shape;
+    int r = x->shape.rank;
+    n->shape.dim[r - 2] = n->conv.ow;
+    if (r == 3)
+        n->shape.dim[0] = n->conv.oh;
+}
+
+/* max: dy to the window's first maximum; average: dy / (real cells) to each */
+static void grad_pool(Graph *g, Node *n, Node *dy)
+{
+    Node *src[3] = {dy, n->src[0], n};
+    Node *dx = node_new(g, OP_POOL_GRAD, 3, src);
+    dx->attr = n->attr;
+    dx->conv = n->conv;
+    dx->shape = n->src[0]->shape;
+    ir_accumulate_grad(g, n->src[0], dx);
+}
+
+static void shape_pool_grad(Graph *g, Node *n)
+{
+    (void)g;
+    n->shape = n->src[1]->shape;
+    n->batched = n->src[1]->batched;
+}
+#define grad_pool_grad NULL
+
+/* ---- batch normalization --------------------------------------------------- */
+
+static void shape_bn_stats(Graph *g, Node *n)
+{
+    (void)g;
+    n->shape = (Shape){2, {2, last_dim(n->src[0])}};
+    n->batched = false;
+}
+#define grad_bn_stats NULL  /* BN_APPLY's rule differentiates through the statistics */
+
+#define shape_bn_apply same_as_src0
+
+static Node *bn_src(const Node *n, int which)  /* which: 0 gamma, 1 beta */
+{
+    int i = 2;
+    if (which == 1 && n->has_gamma)
+        i++;
+    return (which == 0 ? n->has_gamma : n->has_beta) ? n->src[i] : NULL;
+}
+
+/* xhat = (x - mean) inv; dx = gamma inv / N (N dy - sum dy - xhat sum(dy xhat)),
+ * dgamma = sum dy xhat, dbeta = sum dy */
+static void grad_bn_apply(Graph *g, Node *n, Node *dy)
+{
+    Node *x = n->src[0], *stats = n->src[1], *gamma = bn_src(n, 0), *beta = bn_src(n, 1);
+    if (x->requires_grad) {
+        Node *src[4] = {dy, x, stats, gamma};
+        Node *dx = node_new(g, OP_BN_GRAD_INPUT, gamma ? 4 : 3, src);
+        dx->has_gamma = gamma != NULL;
+        ir_accumulate_grad(g, x, dx);
+    }
+    if (gamma && gamma->requires_grad) {
+        Node *src[3] = {dy, x, stats};
+        ir_accumulate_grad(g, gamma, node_new(g, OP_BN_GRAD_GAMMA, 3, src));
+    }
+    if (beta && beta->requires_grad)
+        ir_accumulate_grad(g, beta, node1(g, OP_BIAS_GRAD, dy));
+}
+
+#define shape_bn_grad_input same_as_src0
+#define grad_bn_grad_input NULL
+
+static void shape_bn_grad_gamma(Graph *g, Node *n)
+{
+    (void)g;
+    n->shape = (Shape){1, {last_dim(n->src[0])}};
+    n->batched = false;
+}
+#define grad_bn_grad_gamma NULL
+#define shape_bn_moving scalar
+#define grad_bn_moving NULL
+#define shape_bn_infer same_as_src0
+
+/* frozen statistics: dx = dy gamma / sqrt(var + eps) */
+static void grad_bn_infer(Graph *g, Node *n, Node *dy)
+{
+    Node *x = n->src[0], *var = n->src[2], *gamma = n->has_gamma ? n->src[3] : NULL;
+    if (!x->requires_grad)
+        return;
+    Node *src[3] = {dy, var, gamma};
+    Node *dx = node_new(g, OP_BN_INFER_GRAD, gamma ? 3 : 2, src);
+    dx->has_gamma = gamma != NULL;
+    dx->eps = n->eps;
+    ir_accumulate_grad(g, x, dx);
+}
+
+#define shape_bn_infer_grad same_as_src0
+#define grad_bn_infer_grad NULL
+
 /* ---- losses and metrics ------------------------------------------------- */
 
 #define shape_loss scalar

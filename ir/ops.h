@@ -23,7 +23,25 @@
     X(SOFTMAX_GRAD, softmax_grad, 2) /* dx = y * (dy - sum(dy * y)); src dy, y */    \
     X(DROPOUT_MASK, dropout_mask, 0) /* mask in {0, 1/(1-rate)}, rate `alpha`, fresh per step */ \
     X(MUL, mul, 2)                 /* y = a * b elementwise */                       \
-    X(ADD, add, 2)                 /* y = a + b (gradient fan-in) */                 \
+    X(ADD, add, 2)                 /* y = a + b (also gradient fan-in) */            \
+    X(SUB, sub, 2)                 /* y = a - b */                                   \
+    X(SCALE, scale, 1)             /* y = alpha * x */                               \
+    X(MAXIMUM, maximum, 2)         /* y = max(a, b), ties to a */                    \
+    X(MAXIMUM_GRAD, maximum_grad, 3) /* src dy, a, b: dy where a wins (attr 0) or b wins (1) */ \
+    X(CONCAT, concat, -1)          /* y = the sources joined along `axis` */         \
+    X(SLICE, slice, 1)             /* y = x[..., offset : offset + dim(axis), ...] */ \
+    X(CONV, conv, 2)               /* y = conv(x, kernel), window `conv`, channels last */ \
+    X(CONV_GRAD_INPUT, conv_grad_input, 2)   /* dx = conv^T(dy, kernel); src dy, kernel */ \
+    X(CONV_GRAD_KERNEL, conv_grad_kernel, 2) /* dk = im2col(x)^T dy; src x, dy */ \
+    X(POOL, pool, 1)               /* max (attr 0) or average (1) pooling, window `conv` */ \
+    X(POOL_GRAD, pool_grad, 3)     /* src dy, x, y */                                \
+    X(BN_STATS, bn_stats, 1)       /* (2, c): batch mean, 1/sqrt(var + eps) over all but the last axis */ \
+    X(BN_APPLY, bn_apply, -1)      /* y = gamma (x - mean) inv + beta; src x, stats[, gamma][, beta] */ \
+    X(BN_GRAD_INPUT, bn_grad_input, -1) /* dx through the batch statistics; src dy, x, stats[, gamma] */ \
+    X(BN_GRAD_GAMMA, bn_grad_gamma, 3)  /* dgamma = sum dy * xhat; src dy, x, stats */ \
+    X(BN_MOVING, bn_moving, 3)     /* moving mean/var += (1-momentum)(batch - moving); src stats, mean, var */ \
+    X(BN_INFER, bn_infer, -1)      /* y = gamma (x - mean) / sqrt(var + eps) + beta; src x, mean, var[, gamma][, beta] */ \
+    X(BN_INFER_GRAD, bn_infer_grad, -1) /* dx = dy gamma / sqrt(var + eps); src dy, var[, gamma] */ \
     X(LOSS, loss, 2)               /* scalar batch mean of LOSS_TABLE `attr`(pred, target) */ \
     X(LOSS_GRAD, loss_grad, 2)     /* d(weight * loss)/d pred, scaled per sample */  \
     X(PENALTY, penalty, 1)         /* scalar l1*sum|w| + l2*sum w^2 of weight src[0] */ \

@@ -49,6 +49,41 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_UPDATE:
         fprintf(out, " %s", optimizer_info[n->attr].name);
         break;
+    case OP_CONV:
+    case OP_CONV_GRAD_INPUT:
+    case OP_CONV_GRAD_KERNEL:
+    case OP_POOL:
+    case OP_POOL_GRAD:
+        if (n->op == OP_POOL || n->op == OP_POOL_GRAD)
+            fprintf(out, " %s", n->attr ? "avg" : "max");
+        fprintf(out, " window=%dx%d stride=%dx%d dilation=%dx%d pad=%d,%d out=%dx%d", n->conv.kh, n->conv.kw,
+                n->conv.sh, n->conv.sw, n->conv.dh, n->conv.dw, n->conv.pt, n->conv.pl, n->conv.oh, n->conv.ow);
+        if (n->workspace)
+            fprintf(out, " workspace=%zu", n->workspace);
+        break;
+    case OP_CONCAT:
+    case OP_SLICE:
+        fprintf(out, " axis=%d", n->axis);
+        if (n->op == OP_SLICE)
+            fprintf(out, " start=%lld", (long long)n->start);
+        break;
+    case OP_SCALE:
+        fprintf(out, " alpha=%g", (double)n->alpha);
+        break;
+    case OP_MAXIMUM_GRAD:
+        fprintf(out, " %s", n->attr ? "b" : "a");
+        break;
+    case OP_BN_STATS:
+    case OP_BN_APPLY:
+    case OP_BN_GRAD_INPUT:
+    case OP_BN_GRAD_GAMMA:
+    case OP_BN_MOVING:
+    case OP_BN_INFER:
+    case OP_BN_INFER_GRAD:
+        fprintf(out, " eps=%g", (double)n->eps);
+        if (n->op == OP_BN_MOVING)
+            fprintf(out, " momentum=%g", (double)n->momentum);
+        break;
     case OP_RESHAPE:
     case OP_BIAS_ADD:
     case OP_BIAS_GRAD:
@@ -56,6 +91,8 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_SOFTMAX_GRAD:
     case OP_MUL:
     case OP_ADD:
+    case OP_SUB:
+    case OP_MAXIMUM:
     case OP_COUNT:
         break;
     }

@@ -15,7 +15,8 @@
  * written only when used, so the output has no dead code.
  *
  * Chunk functions: train_chunk (forward in training mode, losses, metrics,
- * backward; gradients accumulate into m->g scaled by grad_scale = 1/n),
+ * backward; gradients accumulate into m->g scaled by grad_scale = 1/n;
+ * BatchNormalization moving statistics move only when update_stats),
  * apply_updates (one optimizer step), infer_chunk (inference forward; with
  * targets, losses and metrics). The public API splits any n into chunks of
  * at most MAX_BATCH samples.
@@ -75,6 +76,41 @@
       "{\n"                                                                                          \
       "    for (size_t i = 0; i < n; i++)\n"                                                         \
       "        y[i] = a[i] + b[i];\n"                                                                \
+      "}\n")                                                                                         \
+    X(SUB,                                                                                           \
+      "/* y = a - b elementwise */\n"                                                                 \
+      "static void sub(float *y, const float *a, const float *b, size_t n)\n"                        \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        y[i] = a[i] - b[i];\n"                                                                \
+      "}\n")                                                                                         \
+    X(SCALE,                                                                                         \
+      "/* y = alpha * x */\n"                                                                        \
+      "static void scale(float *y, const float *x, float alpha, size_t n)\n"                        \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        y[i] = alpha * x[i];\n"                                                               \
+      "}\n")                                                                                         \
+    X(MAXIMUM,                                                                                       \
+      "/* y = max(a, b) elementwise (ties: a) */\n"                                                  \
+      "static void maximum(float *y, const float *a, const float *b, size_t n)\n"                   \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        y[i] = a[i] >= b[i] ? a[i] : b[i];\n"                                                 \
+      "}\n")                                                                                         \
+    X(MAXIMUM_GRAD,                                                                                  \
+      "/* dx = dy where the source won the maximum (a on ties): which 0 is a, 1 is b */\n"           \
+      "static void maximum_backward(float *dx, const float *dy, const float *a, const float *b, int which, size_t n)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        dx[i] = ((a[i] >= b[i]) != which) ? dy[i] : 0.0f;\n"                                  \
+      "}\n")                                                                                         \
+    X(COPY_ROWS,                                                                                     \
+      "/* dst[r, :len] = src[r, :len] for rows r, with row strides (concatenate, slice) */\n"       \
+      "static void copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_stride, size_t rows, size_t len)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t r = 0; r < rows; r++)\n"                                                      \
+      "        memcpy(dst + r * dst_stride, src + r * src_stride, len * sizeof(float));\n"          \
       "}\n")                                                                                         \
     X(PENALTY,                                                                                       \
       "/* l1 * sum|w| + l2 * sum w^2 */\n"                                                            \
@@ -415,6 +451,217 @@ static void emit_add(Emitter *e, const Node *n)
     out(e, "    add(%s, %s, %s, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), count(n));
 }
 
+static void emit_sub(Emitter *e, const Node *n)
+{
+    e->need[H_SUB] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    sub(%s, %s, %s, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), count(n));
+}
+
+static void emit_scale(Emitter *e, const Node *n)
+{
+    e->need[H_SCALE] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    scale(%s, %s, %s, %s);\n", ref(e, n), ref(e, n->src[0]), flt(n->alpha), count(n));
+}
+
+static void emit_maximum(Emitter *e, const Node *n)
+{
+    e->need[H_MAXIMUM] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    maximum(%s, %s, %s, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), count(n));
+}
+
+static void emit_maximum_grad(Emitter *e, const Node *n)
+{
+    e->need[H_MAXIMUM_GRAD] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    maximum_backward(%s, %s, %s, %s, %d, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]),
+        ref(e, n->src[2]), n->attr, count(n));
+}
+
+/* n viewed as (outer, dim(axis) * inner): rows before the axis, floats per row from it on */
+static const char *outer_rows(const Node *n, int axis)
+{
+    int64_t r = 1;
+    for (int i = 0; i < axis; i++)
+        r *= n->shape.dim[i];
+    if (!n->batched)
+        return fmt_str("%lld", (long long)r);
+    return r == 1 ? "B" : fmt_str("B * %lld", (long long)r);
+}
+
+static int64_t row_len(const Node *n, int axis)
+{
+    int64_t len = 1;
+    for (int i = axis; i < n->shape.rank; i++)
+        len *= n->shape.dim[i];
+    return len;
+}
+
+static void emit_concat(Emitter *e, const Node *n)
+{
+    e->need[H_COPY_ROWS] = true;
+    comment(e, n);
+    define(e, n);
+    int64_t at = 0, stride = row_len(n, n->axis);
+    for (int i = 0; i < n->nsrc; i++) {
+        int64_t len = row_len(n->src[i], n->axis);
+        out(e, "    copy_rows(%s + %lld, %lld, %s, %lld, %s, %lld);\n", ref(e, n), (long long)at, (long long)stride,
+            ref(e, n->src[i]), (long long)len, outer_rows(n, n->axis), (long long)len);
+        at += len;
+    }
+}
+
+static void emit_slice(Emitter *e, const Node *n)
+{
+    e->need[H_COPY_ROWS] = true;
+    const Node *x = n->src[0];
+    int64_t inner = row_len(n, n->axis) / (n->shape.dim[n->axis] ? n->shape.dim[n->axis] : 1);
+    comment(e, n);
+    define(e, n);
+    out(e, "    copy_rows(%s, %lld, %s + %lld, %lld, %s, %lld);\n", ref(e, n), (long long)row_len(n, n->axis),
+        ref(e, x), (long long)(n->start * inner), (long long)row_len(x, n->axis), outer_rows(n, n->axis),
+        (long long)row_len(n, n->axis));
+}
+
+/* The NnrtConv of a window op, from the input x, filters f and the output y. */
+static const char *conv_desc(Emitter *e, const Node *n, const Node *x, int64_t f)
+{
+    const Shape *s = &x->shape;
+    int64_t h = s->rank == 3 ? s->dim[0] : 1, w = s->dim[s->rank - 2], c = s->dim[s->rank - 1];
+    const char *name = fmt_str("%s_window", n->name);
+    out(e, "    static const NnrtConv %s = {%lld, %lld, %lld, %d, %d, %lld, %d, %d, %d, %d, %d, %d, %d, %d};\n", name,
+        (long long)h, (long long)w, (long long)c, n->conv.kh, n->conv.kw, (long long)f, n->conv.sh, n->conv.sw,
+        n->conv.dh, n->conv.dw, n->conv.pt, n->conv.pl, n->conv.oh, n->conv.ow);
+    return name;
+}
+
+static const char *workspace(const Node *n)
+{
+    return fmt_str("arena + %zu, %zu", n->workspace_offset, n->workspace);
+}
+
+static void emit_conv(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[0], *k = n->src[1];
+    comment(e, n);
+    define(e, n);
+    const char *d = conv_desc(e, n, x, cols(k));
+    out(e, "    nnrt_conv_forward(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, x), ref(e, k), d, workspace(n));
+}
+
+static void emit_conv_grad_input(Emitter *e, const Node *n)
+{
+    const Node *dy = n->src[0], *k = n->src[1];
+    comment(e, n);
+    define(e, n);
+    const char *d = conv_desc(e, n, n, cols(k));
+    out(e, "    nnrt_conv_backward_input(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, dy), ref(e, k), d,
+        workspace(n));
+}
+
+static void emit_conv_grad_kernel(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[0], *dy = n->src[1];
+    const char *beta = grad_beta(e, n);
+    comment(e, n);
+    const char *d = conv_desc(e, n, x, cols(dy));
+    out(e, "    nnrt_conv_backward_kernel(%s, %s, %s, &%s, B, %s, %s);\n", ref(e, n), ref(e, x), ref(e, dy), d, beta,
+        workspace(n));
+}
+
+static void emit_pool(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[0];
+    comment(e, n);
+    define(e, n);
+    const char *d = conv_desc(e, n, x, cols(x));
+    out(e, "    nnrt_%s_forward(%s, %s, &%s, B);\n", n->attr ? "avgpool" : "maxpool", ref(e, n), ref(e, x), d);
+}
+
+static void emit_pool_grad(Emitter *e, const Node *n)
+{
+    const Node *dy = n->src[0], *x = n->src[1], *y = n->src[2];
+    comment(e, n);
+    define(e, n);
+    const char *d = conv_desc(e, n, x, cols(x));
+    if (n->attr)
+        out(e, "    nnrt_avgpool_backward(%s, %s, &%s, B);\n", ref(e, n), ref(e, dy), d);
+    else
+        out(e, "    nnrt_maxpool_backward(%s, %s, %s, %s, &%s, B);\n", ref(e, n), ref(e, dy), ref(e, x), ref(e, y), d);
+}
+
+static void emit_bn_stats(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[0];
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_bn_stats(%s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, x), rows(x), (long long)cols(x), flt(n->eps));
+}
+
+static const char *opt_src(const Emitter *e, const Node *n, bool has, int i)
+{
+    return has ? ref(e, n->src[i]) : "NULL";
+}
+
+static void emit_bn_apply(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[0];
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_bn_forward(%s, %s, %s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, x), ref(e, n->src[1]),
+        opt_src(e, n, n->has_gamma, 2), opt_src(e, n, n->has_beta, n->has_gamma ? 3 : 2), rows(x), (long long)cols(x));
+}
+
+static void emit_bn_grad_input(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[1];
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_bn_backward_input(%s, %s, %s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), ref(e, x),
+        ref(e, n->src[2]), opt_src(e, n, n->has_gamma, 3), rows(x), (long long)cols(x));
+}
+
+static void emit_bn_grad_gamma(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[1];
+    const char *beta = grad_beta(e, n);
+    comment(e, n);
+    out(e, "    nnrt_bn_backward_gamma(%s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, x),
+        ref(e, n->src[2]), rows(x), (long long)cols(x), beta);
+}
+
+static void emit_bn_moving(Emitter *e, const Node *n)
+{
+    comment(e, n);
+    out(e, "    if (update_stats)\n        nnrt_bn_moving_update(%s, %s, %s, %lld, %s, %s);\n", ref(e, n->src[1]),
+        ref(e, n->src[2]), ref(e, n->src[0]), (long long)shape_size(&n->src[1]->shape), flt(n->momentum), flt(n->eps));
+}
+
+static void emit_bn_infer(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[0];
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_bn_inference(%s, %s, %s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, x),
+        opt_src(e, n, n->has_gamma, 3), opt_src(e, n, n->has_beta, n->has_gamma ? 4 : 3), ref(e, n->src[1]),
+        ref(e, n->src[2]), rows(x), (long long)cols(x), flt(n->eps));
+}
+
+static void emit_bn_infer_grad(Emitter *e, const Node *n)
+{
+    const Node *dy = n->src[0];
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_bn_inference(%s, %s, %s, NULL, NULL, %s, %s, %lld, %s);\n", ref(e, n), ref(e, dy),
+        opt_src(e, n, n->has_gamma, 2), ref(e, n->src[1]), rows(dy), (long long)cols(dy), flt(n->eps));
+}
+
 static const char *loss_kernel(const Node *n)
 {
     const LossInfo *li = &loss_info[n->attr];
@@ -513,11 +760,13 @@ static void emit_train_chunk(Emitter *e)
            " * backward, adding d(loss)/d(weights) into m->g (acc = 0 overwrites: the first chunk). */\n",
         e->p->max_batch, e->p->nmetrics);
     out(e, "static void train_chunk(%s *m, int B, const float *const in[], const void *const tg[], float grad_scale,\n"
-           "                        float acc, NnrtRng *rng, float *res)\n{\n",
+           "                        float acc, NnrtRng *rng, int update_stats, float *res)\n{\n",
         e->p->name);
     out(e, "    float *const arena = m->arena;\n");
     if (!dropout)
         out(e, "    (void)rng;\n");
+    if (!graph_has(g, OP_BN_MOVING))
+        out(e, "    (void)update_stats;\n");
     for (int i = 0; i < g->nnodes; i++)
         declare_io(e, g->nodes[i]);
     out(e, "    res[0] = 0.0f;\n");
@@ -1010,7 +1259,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     if (train) {
         fprintf(f, "/* Forward and backward over all n samples in chunks; gradients of the mean loss in m->g. */\n");
         fprintf(f, "static void loss_and_grads(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
-                   "                           double *total)\n{\n", P);
+                   "                           int update_stats, double *total)\n{\n", P);
         fprintf(f, "    NnrtRng rng;  /* dropout masks: a function of the seed and the step */\n");
         fprintf(f, "    nnrt_rng_seed(&rng, m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(m->iterations + 1)));\n");
         fprintf(f, "    for (int i = 0; i < 1 + %d; i++)\n        total[i] = 0.0;\n", p->nmetrics);
@@ -1019,14 +1268,14 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "        const float *in[%d];\n        const void *tg[%d];\n        float res[1 + %d];\n", p->ninputs,
                 p->noutputs, p->nmetrics);
         fprintf(f, "        slice_inputs(in, inputs, start);\n        slice_targets(tg, targets, start);\n");
-        fprintf(f, "        train_chunk(m, B, in, tg, 1.0f / (float)n, start ? 1.0f : 0.0f, &rng, res);\n");
+        fprintf(f, "        train_chunk(m, B, in, tg, 1.0f / (float)n, start ? 1.0f : 0.0f, &rng, update_stats, res);\n");
         fprintf(f, "        for (int i = 0; i < 1 + %d; i++)\n            total[i] += (double)res[i] * B / (double)n;\n    }\n}\n\n",
                 p->nmetrics);
         fprintf(f, "int %s_train_step_metrics(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
                    "                          float *loss, float *metrics)\n{\n", P, P);
         fprintf(f, "    int rc = check_args(m, \"%s_train_step\", n, inputs, targets, NULL, 1, 0);\n", P);
         fprintf(f, "    if (rc)\n        return rc;\n");
-        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, total);\n", p->nmetrics);
+        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, 1, total);\n", p->nmetrics);
         fprintf(f, "    apply_updates(m);\n    m->iterations++;\n");
         fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n");
         fprintf(f, "    for (int i = 0; metrics && i < %d; i++)\n        metrics[i] = (float)total[1 + i];\n", p->nmetrics);
@@ -1036,7 +1285,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "int %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n", P, P);
         fprintf(f, "    int rc = check_args(m, \"%s_loss_grad\", n, inputs, targets, NULL, 1, 0);\n", P);
         fprintf(f, "    if (rc)\n        return rc;\n");
-        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, total);\n", p->nmetrics);
+        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, 0, total);\n", p->nmetrics);
         fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n    return 0;\n}\n\n");
     }
 
@@ -1116,7 +1365,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
 
 void emit_driver(FILE *f, const Program *p, const char *header_name)
 {
-    static const char *formats[] = {"NNRT_DATA_NONE", "NNRT_DATA_IDX", "NNRT_DATA_NPY"};
+    static const char *formats[] = {"NNRT_DATA_NONE", "NNRT_DATA_IDX", "NNRT_DATA_NPY", "NNRT_DATA_CSV"};
     fprintf(f, "/* %s_main.c — generated by nncc %s from %s. Do not edit.\n", p->name, NNCC_VERSION, p->source);
     fprintf(f, " * The program behind `nncc train|evaluate|predict|check`: the model's fit section\n"
                " * as an NnrtFitConfig, handed with the model to the runtime's driver. */\n");
@@ -1129,13 +1378,23 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
     const DataSpec *srcs[] = {&fs->train, &fs->test, &fs->validation};
     const char *names[] = {"train", "test", "validation"};
     for (int i = 0; i < 3; i++) {
-        if (!srcs[i]->format)
+        const DataSpec *d = srcs[i];
+        if (!d->format)
             continue;
-        fprintf(f, "        .%s = {%s, ", names[i], formats[srcs[i]->format]);
-        c_string(f, srcs[i]->x);
-        fprintf(f, ", ");
-        c_string(f, srcs[i]->y);
-        fprintf(f, ", %.17g},\n", srcs[i]->scale);
+        fprintf(f, "        .%s = {.format = %s, .x = ", names[i], formats[d->format]);
+        c_string(f, d->x ? d->x : "");
+        fprintf(f, ", .y = ");
+        c_string(f, d->y ? d->y : "");
+        fprintf(f, ", .scale = %.17g", d->scale);
+        if (d->path) {
+            fprintf(f, ",\n               .path = ");
+            c_string(f, d->path);
+            fprintf(f, ", .header = %d, .skip_rows = %d, .delimiter = '%s', .standardize = %d,\n", d->header,
+                    d->skip_rows, d->delimiter == ' ' ? " " : ",", d->standardize);
+            fprintf(f, "               .split = {%.17g, %.17g, %.17g}, .seed = %lluu", d->split[0], d->split[1],
+                    d->split[2], (unsigned long long)d->seed);
+        }
+        fprintf(f, "},\n");
     }
     fprintf(f, "        .split_first = %ld,\n        .split_last = %.17g,\n", fs->split_first, fs->split_last);
     fprintf(f, "        .epochs = %d,\n        .batch_size = %ld,\n        .shuffle = %d,\n        .seed = %lluu,\n",
