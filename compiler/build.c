@@ -10,6 +10,7 @@
 #include "compiler.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,22 +60,35 @@ int run_program(const char *exe, char *const args[])
 {
     fflush(stdout);
     fflush(stderr);
+    /* Ctrl-C goes to the whole process group: the child decides (training
+     * finishes its step and saves); nncc waits for it and reports its status. */
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    sigaction(SIGINT, &ignore, &old_int);
+    sigaction(SIGQUIT, &ignore, &old_quit);
     pid_t pid = fork();
     if (pid < 0)
         return error_plain("cannot start %s: %s", exe, strerror(errno)), 2;
     if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
         execvp(exe, args);
         fprintf(stderr, "nncc: cannot run %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return error_plain("waiting for %s: %s", exe, strerror(errno)), 2;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    if (got < 0)
+        return error_plain("waiting for %s: %s", exe, strerror(errno)), 2;
     if (WIFEXITED(status))
         return WEXITSTATUS(status) == 127 ? 2 : WEXITSTATUS(status);
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
         return 130;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
+        return 0;  /* the reader of our output stopped (nncc predict ... | head) */
     error_plain("%s was killed by signal %d", exe, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     return 2;
 }

@@ -74,17 +74,20 @@ static Node *lookup(Binding *b, int nb, const char *name)
 
 /* Metric names resolved against the output's loss, Keras style ("accuracy"
  * means sparse_categorical_accuracy under a sparse loss, and so on). */
-static int resolve_metric(const Model *m, int k, int output, MetricKind *out)
+/* Metric names resolved as tf.keras 2.x compile does: "accuracy" is binary
+ * for a single-unit output, sparse categorical under integer labels, else
+ * categorical. */
+static int resolve_metric(const Model *m, int k, int output, int64_t units, MetricKind *out)
 {
     const char *name = m->metric_names[k];
     LossKind loss = m->losses[output].kind;
     if (!strcmp(name, "accuracy") || !strcmp(name, "acc")) {
-        if (loss == LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
-            *out = METRIC_SPARSE_CATEGORICAL_ACCURACY;
-        else if (loss == LOSS_CATEGORICAL_CROSSENTROPY)
-            *out = METRIC_CATEGORICAL_ACCURACY;
-        else
+        if (units == 1)
             *out = METRIC_BINARY_ACCURACY;
+        else if (loss_info[loss].sparse)
+            *out = METRIC_SPARSE_CATEGORICAL_ACCURACY;
+        else
+            *out = METRIC_CATEGORICAL_ACCURACY;
         return 0;
     }
     static const struct {
@@ -102,11 +105,11 @@ static int resolve_metric(const Model *m, int k, int output, MetricKind *out)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(names[i].name, name)) {
             *out = names[i].kind;
-            if (metric_info[*out].sparse != loss_info[loss].sparse &&
-                (*out == METRIC_SPARSE_CATEGORICAL_ACCURACY || loss == LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)) {
+            if ((metric_info[*out].sparse != 0) != (loss_info[loss].sparse != 0)) {
                 error_at(m->metric_locs[k], "metric '%s' does not fit the loss %s of output '%s'", name,
                          loss_info[loss].name, m->outputs[output]);
-                hint("sparse integer labels go with sparse_categorical_accuracy (or just 'accuracy')");
+                hint(loss_info[loss].sparse ? "integer class labels go with sparse_categorical_accuracy (or 'accuracy')"
+                                            : "sparse_categorical_accuracy needs integer labels and a sparse loss");
                 return -1;
             }
             return 0;
@@ -242,7 +245,8 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         loss->attr = ol->kind;
         loss->from_logits = logits;
         loss->weight = ol->weight;
-        loss->slot = g->nlosses++;
+        loss->slot = m->noutputs > 1 ? i : -1;  /* several outputs: each loss is also reported */
+        g->nlosses++;
         loss->storage = ST_SCALAR;
         loss->loc = ol->loc;
         loss->layer = m->outputs[i];
@@ -265,12 +269,16 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         pen->name = graph_unique_name(g, arena_printf(a, "%s_%s_penalty", w->layer, w->name));
     }
     int nm = 0;
+    if (m->noutputs > 1)  /* Keras reports each output's loss first: output_loss, aux_output_loss */
+        for (int o = 0; o < m->noutputs; o++)
+            p->metric_names[nm++] = arena_printf(a, "%s_loss", m->outputs[o]);
     for (int o = 0; o < m->noutputs; o++)
         for (int k = 0; k < m->nmetrics; k++) {
             if (m->metric_output[k] >= 0 && m->metric_output[k] != o)
                 continue;
             MetricKind kind;
-            if (resolve_metric(m, k, o, &kind))
+            if (resolve_metric(m, k, o, outputs[o]->shape.rank ? outputs[o]->shape.dim[outputs[o]->shape.rank - 1] : 1,
+                               &kind))
                 return -1;
             Node *t = NULL;
             for (int i = 0; i < g->nnodes; i++)

@@ -16,6 +16,7 @@
 #include "compiler.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +60,9 @@ typedef struct {
     const char *weights;
     const char *seed;
     const char *epochs;
-    const char *data, *targets;
+    const char *data[16], *targets[16];
     const char *inputs[16], *outputs[16];
-    int ninputs, noutputs;
+    int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
     bool report, emit_ir, march_native, max_batch_given;
 } Args;
@@ -143,10 +144,14 @@ static int parse_args(int argc, char **argv, Args *a)
             a->epochs = next;
         } else if (!strcmp(s, "--data")) {
             VALUE();
-            a->data = next;
+            if (a->ndata == 16)
+                return error_plain("at most 16 --data files");
+            a->data[a->ndata++] = next;
         } else if (!strcmp(s, "--targets")) {
             VALUE();
-            a->targets = next;
+            if (a->ntargets == 16)
+                return error_plain("at most 16 --targets files");
+            a->targets[a->ntargets++] = next;
         } else if (!strcmp(s, "--input")) {
             VALUE();
             if (a->ninputs == 16)
@@ -181,12 +186,12 @@ static int parse_args(int argc, char **argv, Args *a)
         return -1;
     }
     bool runs = a->command && strcmp(a->command, "summary") != 0;
-    if (!runs && (a->out_dir || a->epochs || a->seed || a->data || a->ninputs))
+    if (!runs && (a->out_dir || a->epochs || a->seed || a->ndata || a->ninputs))
         return error_plain("--out, --epochs, --seed, --data and --input go with train, evaluate, predict or check");
     if (a->weights && !runs)
         return error_plain("--weights (embedding weights as constants) is not supported yet when compiling");
-    if ((a->data != NULL) != (a->targets != NULL))
-        return error_plain("--data and --targets go together");
+    if ((a->ndata > 0) != (a->ntargets > 0))
+        return error_plain("--data and --targets go together (one --data per model input, one --targets per output)");
     return 0;
 }
 
@@ -306,7 +311,7 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         if (!ok)
             return error_plain("--prefix '%s' is not a C identifier", a->copt.prefix), 1;
     }
-    if (a->command && strcmp(a->command, "summary") != 0 && !m->has_compile) {
+    if (a->command && strcmp(a->command, "summary") != 0 && strcmp(a->command, "predict") != 0 && !m->has_compile) {
         error_at((Loc){m->file, 1, 1}, "'nncc %s' needs a compile section (loss, optimizer)", a->command);
         return 1;
     }
@@ -352,6 +357,23 @@ static int cmd_compile(Arena *arena, Args *a, const Program *p)
     return rc ? 1 : 0;
 }
 
+/* The program must be rebuilt when the runtime it was built against changed. */
+static bool older_than_runtime(const char *exe, const Toolchain *tc)
+{
+    struct stat se, sr;
+    char path[PATH_MAX + 32];
+    if (stat(exe, &se) != 0)
+        return true;
+    const char *deps[] = {"%s/nnrt.h", "%s/libnncc_rt.so"};
+    const char *dirs[] = {tc->include_dir, tc->lib_dir};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, deps[i], dirs[i]);
+        if (stat(path, &sr) == 0 && sr.st_mtime >= se.st_mtime)
+            return true;
+    }
+    return false;
+}
+
 /* train, evaluate, predict, check: generate into DIR, build DIR/NAME, run it. */
 static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
 {
@@ -369,7 +391,7 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
     Text texts[3] = {render(emit_source, NULL, p, hname), render(NULL, emit_header, p, NULL),
                      render(emit_driver, NULL, p, hname)};
     const char *paths[3] = {c, h, drv};
-    bool changed = access(exe, X_OK) != 0;
+    bool changed = access(exe, X_OK) != 0 || older_than_runtime(exe, &tc);
     int rc = 0;
     for (int i = 0; i < 3; i++) {
         if (!rc && write_if_changed(paths[i], texts[i], &changed))
@@ -386,7 +408,7 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
             return 2;
     }
     /* the program's own command line */
-    char *args[64];
+    char *args[160];
     int n = 0;
     args[n++] = (char *)exe;
     args[n++] = (char *)a->command;
@@ -399,9 +421,12 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
                 fprintf(stderr, "nncc: using the weights of the last training run, %s\n", trained);
         }
     }
-    if (weights) {
+    if (weights && strcmp(a->command, "check") != 0) {
         args[n++] = "--weights";
         args[n++] = (char *)weights;
+    } else if (weights) {
+        error_plain("check starts from the model's initializers; it takes no --weights");
+        return 1;
     }
     if (!strcmp(a->command, "train")) {
         args[n++] = "--out";
@@ -410,16 +435,21 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
             args[n++] = "--epochs";
             args[n++] = (char *)a->epochs;
         }
-        if (a->seed) {
-            args[n++] = "--seed";
-            args[n++] = (char *)a->seed;
-        }
     }
-    if (a->data) {
+    if (a->seed && (!strcmp(a->command, "train") || !strcmp(a->command, "check"))) {
+        args[n++] = "--seed";
+        args[n++] = (char *)a->seed;
+    } else if (a->seed) {
+        error_plain("--seed goes with train and check");
+        return 1;
+    }
+    for (int i = 0; i < a->ndata; i++) {
         args[n++] = "--data";
-        args[n++] = (char *)a->data;
+        args[n++] = (char *)a->data[i];
+    }
+    for (int i = 0; i < a->ntargets; i++) {
         args[n++] = "--targets";
-        args[n++] = (char *)a->targets;
+        args[n++] = (char *)a->targets[i];
     }
     for (int i = 0; i < a->ninputs; i++) {
         args[n++] = "--input";
@@ -433,8 +463,19 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
     return run_program(exe, args);
 }
 
+/* Internal errors (failed asserts, the IR verifier) abort: exit with status 2 as the interface promises. */
+static void on_abort(int sig)
+{
+    (void)sig;
+    static const char msg[] = "nncc: internal error (a bug in nncc; please report it with the model file)\n";
+    ssize_t unused = write(2, msg, sizeof msg - 1);
+    (void)unused;
+    _exit(2);
+}
+
 int main(int argc, char **argv)
 {
+    signal(SIGABRT, on_abort);
     if (argc == 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
         printf("nncc %s\n", NNCC_VERSION);
         return 0;

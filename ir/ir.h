@@ -28,7 +28,7 @@
 #include "ops.h"
 
 #define MAX_RANK 8
-#define MAX_SRC 4
+#define MAX_SRC 16
 
 /* A position in a source file, kept by every node for diagnostics and for
  * the "model.yaml:12 dense (B,300)" comments of the generated C. */

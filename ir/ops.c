@@ -6,7 +6,8 @@
  * op whose shape comes from outside (inputs, weights, reshape targets)
  * keeps what its creator set. A gradient rule receives dy = dL/dn and adds
  * dL/dsrc for every source that requires a gradient, as ordinary nodes
- * (ggml's way: backward is more graph). Each rule's comment is its formula.
+ * (ggml's way: backward is more graph), and creates no node for a source
+ * that needs none. Each rule's comment is its formula.
  */
 #include "ir.h"
 
@@ -62,6 +63,8 @@ static void shape_reshape(Graph *g, Node *n)
 /* dx = reshape(dy, shape(x)) */
 static void grad_reshape(Graph *g, Node *n, Node *dy)
 {
+    if (!n->src[0]->requires_grad)
+        return;
     Node *dx = node1(g, OP_RESHAPE, dy);
     dx->shape = n->src[0]->shape;
     dx->batched = n->src[0]->batched;
@@ -117,7 +120,7 @@ static void grad_matmul(Graph *g, Node *n, Node *dy)
 /* dx = dy, db = bias_grad(dy) */
 static void grad_bias_add(Graph *g, Node *n, Node *dy)
 {
-    ir_accumulate_grad(g, n->src[0], dy);
+    ir_accumulate_grad(g, n->src[0], dy);  /* (returns at once when x needs no gradient) */
     if (n->src[1]->requires_grad)
         ir_accumulate_grad(g, n->src[1], node1(g, OP_BIAS_GRAD, dy));
 }
@@ -139,6 +142,8 @@ static void shape_bias_grad(Graph *g, Node *n)
 /* dx = dy * f'(x, y) */
 static void grad_activation(Graph *g, Node *n, Node *dy)
 {
+    if (!n->src[0]->requires_grad)
+        return;
     Node *src[3] = {dy, n->src[0], n};
     Node *dx = node_new(g, OP_ACTIVATION_GRAD, 3, src);
     dx->attr = n->attr;
@@ -156,6 +161,8 @@ static void grad_activation(Graph *g, Node *n, Node *dy)
 /* dx = y * (dy - sum_c(dy * y)) */
 static void grad_softmax(Graph *g, Node *n, Node *dy)
 {
+    if (!n->src[0]->requires_grad)
+        return;
     ir_accumulate_grad(g, n->src[0], node2(g, OP_SOFTMAX_GRAD, dy, n));
 }
 
@@ -202,6 +209,8 @@ static void grad_sub(Graph *g, Node *n, Node *dy)
 /* dx = alpha * dy */
 static void grad_scale(Graph *g, Node *n, Node *dy)
 {
+    if (!n->src[0]->requires_grad)
+        return;
     Node *dx = node1(g, OP_SCALE, dy);
     dx->alpha = n->alpha;
     ir_accumulate_grad(g, n->src[0], dx);
@@ -316,6 +325,8 @@ static void shape_pool(Graph *g, Node *n)
 /* max: dy to the window's first maximum; average: dy / (real cells) to each */
 static void grad_pool(Graph *g, Node *n, Node *dy)
 {
+    if (!n->src[0]->requires_grad)
+        return;
     Node *src[3] = {dy, n->src[0], n};
     Node *dx = node_new(g, OP_POOL_GRAD, 3, src);
     dx->attr = n->attr;
@@ -410,6 +421,8 @@ static void grad_bn_infer(Graph *g, Node *n, Node *dy)
 static void grad_loss(Graph *g, Node *n, Node *dy)
 {
     (void)dy;
+    if (!n->src[0]->requires_grad)  /* nothing trainable feeds this output */
+        return;
     Node *d = node2(g, OP_LOSS_GRAD, n->src[0], n->src[1]);
     d->attr = n->attr;
     d->from_logits = n->from_logits;
@@ -423,6 +436,8 @@ static void grad_loss(Graph *g, Node *n, Node *dy)
 static void grad_penalty(Graph *g, Node *n, Node *dy)
 {
     (void)dy;
+    if (!n->src[0]->requires_grad)  /* a frozen weight: the penalty is a constant */
+        return;
     ir_accumulate_grad(g, n->src[0], node1(g, OP_PENALTY_GRAD, n->src[0]));
 }
 

@@ -113,5 +113,6 @@ void ir_print(FILE *out, const Graph *g)
             fprintf(out, "+%zu", n->offset);
         fprintf(out, "\n");
     }
-    fprintf(out, "  arena: %zu floats per batch row plan, naive %zu\n", g->arena_floats, g->naive_floats);
+    fprintf(out, "  arena: %zu floats planned for %zu samples (unplanned sum %zu)\n", g->arena_floats, g->max_batch,
+            g->naive_floats);
 }

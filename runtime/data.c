@@ -1,5 +1,5 @@
-/* data.c — in-memory arrays and the files they come from: IDX (MNIST) and
- * NumPy .npy.
+/* data.c — in-memory arrays and the files they come from: IDX (MNIST),
+ * NumPy .npy and CSV.
  *
  * IDX: a 4-byte magic (0, 0, type code, rank), rank big-endian uint32
  * dimensions, then the elements big-endian in row-major order. It is read
@@ -17,15 +17,29 @@
  * Saving writes version 1.0, header padded with spaces and '\n' to a multiple
  * of 64 bytes, through a temporary file renamed into place.
  *
+ * CSV: read line by line with gzgets (gzipped or plain alike). skip_rows
+ * lines go unread, then the header when there is one; blank lines are
+ * skipped anywhere. A line splits on the delimiter (' ': any run of blanks)
+ * into fields with surrounding blanks dropped and "quotes" removed; the first
+ * line fixes the column count and resolves the x and y column names. Every
+ * field of every row must be a finite number (strtod, so the C locale's
+ * '.'); only the x and y columns are kept, as doubles, one row of x columns
+ * then y columns per line. A split shuffles the row indices (nnrt_shuffle,
+ * seeded with the source's seed) and cuts them into train, validation and
+ * test runs; StandardScaler's mean and population std come from the training
+ * run in double, and each part is then converted to float32 arrays, one per
+ * column group.
+ *
  * Invariants: byte order is decoded explicitly, so the host's does not
- * matter; *out is written only on success; every failure leaves one line in
- * err naming the file.
+ * matter; *out (parts) is written only on success; every failure leaves one
+ * line in err naming the file (and for CSV the line).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nnrt.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -659,5 +673,527 @@ fail:
     if (tmp_made)
         remove(tmp);
     free(tmp);
+    return rc;
+}
+
+/* ---- CSV ---------------------------------------------------------------- */
+
+void nnrt_scaler_free(NnrtScaler *s)
+{
+    if (!s)
+        return;
+    free(s->mean);
+    free(s->scale);
+    memset(s, 0, sizeof *s);
+}
+
+/* A text file read line by line through zlib (gzipped or plain). */
+typedef struct {
+    gzFile gz;
+    const char *path;
+    char *text;                  /* the current line without its "\n" or "\r\n" */
+    size_t cap;
+    long line;                   /* 1-based number of the current line */
+} CsvReader;
+
+/* The next line into r->text: 1, 0 at the end of the file, or a negative
+ * code with err set. A last line without '\n' counts as a line. */
+static int csv_next_line(CsvReader *r, char *err, size_t errlen)
+{
+    size_t have = 0;
+    for (;;) {
+        if (r->cap - have < 4096) {
+            size_t cap = r->cap ? 2 * r->cap : 1 << 16;
+            char *bigger = cap <= INT_MAX ? realloc(r->text, cap) : NULL;
+            if (!bigger) {
+                set_err(err, errlen, "%s:%ld: out of memory (line too long?)", r->path, r->line + 1);
+                return NNRT_ENOMEM;
+            }
+            r->text = bigger;
+            r->cap = cap;
+        }
+        if (!gzgets(r->gz, r->text + have, (int)(r->cap - have))) {
+            int code;
+            const char *msg = gzerror(r->gz, &code);
+            if (code == Z_BUF_ERROR) {
+                set_err(err, errlen, "%s: the gzip stream ends early (truncated file?)", r->path);
+                return NNRT_EFORMAT;
+            }
+            if (code != Z_OK) {
+                set_err(err, errlen, "%s: read error: %s", r->path, code == Z_ERRNO ? strerror(errno) : msg);
+                return code == Z_ERRNO ? NNRT_EIO : NNRT_EFORMAT;
+            }
+            if (have == 0)
+                return 0;
+            break;               /* the last line has no '\n' */
+        }
+        size_t len = have + strlen(r->text + have);
+        if (len > have && r->text[len - 1] == '\n') {
+            have = len - 1;
+            break;
+        }
+        if (len + 1 < r->cap && !gzeof(r->gz)) {
+            set_err(err, errlen, "%s:%ld: NUL byte in the line; not a text file", r->path, r->line + 1);
+            return NNRT_EFORMAT;
+        }
+        have = len;              /* the buffer filled up: grow and read on */
+    }
+    if (have > 0 && r->text[have - 1] == '\r')
+        have--;
+    r->text[have] = '\0';
+    r->line++;
+    return 1;
+}
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+static char *skip_blanks(char *p)
+{
+    while (is_blank(*p))
+        p++;
+    return p;
+}
+
+/* Split line in place into fields: blanks around a field dropped, "quoted"
+ * fields unquoted ("" inside is one "). delimiter ' ' separates by any run
+ * of blanks, any other character by itself. Returns the number of fields
+ * (0 for a blank line), -1 with a reason in *why, or NNRT_ENOMEM; *fields
+ * grows as needed. */
+static long csv_split(char *line, char delimiter, char ***fields, size_t *cap, const char **why)
+{
+    int blanks = delimiter == ' ';
+    size_t n = 0;
+    char *p = skip_blanks(line);
+    if (*p == '\0')
+        return 0;
+    for (;;) {
+        char *field = p, *end;
+        if (*p == '"') {
+            char *out = p, *q = p + 1;
+            while (!(*q == '"' && q[1] != '"')) {
+                if (*q == '\0') {
+                    *why = "unterminated quoted field";
+                    return -1;
+                }
+                if (*q == '"')
+                    q++;
+                *out++ = *q++;
+            }
+            end = out;
+            p = skip_blanks(q + 1);
+            if (*p && (blanks ? p == q + 1 : *p != delimiter)) {
+                *why = "text after a closing quote";
+                return -1;
+            }
+        } else {
+            while (*p && (blanks ? !is_blank(*p) : *p != delimiter))
+                p++;
+            end = p;
+            while (end > field && is_blank(end[-1]))
+                end--;
+            if (blanks)
+                p = skip_blanks(p);
+        }
+        if (n == *cap) {
+            size_t bigger_cap = *cap ? 2 * *cap : 64;
+            char **bigger = realloc(*fields, bigger_cap * sizeof *bigger);
+            if (!bigger)
+                return NNRT_ENOMEM;
+            *fields = bigger;
+            *cap = bigger_cap;
+        }
+        (*fields)[n++] = field;
+        int last = *p == '\0';
+        if (!last && !blanks)
+            p = skip_blanks(p + 1);          /* past the delimiter */
+        *end = '\0';                         /* p has moved past end */
+        if (last)
+            return (long)n;
+    }
+}
+
+/* The x or y columns of a source: groups separated by '|', columns by ',';
+ * each a header name (quotes optional) or a 0-based index. */
+typedef struct {
+    char *text;                  /* private copy the tokens point into */
+    int groups;
+    int count[NNRT_MAX_IO];      /* columns per group */
+    int total;
+    char **token;                /* (total,) groups in order */
+    size_t *column;              /* (total,) the file column of each token */
+} CsvColumns;
+
+static void csv_columns_free(CsvColumns *c)
+{
+    free(c->text);
+    free(c->token);
+    free(c->column);
+    memset(c, 0, sizeof *c);
+}
+
+static int csv_columns_parse(const char *spec, const char *what, const char *path, CsvColumns *c,
+                             char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    if (!spec || !*spec)
+        return 0;
+    size_t len = strlen(spec);
+    if (!(c->text = strdup(spec)) || !(c->token = calloc(len + 1, sizeof *c->token)) ||
+        !(c->column = calloc(len + 1, sizeof *c->column))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return NNRT_ENOMEM;
+    }
+    for (char *group = c->text;;) {
+        char *group_end = strchr(group, '|');
+        if (group_end)
+            *group_end = '\0';
+        if (c->groups == NNRT_MAX_IO) {
+            set_err(err, errlen, "%s: %s columns '%s' have more than %d groups", path, what, spec, NNRT_MAX_IO);
+            return NNRT_EINVAL;
+        }
+        for (char *q = group;;) {
+            char *comma = strchr(q, ',');
+            if (comma)
+                *comma = '\0';
+            char *name = skip_blanks(q), *end = name + strlen(name);
+            while (end > name && is_blank(end[-1]))
+                end--;
+            if (end - name >= 2 && (*name == '"' || *name == '\'') && end[-1] == *name)
+                name++, end--;
+            *end = '\0';
+            if (!*name) {
+                set_err(err, errlen, "%s: %s columns '%s': empty column name (',' separates columns, "
+                        "'|' model inputs)", path, what, spec);
+                return NNRT_EINVAL;
+            }
+            c->token[c->total++] = name;
+            c->count[c->groups]++;
+            if (!comma)
+                break;
+            q = comma + 1;
+        }
+        c->groups++;
+        if (!group_end)
+            return 0;
+        group = group_end + 1;
+    }
+}
+
+/* Resolve every token to a file column: a header name first, else a
+ * 0-based index below num_columns. names is NULL without a header. */
+static int csv_columns_resolve(CsvColumns *c, const char *what, char *const *names, size_t num_columns,
+                               const char *path, char *err, size_t errlen)
+{
+    for (int t = 0; t < c->total; t++) {
+        const char *tok = c->token[t];
+        size_t col = num_columns;
+        for (size_t k = 0; names && k < num_columns && col == num_columns; k++)
+            if (!strcmp(names[k], tok))
+                col = k;
+        if (col == num_columns) {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(tok, &end, 10);
+            if (*end != '\0' || !(tok[0] >= '0' && tok[0] <= '9') || errno) {
+                if (!names) {
+                    set_err(err, errlen, "%s: %s column '%s' is not a 0-based index, and the file has no "
+                            "header (header: false) to name columns", path, what, tok);
+                    return NNRT_EMISMATCH;
+                }
+                int at = snprintf(err, errlen, "%s: no %s column '%s' in the header; the columns are ",
+                                  path, what, tok);
+                for (size_t k = 0; at >= 0 && (size_t)at < errlen && k < num_columns; k++)
+                    at += snprintf(err + at, errlen - (size_t)at, "%s%s", k ? ", " : "", names[k]);
+                return NNRT_EMISMATCH;
+            }
+            if (v >= num_columns) {
+                set_err(err, errlen, "%s: %s column %lu is out of range: the file has %zu columns (0 to %zu)",
+                        path, what, v, num_columns, num_columns - 1);
+                return NNRT_EMISMATCH;
+            }
+            col = (size_t)v;
+        }
+        c->column[t] = col;
+    }
+    return 0;
+}
+
+/* A field as a finite number; NULL, or what is wrong with it. */
+static const char *csv_number(const char *field, double *v)
+{
+    char *end;
+    if (!*field)
+        return "is empty";
+    *v = strtod(field, &end);
+    if (*end != '\0')
+        return "is not a number";
+    if (!isfinite(*v))
+        return "is not a finite number";
+    return NULL;
+}
+
+/* StandardScaler's fit on the rows order[0..n) of values (rows of width
+ * doubles, the first `columns` of them x): two-pass mean and population
+ * variance; a feature counts as constant (scale 1) when
+ * var <= n eps var + (n mean eps)^2, sklearn's _is_constant_feature. */
+static int scaler_fit(NnrtScaler *s, const double *values, const size_t *order, size_t n, size_t width,
+                      size_t columns)
+{
+    memset(s, 0, sizeof *s);
+    if (!(s->mean = calloc(columns, sizeof *s->mean)) || !(s->scale = calloc(columns, sizeof *s->scale))) {
+        nnrt_scaler_free(s);
+        return NNRT_ENOMEM;
+    }
+    s->columns = columns;
+    for (size_t c = 0; c < columns; c++) {
+        double sum = 0, squares = 0;
+        for (size_t r = 0; r < n; r++)
+            sum += values[order[r] * width + c];
+        double mean = sum / (double)n;
+        for (size_t r = 0; r < n; r++) {
+            double d = values[order[r] * width + c] - mean;
+            squares += d * d;
+        }
+        double var = squares / (double)n, nme = (double)n * mean * DBL_EPSILON;
+        s->mean[c] = mean;
+        s->scale[c] = var <= (double)n * DBL_EPSILON * var + nme * nme ? 1.0 : sqrt(var);
+    }
+    return 0;
+}
+
+/* Rows order[0..n) of values as a dataset: x group g -> d->x[g] (n, count),
+ * standardized by scaler when given; y group g -> d->y[g] (n, count). */
+static int csv_part(NnrtDataset *d, const double *values, const size_t *order, size_t n, size_t width,
+                    const CsvColumns *x, const CsvColumns *y, const NnrtScaler *scaler)
+{
+    size_t base = 0;
+    d->n = n;
+    for (int is_y = 0; is_y < 2; is_y++) {
+        const CsvColumns *cols = is_y ? y : x;
+        for (int g = 0; g < cols->groups; g++) {
+            size_t k = (size_t)cols->count[g];
+            float *data = malloc(n * k * sizeof *data);
+            if (!data)
+                return NNRT_ENOMEM;
+            for (size_t r = 0; r < n; r++) {
+                const double *row = values + order[r] * width + base;
+                for (size_t c = 0; c < k; c++)
+                    data[r * k + c] = !is_y && scaler
+                        ? (float)((row[c] - scaler->mean[base + c]) / scaler->scale[base + c])
+                        : (float)row[c];
+            }
+            (is_y ? d->y : d->x)[g] = (NnrtArray){NNRT_F32, 2, {(int64_t)n, (int64_t)k}, data};
+            base += k;
+        }
+    }
+    return 0;
+}
+
+int nnrt_csv_load(const NnrtDataSource *src, const NnrtScaler *fitted, NnrtDataset parts[3],
+                  NnrtScaler *scaler, char *err, size_t errlen)
+{
+    static const char *const part_names[3] = {"training", "validation", "test"};
+    CsvReader r = {0};
+    CsvColumns x = {0}, y = {0};
+    NnrtScaler own = {0};
+    char **fields = NULL, **names = NULL;
+    double *row = NULL, *values = NULL;  /* one line's fields; the kept columns (rows, width) */
+    size_t *order = NULL;
+    size_t field_cap = 0, num_columns = 0, num_names = 0, rows = 0, row_cap = 0;
+    long first_line = 0;                 /* the line that fixed the column count */
+    int rc = NNRT_EINVAL;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (parts)
+        memset(parts, 0, 3 * sizeof *parts);
+    if (scaler)
+        memset(scaler, 0, sizeof *scaler);
+    if (!src || !parts || src->format != NNRT_DATA_CSV || !src->path || !*src->path) {
+        set_err(err, errlen, "nnrt_csv_load: bad arguments (a csv source with a path)");
+        return NNRT_EINVAL;
+    }
+    const char *path = src->path;
+    const double *split = src->split;
+    char delimiter = src->delimiter == '\t' ? ' ' : src->delimiter ? src->delimiter : ',';
+    if (delimiter == '"' || delimiter == '\n' || delimiter == '\r') {
+        set_err(err, errlen, "%s: a quote or line break cannot be the delimiter", path);
+        goto fail;
+    }
+    if ((rc = csv_columns_parse(src->x, "x", path, &x, err, errlen)) < 0 ||
+        (rc = csv_columns_parse(src->y, "y", path, &y, err, errlen)) < 0)
+        goto fail;
+    rc = NNRT_EINVAL;
+    if (x.total == 0) {
+        set_err(err, errlen, "%s: no x columns given", path);
+        goto fail;
+    }
+    int use_split = split[0] != 0 || split[1] != 0 || split[2] != 0;
+    if (use_split && !(split[0] >= 0 && split[1] >= 0 && split[2] >= 0 &&
+                       fabs(split[0] + split[1] + split[2] - 1) <= 1e-6)) {
+        set_err(err, errlen, "%s: split [%g, %g, %g] must be three fractions (train, validation, test) "
+                "in [0, 1] that sum to 1", path, split[0], split[1], split[2]);
+        goto fail;
+    }
+    if (src->standardize && fitted && fitted->columns != (size_t)x.total) {
+        rc = NNRT_EMISMATCH;
+        set_err(err, errlen, "%s: %d x columns to standardize, but the training data's statistics "
+                "cover %zu", path, x.total, fitted->columns);
+        goto fail;
+    }
+
+    rc = NNRT_EIO;
+    errno = 0;
+    if (!(r.gz = gzopen(path, "rb"))) {
+        set_err(err, errlen, "%s: %s", path, errno ? strerror(errno) : "cannot open");
+        goto fail;
+    }
+    r.path = path;
+    rc = 0;
+    for (int k = 0; k < src->skip_rows; k++)
+        if ((rc = csv_next_line(&r, err, errlen)) <= 0)
+            break;
+    if (rc < 0)
+        goto fail;
+
+    size_t width = (size_t)(x.total + y.total);
+    while ((rc = csv_next_line(&r, err, errlen)) > 0) {
+        const char *why = NULL;
+        long got = csv_split(r.text, delimiter, &fields, &field_cap, &why);
+        if (got < 0) {
+            rc = got == NNRT_ENOMEM ? NNRT_ENOMEM : NNRT_EFORMAT;
+            set_err(err, errlen, "%s:%ld: %s", path, r.line, why ? why : "out of memory");
+            goto fail;
+        }
+        if (got == 0)
+            continue;                    /* blank line */
+        if (!first_line) {
+            first_line = r.line;
+            num_columns = (size_t)got;
+            rc = NNRT_ENOMEM;
+            if (!(row = malloc(num_columns * sizeof *row)) ||
+                (src->header && !(names = calloc(num_columns, sizeof *names)))) {
+                set_err(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+            for (; names && num_names < num_columns; num_names++) {
+                if (!(names[num_names] = strdup(fields[num_names]))) {
+                    set_err(err, errlen, "%s: out of memory", path);
+                    goto fail;
+                }
+            }
+            if ((rc = csv_columns_resolve(&x, "x", names, num_columns, path, err, errlen)) < 0 ||
+                (rc = csv_columns_resolve(&y, "y", names, num_columns, path, err, errlen)) < 0)
+                goto fail;
+            if (src->header)
+                continue;
+        }
+        if ((size_t)got != num_columns) {
+            rc = NNRT_EFORMAT;
+            set_err(err, errlen, "%s:%ld: %ld fields, but %s %ld has %zu", path, r.line, got,
+                    names ? "the header on line" : "line", first_line, num_columns);
+            goto fail;
+        }
+        for (size_t k = 0; k < num_columns; k++) {
+            const char *bad = csv_number(fields[k], &row[k]);
+            if (bad) {
+                rc = NNRT_EFORMAT;
+                set_err(err, errlen, "%s:%ld: column %zu%s%s%s: '%.40s' %s; every field must be a number",
+                        path, r.line, k, names ? " (" : "", names ? names[k] : "", names ? ")" : "",
+                        fields[k], bad);
+                goto fail;
+            }
+        }
+        if (rows == row_cap) {
+            size_t cap = row_cap ? 2 * row_cap : 1024;
+            double *bigger = cap <= SIZE_MAX / sizeof *bigger / width
+                             ? realloc(values, cap * width * sizeof *bigger) : NULL;
+            if (!bigger) {
+                rc = NNRT_ENOMEM;
+                set_err(err, errlen, "%s:%ld: out of memory", path, r.line);
+                goto fail;
+            }
+            values = bigger;
+            row_cap = cap;
+        }
+        for (int t = 0; t < x.total; t++)
+            values[rows * width + (size_t)t] = row[x.column[t]];
+        for (int t = 0; t < y.total; t++)
+            values[rows * width + (size_t)(x.total + t)] = row[y.column[t]];
+        rows++;
+    }
+    if (rc < 0)
+        goto fail;
+    if (rows == 0) {
+        rc = NNRT_EFORMAT;
+        set_err(err, errlen, "%s: no data rows (skip_rows %d, header %s)", path, src->skip_rows,
+                src->header ? "true" : "false");
+        goto fail;
+    }
+
+    /* train, validation, test: consecutive runs of the (shuffled) row order */
+    rc = NNRT_ENOMEM;
+    if (!(order = malloc(rows * sizeof *order))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    for (size_t i = 0; i < rows; i++)
+        order[i] = i;
+    size_t count[3] = {rows, 0, 0};
+    if (use_split) {
+        NnrtRng rng;
+        nnrt_rng_seed(&rng, src->seed);
+        nnrt_shuffle(order, rows, &rng);
+        count[0] = (size_t)llround((double)rows * split[0]);
+        count[0] = count[0] < rows ? count[0] : rows;
+        count[1] = (size_t)llround((double)rows * split[1]);
+        count[1] = count[1] < rows - count[0] ? count[1] : rows - count[0];
+        count[2] = rows - count[0] - count[1];
+        for (int k = 0; k < 3; k++) {
+            if (split[k] > 0 && count[k] == 0) {
+                rc = NNRT_EMISMATCH;
+                set_err(err, errlen, "%s: split [%g, %g, %g] of %zu rows leaves the %s part empty", path,
+                        split[0], split[1], split[2], rows, part_names[k]);
+                goto fail;
+            }
+        }
+    }
+    if (src->standardize && !fitted) {
+        if (scaler_fit(&own, values, order, count[0], width, (size_t)x.total) < 0) {
+            set_err(err, errlen, "%s: out of memory", path);
+            goto fail;
+        }
+        fitted = &own;
+    }
+    for (size_t k = 0, first = 0; k < 3; first += count[k], k++) {
+        if (count[k] && csv_part(&parts[k], values, order + first, count[k], width, &x, &y,
+                                 src->standardize ? fitted : NULL) < 0) {
+            set_err(err, errlen, "%s: out of memory", path);
+            goto fail;
+        }
+    }
+    if (scaler) {
+        *scaler = own;
+        memset(&own, 0, sizeof own);
+    }
+    rc = NNRT_OK;
+
+fail:
+    if (rc < 0 && parts)
+        for (int k = 0; k < 3; k++)
+            nnrt_dataset_free(&parts[k]);
+    if (r.gz)
+        gzclose(r.gz);
+    free(r.text);
+    free(fields);
+    for (size_t k = 0; k < num_names; k++)
+        free(names[k]);
+    free(names);
+    free(row);
+    free(values);
+    free(order);
+    nnrt_scaler_free(&own);
+    csv_columns_free(&x);
+    csv_columns_free(&y);
     return rc;
 }

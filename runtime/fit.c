@@ -2,31 +2,35 @@
  * shuffle, batch, step, report progress, record history.
  *
  * Algorithm (tf.keras Model.fit, verbose=1): the training arrays are loaded
- * once and checked against the model. Validation is carved out of them as a
- * contiguous range (split_first: the first N samples; split_last: the last
- * fraction, cut at floor(N * (1 - fraction)) as Keras's validation_split) or
- * loaded from its own files. Every epoch shuffles a permutation of the
- * training samples (xoshiro seeded from cfg->seed), gathers ceil(N / batch)
- * batches (the last one smaller) into contiguous buffers and takes one
- * optimizer step per batch. Loss and metrics are running means weighted by
- * batch size, as Keras's Mean metrics are; validation is evaluated once at the
- * epoch's end in inference mode. Progress is Keras's Progbar: a bar redrawn
- * with '\r' at most 10 times a second on a terminal, one line per epoch
- * otherwise.
+ * once and checked against the model. Validation is loaded from its own
+ * source, or carved out of the training samples (split_first: the first N;
+ * split_last: the last fraction, cut at floor(N * (1 - fraction)) as Keras's
+ * validation_split), or is a csv split's validation part; the same function,
+ * nnrt_fit_data_load, gives the driver its test set, so fit, train's final
+ * evaluation and evaluate agree on every split. Every epoch shuffles a
+ * permutation of the training samples (xoshiro seeded from cfg->seed),
+ * gathers ceil(N / batch) batches (the last one smaller) into contiguous
+ * buffers and takes one optimizer step per batch. Loss and metrics are
+ * running means weighted by batch size, as Keras's Mean metrics are;
+ * validation is evaluated once at the epoch's end in inference mode.
+ * Progress is Keras's Progbar: a bar redrawn with '\r' at most 10 times a
+ * second on a terminal, one line per epoch otherwise.
  *
- * Invariants: training samples are [train_first, train_first + train_n) of the
- * training set, so a validation split is handed to evaluate() without a copy;
- * history holds complete epochs only. The one global, fit_interrupted, is set
- * by the SIGINT handler installed for the duration of nnrt_fit; the loop reads
- * it between steps, so an interrupted run finishes its step, keeps consistent
- * weights and returns 0. The handler is one-shot (SA_RESETHAND): a second
- * Ctrl-C kills the program as usual.
+ * Invariants: every set is its own contiguous arrays (a validation split is
+ * moved out of the training arrays, which shrink, so memory stays near one
+ * copy of the data); history holds complete epochs only. The one global,
+ * fit_interrupted, is set by the SIGINT handler installed for the duration of
+ * nnrt_fit; the loop reads it between steps, so an interrupted run finishes
+ * its step, keeps consistent weights and returns 0. The handler is one-shot
+ * (SA_RESETHAND): a second Ctrl-C kills the program as usual.
  *
- * Data files: a source's x lists one file per model input and y one per
- * output (or one for all outputs), separated by ';'. nnrt_fit reads neither
- * cfg->init_weights nor cfg->out_dir: loading and saving are the driver's
- * (main.c). *history is always initialized and must be freed, even after an
- * error, when it holds the epochs completed before it.
+ * Data: an idx/npy source's x lists one file per model input and y one per
+ * output (or one for all outputs), separated by ';'; a csv source's x and y
+ * are column groups separated by '|' (data.c parses, splits and
+ * standardizes; this file checks the result against the model). nnrt_fit
+ * reads neither cfg->init_weights nor cfg->out_dir: loading and saving are
+ * the driver's (main.c). *history is always initialized and must be freed,
+ * even after an error, when it holds the epochs completed before it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -208,19 +212,21 @@ static int check_target(const NnrtModel *model, int j, NnrtArray *a, const char 
         return rc;
     const char *output = model->output_names[j] ? model->output_names[j] : "output";
     if (model->target_sparse[j]) {
-        if (per != 1) {
-            set_error(err, errlen, "%s: output %s takes one sparse class label per sample, "
-                      "but samples have %zu values", path, output, per);
+        /* one label per output row: per sample, or per time step of a sequence output */
+        size_t labels = (size_t)model->target_size[j];
+        if (per != labels) {
+            set_error(err, errlen, "%s: output %s takes %zu sparse class label%s per sample, "
+                      "but samples have %zu values", path, output, labels, labels == 1 ? "" : "s", per);
             return NNRT_EMISMATCH;
         }
         if (a->dtype == NNRT_F32 && (rc = f32_to_labels(a, path, err, errlen)) < 0)
             return rc;
         const int32_t *label = a->data;
-        int64_t classes = model->output_size[j];
-        for (size_t s = 0; s < *n; s++) {
+        int64_t classes = model->output_size[j] / (int64_t)labels;
+        for (size_t s = 0; s < *n * labels; s++) {
             if (label[s] < 0 || label[s] >= classes) {
                 set_error(err, errlen, "%s: label %d of sample %zu is outside [0, %lld), "
-                          "the classes of output %s", path, (int)label[s], s,
+                          "the classes of output %s", path, (int)label[s], s / labels,
                           (long long)classes, output);
                 return NNRT_EMISMATCH;
             }
@@ -239,7 +245,8 @@ static int check_target(const NnrtModel *model, int j, NnrtArray *a, const char 
 
 /* nnrt_dataset_free is in data.c, beside nnrt_array_free. */
 
-int nnrt_dataset_load(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,
+/* idx and npy: one file per input and per output (or one for all outputs). */
+static int load_files(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,
                       char *err, size_t errlen)
 {
     const char *xpath[NNRT_MAX_IO], *ypath[NNRT_MAX_IO];
@@ -248,16 +255,6 @@ int nnrt_dataset_load(const NnrtModel *model, const NnrtDataSource *src, NnrtDat
     size_t first_n = 0, n;
     int num_x, num_y = 0, rc;
 
-    if (d)
-        memset(d, 0, sizeof *d);
-    if (!model || !src || !d) {
-        set_error(err, errlen, "nnrt_dataset_load: NULL argument");
-        return NNRT_EINVAL;
-    }
-    if (src->format == NNRT_DATA_NONE || !src->x || !*src->x) {
-        set_error(err, errlen, "no data files given");
-        return NNRT_EINVAL;
-    }
     if (!(xlist = strdup(src->x)) || (src->y && !(ylist = strdup(src->y)))) {
         rc = NNRT_ENOMEM;
         set_error(err, errlen, "out of memory");
@@ -331,14 +328,315 @@ int nnrt_dataset_load(const NnrtModel *model, const NnrtDataSource *src, NnrtDat
         }
     }
     d->n = first_n;
+    rc = 0;
+fail:
     free(xlist);
     free(ylist);
+    return rc;
+}
+
+/* '|'-separated column groups in a csv x or y list (0 for none). */
+static int count_groups(const char *spec)
+{
+    int groups = spec && *spec ? 1 : 0;
+    for (const char *p = spec; groups && *p; p++)
+        groups += *p == '|';
+    return groups;
+}
+
+/* "boston.csv x columns 'CRIM,ZN'": group g of spec, for messages. */
+static void group_label(char *buf, size_t len, const char *path, const char *what, const char *spec, int g)
+{
+    const char *p = spec;
+    for (int k = 0; k < g; k++)
+        p = strchr(p, '|') + 1;
+    const char *end = strchr(p, '|');
+    int width = end ? (int)(end - p) : (int)strlen(p);
+    snprintf(buf, len, "%s %s columns '%.*s'", path, what, width, p);
+}
+
+/* csv: one x column group per input, one y group per output (or one for
+ * all); the parts in `keep` (bit k: part k) checked against the model. */
+static int load_csv(const NnrtModel *model, const NnrtDataSource *src, const NnrtScaler *fitted,
+                    NnrtScaler *scaler, unsigned keep, NnrtDataset parts[3], char *err, size_t errlen)
+{
+    char label[512];
+    size_t n;
+    int rc, num_x = count_groups(src->x), num_y = count_groups(src->y);
+
+    if (num_x != model->num_inputs) {
+        set_error(err, errlen, "%s: %s takes %d input(s), but the x columns '%s' are %d group(s) "
+                  "(one per input, separated by '|')", src->path, model->name, model->num_inputs,
+                  src->x, num_x);
+        return NNRT_EMISMATCH;
+    }
+    if (num_y > 1 && num_y != model->num_outputs) {
+        set_error(err, errlen, "%s: %s has %d output(s), but the y columns '%s' are %d groups "
+                  "(one per output separated by '|', or one for all)", src->path, model->name,
+                  model->num_outputs, src->y, num_y);
+        return NNRT_EMISMATCH;
+    }
+    if ((rc = nnrt_csv_load(src, fitted, parts, scaler, err, errlen)) < 0)
+        return rc;
+    for (int k = 0; k < 3; k++) {
+        NnrtDataset *d = &parts[k];
+        if (!(keep >> k & 1)) {
+            nnrt_dataset_free(d);
+            continue;
+        }
+        for (int i = 0; d->n && i < num_x; i++) {
+            group_label(label, sizeof label, src->path, "x", src->x, i);
+            if ((rc = check_input(model, i, &d->x[i], label, &n, err, errlen)) < 0)
+                return rc;
+        }
+        for (int j = 1; d->n && num_y == 1 && j < model->num_outputs; j++) {
+            if ((rc = copy_array(&d->y[j], &d->y[0])) < 0) {
+                set_error(err, errlen, "out of memory");
+                return rc;
+            }
+        }
+        for (int j = 0; d->n && num_y && j < model->num_outputs; j++) {
+            group_label(label, sizeof label, src->path, "y", src->y, num_y == 1 ? 0 : j);
+            if ((rc = check_target(model, j, &d->y[j], label, &n, err, errlen)) < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int has_data(const NnrtDataSource *src)
+{
+    return src->format != NNRT_DATA_NONE && src->x && *src->x &&
+           (src->format != NNRT_DATA_CSV || (src->path && *src->path));
+}
+
+static int has_targets(const NnrtDataSource *src)
+{
+    return has_data(src) && src->y && *src->y;
+}
+
+static int is_split(const NnrtDataSource *src)
+{
+    return src->format == NNRT_DATA_CSV && (src->split[0] != 0 || src->split[1] != 0 || src->split[2] != 0);
+}
+
+/* The file a source is named by in messages. */
+static const char *source_name(const NnrtDataSource *src)
+{
+    return src->format == NNRT_DATA_CSV ? src->path : src->x;
+}
+
+/* Load src into parts[0..2], checked against the model: a csv split gives
+ * train, validation and test (those in `keep`), anything else parts[0].
+ * fitted and scaler as nnrt_csv_load's. parts are freed on failure. */
+static int load_source(const NnrtModel *model, const NnrtDataSource *src, const NnrtScaler *fitted,
+                       NnrtScaler *scaler, unsigned keep, NnrtDataset parts[3], char *err, size_t errlen)
+{
+    int rc;
+    memset(parts, 0, 3 * sizeof *parts);
+    if (scaler)
+        memset(scaler, 0, sizeof *scaler);
+    if (model->num_inputs < 1 || model->num_inputs > NNRT_MAX_IO || model->num_outputs < 0 ||
+        model->num_outputs > NNRT_MAX_IO) {
+        set_error(err, errlen, "bad model description (%d inputs, %d outputs)", model->num_inputs,
+                  model->num_outputs);
+        return NNRT_EINVAL;
+    }
+    if (!has_data(src)) {
+        set_error(err, errlen, src->format == NNRT_DATA_CSV ? "csv data needs a path and x columns"
+                                                             : "no data files given");
+        return NNRT_EINVAL;
+    }
+    if (src->format == NNRT_DATA_CSV)
+        rc = load_csv(model, src, fitted, scaler, keep, parts, err, errlen);
+    else
+        rc = load_files(model, src, &parts[0], err, errlen);
+    if (rc < 0) {
+        for (int k = 0; k < 3; k++)
+            nnrt_dataset_free(&parts[k]);
+        if (scaler)
+            nnrt_scaler_free(scaler);
+    }
+    return rc;
+}
+
+int nnrt_dataset_load(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,
+                      char *err, size_t errlen)
+{
+    NnrtDataset parts[3];
+    if (d)
+        memset(d, 0, sizeof *d);
+    if (!model || !src || !d) {
+        set_error(err, errlen, "nnrt_dataset_load: NULL argument");
+        return NNRT_EINVAL;
+    }
+    int rc = load_source(model, src, NULL, NULL, 1, parts, err, errlen);
+    if (rc == 0)
+        *d = parts[0];
+    return rc;
+}
+
+/* Move samples [first, first + n) of d into *out and close the gap in d;
+ * 0 < n < d->n. */
+static int carve(const NnrtModel *model, NnrtDataset *d, size_t first, size_t n, NnrtDataset *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < model->num_inputs + model->num_outputs; k++) {
+        NnrtArray *a = k < model->num_inputs ? &d->x[k] : &d->y[k - model->num_inputs];
+        NnrtArray *b = k < model->num_inputs ? &out->x[k] : &out->y[k - model->num_inputs];
+        if (!a->data)
+            continue;
+        size_t row = nnrt_array_count(a) / d->n * 4, rest = d->n - first - n;
+        *b = *a;
+        b->shape[0] = (int64_t)n;
+        if (!(b->data = malloc(n * row))) {
+            nnrt_dataset_free(out);
+            return NNRT_ENOMEM;
+        }
+        memcpy(b->data, (char *)a->data + first * row, n * row);
+        memmove((char *)a->data + first * row, (char *)a->data + (first + n) * row, rest * row);
+        a->shape[0] -= (int64_t)n;
+        void *smaller = realloc(a->data, (d->n - n) * row);   /* first + n < d->n: not 0 */
+        if (smaller)
+            a->data = smaller;
+    }
+    out->n = n;
+    d->n -= n;
+    return 0;
+}
+
+void nnrt_fit_data_free(NnrtFitData *data)
+{
+    if (!data)
+        return;
+    nnrt_dataset_free(&data->train);
+    nnrt_dataset_free(&data->validation);
+    nnrt_dataset_free(&data->test);
+}
+
+/* Where the validation or test set comes from. */
+typedef enum { FROM_NONE, FROM_SOURCE, FROM_FIRST, FROM_LAST, FROM_SPLIT } SetOrigin;
+
+/* A validation or test set from its own source: part `part` of a csv split,
+ * else the whole source. */
+static int load_own_set(const NnrtModel *model, const NnrtDataSource *src, const NnrtScaler *fitted,
+                        int part, const char *what, NnrtDataset *out, char *err, size_t errlen)
+{
+    static const char *const fractions[3] = {"training", "validation", "test"};
+    NnrtDataset parts[3];
+    if (!is_split(src))
+        part = 0;
+    int rc = load_source(model, src, fitted, NULL, 1u << part, parts, err, errlen);
+    if (rc < 0)
+        return rc;
+    *out = parts[part];
+    if (out->n == 0) {
+        set_error(err, errlen, "%s: the %s data's split [%g, %g, %g] has no %s part", source_name(src),
+                  what, src->split[0], src->split[1], src->split[2], fractions[part]);
+        return NNRT_EMISMATCH;
+    }
+    return 0;
+}
+
+int nnrt_fit_data_load(const NnrtModel *model, const NnrtFitConfig *cfg, int want, NnrtFitData *data,
+                       char *err, size_t errlen)
+{
+    NnrtDataset parts[3], carved = {0};
+    NnrtScaler scaler = {0};
+    int rc;
+
+    if (data)
+        memset(data, 0, sizeof *data);
+    if (!model || !cfg || !data) {
+        set_error(err, errlen, "nnrt_fit_data_load: NULL argument");
+        return NNRT_EINVAL;
+    }
+    if (cfg->split_first < 0 || !(cfg->split_last >= 0 && cfg->split_last < 1)) {
+        set_error(err, errlen, "fit: bad split_first (%ld) or split_last (%g)", cfg->split_first,
+                  cfg->split_last);
+        return NNRT_EINVAL;
+    }
+    const NnrtDataSource *train = &cfg->train;
+    int train_split = is_split(train);
+    SetOrigin val_from = cfg->validation.format != NNRT_DATA_NONE ? FROM_SOURCE
+                       : cfg->split_first > 0 ? FROM_FIRST
+                       : cfg->split_last > 0 ? FROM_LAST
+                       : train_split && train->split[1] > 0 ? FROM_SPLIT : FROM_NONE;
+    SetOrigin test_from = has_targets(&cfg->test) ? FROM_SOURCE
+                        : train_split && train->split[2] > 0 ? FROM_SPLIT : FROM_NONE;
+    int want_val = want & NNRT_WANT_VALIDATION, want_test = want & NNRT_WANT_TEST;
+    int shared_scaler = train->format == NNRT_DATA_CSV && train->standardize;
+    int val_scaled = want_val && val_from == FROM_SOURCE && cfg->validation.format == NNRT_DATA_CSV &&
+                     cfg->validation.standardize && shared_scaler;
+    int test_scaled = want_test && test_from == FROM_SOURCE && cfg->test.format == NNRT_DATA_CSV &&
+                      cfg->test.standardize && shared_scaler;
+    int need_train = (want & NNRT_WANT_TRAIN) || (want_val && val_from != FROM_SOURCE && val_from != FROM_NONE) ||
+                     (want_test && test_from == FROM_SPLIT) || val_scaled || test_scaled;
+
+    if (need_train) {
+        if (!has_targets(train)) {
+            rc = NNRT_EINVAL;
+            set_error(err, errlen, "fit: no training data (x and y) in the fit config");
+            goto fail;
+        }
+        unsigned keep = 1u | (val_from == FROM_SPLIT ? 2u : 0u) | (test_from == FROM_SPLIT ? 4u : 0u);
+        if ((rc = load_source(model, train, NULL, &scaler, keep, parts, err, errlen)) < 0)
+            goto fail;
+        data->train = parts[0];
+        data->validation = parts[1];
+        data->test = parts[2];
+        size_t n = data->train.n;
+        if (val_from == FROM_FIRST) {
+            if ((size_t)cfg->split_first >= n) {
+                rc = NNRT_EMISMATCH;
+                set_error(err, errlen, "validation split_first: %ld leaves no training samples "
+                          "(%s has %zu)", cfg->split_first, source_name(train), n);
+                goto fail;
+            }
+            rc = carve(model, &data->train, 0, (size_t)cfg->split_first, &carved);
+        } else if (val_from == FROM_LAST) {
+            size_t split_at = (size_t)floor((double)n * (1.0 - cfg->split_last));
+            if (split_at == 0 || split_at == n) {
+                rc = NNRT_EMISMATCH;
+                set_error(err, errlen, "validation split_last: %g of %zu samples leaves %s empty",
+                          cfg->split_last, n, split_at ? "the validation set" : "no training samples");
+                goto fail;
+            }
+            rc = carve(model, &data->train, split_at, n - split_at, &carved);
+        }
+        if (rc < 0) {
+            set_error(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (carved.n)
+            data->validation = carved;
+    }
+    if (want_val && val_from == FROM_SOURCE) {
+        if (!has_targets(&cfg->validation)) {
+            rc = NNRT_EINVAL;
+            set_error(err, errlen, "fit: validation data without targets (y)");
+            goto fail;
+        }
+        if ((rc = load_own_set(model, &cfg->validation, val_scaled ? &scaler : NULL, 1, "validation",
+                               &data->validation, err, errlen)) < 0)
+            goto fail;
+    }
+    if (want_test && test_from == FROM_SOURCE &&
+        (rc = load_own_set(model, &cfg->test, test_scaled ? &scaler : NULL, 2, "test", &data->test,
+                           err, errlen)) < 0)
+        goto fail;
+    if (!(want & NNRT_WANT_TRAIN))
+        nnrt_dataset_free(&data->train);
+    if (!want_val)
+        nnrt_dataset_free(&data->validation);
+    if (!want_test)
+        nnrt_dataset_free(&data->test);
+    nnrt_scaler_free(&scaler);
     return 0;
 
 fail:
-    nnrt_dataset_free(d);
-    free(xlist);
-    free(ylist);
+    nnrt_fit_data_free(data);
+    nnrt_scaler_free(&scaler);
     return rc;
 }
 
@@ -450,22 +748,20 @@ static void redraw(const Line *l, size_t *prev_len, int final)
 
 /* ---- the loop ------------------------------------------------------------ */
 
-/* Pointers to samples [first, first + n) of d (its x and y arrays are contiguous). */
-static void range_pointers(const NnrtModel *model, const NnrtDataset *d, size_t first,
-                           const float **in, const void **tg)
+/* Pointers to every input and target array of d. */
+static void dataset_pointers(const NnrtModel *model, const NnrtDataset *d, const float **in,
+                             const void **tg)
 {
     for (int i = 0; i < model->num_inputs; i++)
-        in[i] = (const float *)d->x[i].data + first * (size_t)model->input_size[i];
+        in[i] = d->x[i].data;
     for (int j = 0; j < model->num_outputs; j++)
-        tg[j] = (const char *)d->y[j].data + first * 4 * (size_t)model->target_size[j];
+        tg[j] = d->y[j].data;
 }
 
 int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHistory *history,
              char *err, size_t errlen)
 {
-    NnrtDataset train = {0}, validation_set = {0};
-    const NnrtDataset *val = NULL;        /* validation_set, or train for a split */
-    size_t train_first = 0, train_n, val_first = 0, val_n = 0;
+    NnrtFitData data = {0};
     size_t *order = NULL;
     void *xbuf[NNRT_MAX_IO] = {0}, *ybuf[NNRT_MAX_IO] = {0};
     struct sigaction previous;
@@ -488,48 +784,16 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
                   cfg->epochs, cfg->split_first, cfg->split_last);
         return NNRT_EINVAL;
     }
-    if (cfg->train.format == NNRT_DATA_NONE || !cfg->train.y || !*cfg->train.y) {
+    if (!has_targets(&cfg->train)) {
         set_error(err, errlen, "fit: no training data (x and y) in the fit config");
         return NNRT_EINVAL;
     }
 
-    if ((rc = nnrt_dataset_load(model, &cfg->train, &train, err, errlen)) < 0)
-        goto fail;
-    train_n = train.n;
-    if (cfg->validation.format != NNRT_DATA_NONE) {
-        if (!cfg->validation.y || !*cfg->validation.y) {
-            rc = NNRT_EINVAL;
-            set_error(err, errlen, "fit: validation data without targets (y)");
-            goto fail;
-        }
-        if ((rc = nnrt_dataset_load(model, &cfg->validation, &validation_set, err, errlen)) < 0)
-            goto fail;
-        val = &validation_set;
-        val_n = validation_set.n;
-    } else if (cfg->split_first > 0) {
-        if ((size_t)cfg->split_first >= train.n) {
-            rc = NNRT_EMISMATCH;
-            set_error(err, errlen, "validation split_first: %ld leaves no training samples "
-                      "(%s has %zu)", cfg->split_first, cfg->train.x, train.n);
-            goto fail;
-        }
-        val = &train;
-        val_n = (size_t)cfg->split_first;
-        train_first = val_n;
-        train_n = train.n - val_n;
-    } else if (cfg->split_last > 0) {
-        size_t split_at = (size_t)floor((double)train.n * (1.0 - cfg->split_last));
-        if (split_at == 0 || split_at == train.n) {
-            rc = NNRT_EMISMATCH;
-            set_error(err, errlen, "validation split_last: %g of %zu samples leaves %s empty",
-                      cfg->split_last, train.n, split_at ? "the validation set" : "no training samples");
-            goto fail;
-        }
-        val = &train;
-        val_first = split_at;
-        val_n = train.n - split_at;
-        train_n = split_at;
-    }
+    if ((rc = nnrt_fit_data_load(model, cfg, NNRT_WANT_TRAIN | NNRT_WANT_VALIDATION, &data, err, errlen)) < 0)
+        return rc;
+    const NnrtDataset *train = &data.train;
+    const NnrtDataset *val = data.validation.n ? &data.validation : NULL;
+    const size_t train_n = train->n;
 
     if (batch > train_n)
         batch = train_n;
@@ -581,14 +845,14 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
                 size_t row = 4 * (size_t)model->input_size[i];
                 for (size_t k = 0; k < n; k++)
                     memcpy((char *)xbuf[i] + k * row,
-                           (const char *)train.x[i].data + (train_first + order[first + k]) * row, row);
+                           (const char *)train->x[i].data + order[first + k] * row, row);
                 in[i] = xbuf[i];
             }
             for (int j = 0; j < model->num_outputs; j++) {
                 size_t row = 4 * (size_t)model->target_size[j];
                 for (size_t k = 0; k < n; k++)
                     memcpy((char *)ybuf[j] + k * row,
-                           (const char *)train.y[j].data + (train_first + order[first + k]) * row, row);
+                           (const char *)train->y[j].data + order[first + k] * row, row);
                 tg[j] = ybuf[j];
             }
             float loss = 0, metrics[32] = {0};
@@ -630,8 +894,8 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
             row[k] = sums[k] / seen;
         if (val) {
             float loss = 0, metrics[32] = {0};
-            range_pointers(model, val, val_first, in, tg);
-            if (model->evaluate(m, val_n, in, tg, &loss, metrics) < 0) {
+            dataset_pointers(model, val, in, tg);
+            if (model->evaluate(m, val->n, in, tg, &loss, metrics) < 0) {
                 if (tty && prev_len)
                     printf("\n");
                 rc = NNRT_EINVAL;
@@ -671,7 +935,6 @@ fail:
         free(ybuf[i]);
     }
     free(order);
-    nnrt_dataset_free(&train);
-    nnrt_dataset_free(&validation_set);
+    nnrt_fit_data_free(&data);
     return rc;
 }

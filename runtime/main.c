@@ -307,8 +307,7 @@ static uint64_t default_seed(const Options *o, const NnrtFitConfig *fit)
 
 static int cmd_evaluate(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
 {
-    NnrtDataset d = {0};
-    NnrtDataSource src = {0};
+    NnrtFitData data = {0};
     char *xs = NULL, *ys = NULL, err[1024] = "";
     void *m = NULL;
     const float *in[NNRT_MAX_IO];
@@ -326,23 +325,27 @@ static int cmd_evaluate(const NnrtModel *model, const NnrtFitConfig *fit, const 
             error("out of memory");
             goto fail;
         }
-        src = (NnrtDataSource){NNRT_DATA_NPY, xs, ys, 1.0};
-    } else if (fit && fit->test.format != NNRT_DATA_NONE && fit->test.y && *fit->test.y) {
-        src = fit->test;
+        NnrtDataSource src = {.format = NNRT_DATA_NPY, .x = xs, .y = ys, .scale = 1.0};
+        rc = nnrt_dataset_load(model, &src, &data.test, err, sizeof err);
+    } else if (fit) {
+        rc = nnrt_fit_data_load(model, fit, NNRT_WANT_TEST, &data, err, sizeof err);
     } else {
-        error("%s has no test data in its fit config; pass --data X.npy --targets Y.npy",
-              model->name);
-        goto fail;
+        rc = 0;
     }
-    if ((rc = nnrt_dataset_load(model, &src, &d, err, sizeof err)) < 0) {
+    if (rc < 0) {
         status = status_of(rc);
         error("%s", err);
         goto fail;
     }
+    if (data.test.n == 0) {
+        error("%s has no test data in its fit config; pass --data X.npy --targets Y.npy",
+              model->name);
+        goto fail;
+    }
     if ((status = open_model(model, default_seed(o, fit), o->weights, &m)) != STATUS_OK)
         goto fail;
-    dataset_pointers(model, &d, in, tg);
-    if (model->evaluate(m, d.n, in, tg, &loss, metrics) < 0) {
+    dataset_pointers(model, &data.test, in, tg);
+    if (model->evaluate(m, data.test.n, in, tg, &loss, metrics) < 0) {
         status = STATUS_INTERNAL;
         error("evaluation failed: %s", model->last_error(m));
         goto fail;
@@ -357,7 +360,7 @@ static int cmd_evaluate(const NnrtModel *model, const NnrtFitConfig *fit, const 
 fail:
     if (m)
         model->free_model(m);
-    nnrt_dataset_free(&d);
+    nnrt_fit_data_free(&data);
     free(xs);
     free(ys);
     return status;
@@ -390,7 +393,7 @@ static int cmd_predict(const NnrtModel *model, const NnrtFitConfig *fit, const O
         error("out of memory");
         goto fail;
     }
-    NnrtDataSource src = {NNRT_DATA_NPY, xs, NULL, 1.0};
+    NnrtDataSource src = {.format = NNRT_DATA_NPY, .x = xs, .scale = 1.0};
     if ((rc = nnrt_dataset_load(model, &src, &d, err, sizeof err)) < 0) {
         status = status_of(rc);
         error("%s", err);
@@ -448,7 +451,7 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
 {
     NnrtFitConfig cfg;
     NnrtHistory history = {0};
-    NnrtDataset test = {0};
+    NnrtFitData data = {0};
     char dir[4096], path[4096 + 64], err[1024] = "";
     void *m = NULL;
     int status = STATUS_INPUT, rc;
@@ -516,19 +519,20 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
     }
     printf("saved %s/%s.h5, %s/history.csv, %s/learning_curves.svg\n", dir, model->name, dir, dir);
 
-    if (cfg.test.format != NNRT_DATA_NONE && cfg.test.y && *cfg.test.y) {
+    if ((rc = nnrt_fit_data_load(model, &cfg, NNRT_WANT_TEST, &data, err, sizeof err)) < 0) {
+        status = status_of(rc);
+        error("%s", err);
+        goto fail;
+    }
+    const NnrtDataset *test = &data.test;
+    if (test->n > 0) {
         const float *in[NNRT_MAX_IO];
         const void *tg[NNRT_MAX_IO];
         float loss, metrics[32];
         struct timespec t0, t1;
-        if ((rc = nnrt_dataset_load(model, &cfg.test, &test, err, sizeof err)) < 0) {
-            status = status_of(rc);
-            error("%s", err);
-            goto fail;
-        }
-        dataset_pointers(model, &test, in, tg);
+        dataset_pointers(model, test, in, tg);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (model->evaluate(m, test.n, in, tg, &loss, metrics) < 0) {
+        if (model->evaluate(m, test->n, in, tg, &loss, metrics) < 0) {
             status = STATUS_INTERNAL;
             error("evaluation on the test data failed: %s", model->last_error(m));
             goto fail;
@@ -536,7 +540,7 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         clock_gettime(CLOCK_MONOTONIC, &t1);
         size_t batch = cfg.batch_size ? cfg.batch_size : 32;
         double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        size_t steps = (test.n + batch - 1) / batch;
+        size_t steps = (test->n + batch - 1) / batch;
         printf("%zu/%zu - %.0fs", steps, steps, seconds);
         print_value(stdout, " - ", "loss", loss);
         for (int k = 0; k < model->num_metrics; k++)
@@ -555,7 +559,7 @@ fail:
     if (m)
         model->free_model(m);
     nnrt_history_free(&history);
-    nnrt_dataset_free(&test);
+    nnrt_fit_data_free(&data);
     return status;
 }
 
@@ -613,7 +617,9 @@ static int random_batch(const NnrtModel *model, size_t n, uint64_t seed, float *
         float *t = y[j];
         for (size_t s = 0; s < n; s++) {
             if (model->target_sparse[j])
-                labels[s] = (int32_t)(nnrt_rng_next(&rng) % (uint64_t)model->output_size[j]);
+                for (size_t k = 0; k < per; k++)  /* per labels of output_size / per classes each */
+                    labels[s * per + k] =
+                        (int32_t)(nnrt_rng_next(&rng) % (uint64_t)(model->output_size[j] / (int64_t)per));
             else if (categorical && per > 1)
                 t[s * per + nnrt_rng_next(&rng) % per] = 1;
             else
@@ -655,11 +661,39 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
     if ((rc = model->loss_grad(m, n, in, tg, &loss0)) == 0)
         memcpy(analytic, model->grads(m), num * sizeof *analytic);
 
+    /* The weights to probe: with the model's tensor table, an even spread
+     * over every trainable tensor (frozen ones have no gradient); else over
+     * the whole block. */
     float *w = model->params(m);
-    size_t count = num < CHECK_WEIGHTS ? num : CHECK_WEIGHTS, worst = 0;
+    size_t *probe = malloc(CHECK_WEIGHTS * 2 * sizeof *probe), count = 0, worst = 0;
+    if (!probe) {
+        error("out of memory");
+        goto fail;
+    }
+    int trainable = 0;
+    for (int t = 0; model->weights && t < model->num_weights; t++)
+        trainable += model->weights[t].trainable != 0;
+    if (trainable > 0) {
+        size_t per = CHECK_WEIGHTS / (size_t)trainable ? CHECK_WEIGHTS / (size_t)trainable : 1;
+        for (int t = 0; t < model->num_weights; t++) {
+            const NnrtWeightInfo *wi = &model->weights[t];
+            size_t size = 1;
+            for (int d = 0; d < wi->rank; d++)
+                size *= (size_t)wi->shape[d];
+            if (!wi->trainable || size == 0)
+                continue;
+            size_t k_max = size < per ? size : per;
+            for (size_t k = 0; k < k_max && count < CHECK_WEIGHTS * 2; k++)
+                probe[count++] = wi->offset + (k_max == 1 ? 0 : k * (size - 1) / (k_max - 1));
+        }
+    } else {
+        size_t c = num < CHECK_WEIGHTS ? num : CHECK_WEIGHTS;
+        for (size_t k = 0; k < c; k++)
+            probe[count++] = c == 1 ? 0 : k * (num - 1) / (c - 1);
+    }
     double max_rel = 0, worst_f = 0;
     for (size_t k = 0; rc == 0 && k < count; k++) {
-        size_t i = count == 1 ? 0 : k * (num - 1) / (count - 1);
+        size_t i = probe[k];
         double f, rel, f2, rel2;
         rc = finite_difference(model, m, n, in, tg, w, i, analytic[i], loss0, 1e-3, &f, &rel);
         if (rc == 0 && rel > CHECK_TOLERANCE) {
@@ -675,6 +709,7 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
             worst_f = f;
         }
     }
+    free(probe);
     if (rc < 0) {
         error("gradient check: loss_grad failed: %s", model->last_error(m));
         goto fail;
@@ -688,9 +723,14 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
     printf("gradient check: max rel error %.3g over %zu weights: %s\n", max_rel, count,
            ok ? "ok" : "FAILED");
     fflush(stdout);
-    if (!ok)
-        fprintf(stderr, "worst: weight %zu of %zu: analytic %.6g, finite difference %.6g\n", worst,
-                num, (double)analytic[worst], worst_f);
+    if (!ok) {
+        const char *tensor = "";
+        for (int t = 0; model->weights && t < model->num_weights; t++)
+            if (model->weights[t].offset <= worst)
+                tensor = model->weights[t].name;
+        fprintf(stderr, "worst: weight %zu of %zu (%s): analytic %.6g, finite difference %.6g\n", worst, num,
+                tensor, (double)analytic[worst], worst_f);
+    }
     status = ok ? STATUS_OK : STATUS_INPUT;
 fail:
     for (int i = 0; i < NNRT_MAX_IO; i++) {

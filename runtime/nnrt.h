@@ -127,6 +127,58 @@ float nnrt_binary_accuracy(const float *p, const float *t, size_t rows, size_t c
 /* Dropout mask: mask[i] = 1/(1-rate) with probability 1-rate, else 0. */
 void nnrt_dropout_mask(float *mask, size_t n, float rate, NnrtRng *r);
 
+/* ---- conv.c: convolution and pooling, channels last ---------------------
+ * One descriptor for both; 1-D layers use h = kh = 1. x is (B, h, w, c),
+ * a kernel (kh, kw, c, f) as Keras stores it, y (B, oh, ow, f). Padding is
+ * given before each axis (top pt, left pl); what lies after follows from oh
+ * and ow (Keras "same" puts the odd cell after). Cells outside x are 0 for
+ * convolution, ignored by max pooling, and not counted by average pooling.
+ * Convolution is im2col + GEMM through a caller-provided workspace of
+ * `ws_floats` floats (at least nnrt_conv_workspace(c, 1)); larger
+ * workspaces let more samples share one GEMM. */
+typedef struct {
+    int h, w, c;                 /* input */
+    int kh, kw, f;               /* window; filters (pooling: f = c) */
+    int sh, sw, dh, dw;          /* strides, dilation */
+    int pt, pl;                  /* padding before */
+    int oh, ow;                  /* output */
+} NnrtConv;
+
+size_t nnrt_conv_workspace(const NnrtConv *c, size_t samples);   /* floats for im2col of `samples` */
+void nnrt_conv_forward(float *y, const float *x, const float *k, const NnrtConv *c, int B,
+                       float *ws, size_t ws_floats);
+/* dx = conv^T(dy, k): overwrites dx */
+void nnrt_conv_backward_input(float *dx, const float *dy, const float *k, const NnrtConv *c, int B,
+                              float *ws, size_t ws_floats);
+/* dk = beta * dk + im2col(x)^T dy */
+void nnrt_conv_backward_kernel(float *dk, const float *x, const float *dy, const NnrtConv *c, int B,
+                               float beta, float *ws, size_t ws_floats);
+void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B);
+/* dx (overwritten) gets dy at the first maximum of each window */
+void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B);
+void nnrt_avgpool_forward(float *y, const float *x, const NnrtConv *p, int B);
+void nnrt_avgpool_backward(float *dx, const float *dy, const NnrtConv *p, int B);
+
+/* ---- norm.c: batch normalization over all axes but the last -------------
+ * x viewed as (rows, c). stats is (2, c): batch mean, then 1/sqrt(var + eps)
+ * with the biased batch variance. gamma and beta may be NULL (scale or
+ * center false). */
+void nnrt_bn_stats(float *stats, const float *x, size_t rows, size_t c, float eps);
+void nnrt_bn_forward(float *y, const float *x, const float *stats, const float *gamma, const float *beta,
+                     size_t rows, size_t c);
+/* moving = moving * momentum + batch * (1 - momentum), batch variance recovered from stats */
+void nnrt_bn_moving_update(float *moving_mean, float *moving_var, const float *stats, size_t c,
+                           float momentum, float eps);
+/* y = gamma * (x - mean) / sqrt(var + eps) + beta with the moving statistics */
+void nnrt_bn_inference(float *y, const float *x, const float *gamma, const float *beta, const float *mean,
+                       const float *var, size_t rows, size_t c, float eps);
+/* dx = gamma * inv / rows * (rows * dy - sum(dy) - xhat * sum(dy * xhat)), overwrites dx */
+void nnrt_bn_backward_input(float *dx, const float *dy, const float *x, const float *stats, const float *gamma,
+                            size_t rows, size_t c);
+/* dgamma = beta * dgamma + sum(dy * xhat) */
+void nnrt_bn_backward_gamma(float *dgamma, const float *dy, const float *x, const float *stats, size_t rows,
+                            size_t c, float beta);
+
 /* ---- h5.c: Keras-layout HDF5 weights ----------------------------------
  * Layout written (as Keras model.save): root attributes keras_version and
  * backend (and model_config when given); group model_weights with attribute
@@ -136,7 +188,7 @@ void nnrt_dropout_mask(float *mask, size_t n, float rate, NnrtRng *r);
  * the root), names with or without ":0", and matches weights to the model
  * by layer name and weight name, never by file order. */
 
-typedef struct {
+typedef struct NnrtWeightInfo {
     const char *layer;           /* Keras layer name, "dense" */
     const char *name;            /* weight name as Keras writes it, "dense/kernel:0" */
     int rank;
@@ -178,6 +230,64 @@ int nnrt_idx_load(const char *path, float scale, NnrtArray *out, char *err, size
 int nnrt_npy_load(const char *path, NnrtArray *out, char *err, size_t errlen);
 int nnrt_npy_save(const char *path, const NnrtArray *a, char *err, size_t errlen);  /* atomic */
 
+/* Data sources: what a fit: data: entry names. nnrt_dataset_load (fit.c)
+ * loads one and checks it against a model; nnrt_fit_data_load (fit.c) loads
+ * a fit config's training, validation and test sets. */
+
+typedef enum { NNRT_DATA_NONE, NNRT_DATA_IDX, NNRT_DATA_NPY, NNRT_DATA_CSV } NnrtDataFormat;
+
+typedef struct {
+    NnrtDataFormat format;
+    const char *x;               /* idx: images file; npy: x array ("a.npy;b.npy" per input);
+                                    csv: x columns, "CRIM,ZN" (names, or 0-based indices
+                                    without a header), '|' between model inputs */
+    const char *y;               /* idx: labels file; npy: y array(s); csv: y columns ('|' per output;
+                                    one group serves every output) */
+    double scale;                /* idx: pixel scale (1/255) */
+    /* csv only */
+    const char *path;            /* the file, gzipped or not */
+    int header;                  /* the first line read holds the column names */
+    int skip_rows;               /* lines skipped before it (sklearn's boston file has a count line) */
+    char delimiter;              /* ',' (0 too) or ' ' (any run of blanks; '\t' too) */
+    int standardize;             /* x -= mean, x /= std (population) of the training part, like StandardScaler */
+    double split[3];             /* train, validation, test fractions of the rows (shuffled with seed);
+                                    all 0: the whole file is this source */
+    uint64_t seed;
+} NnrtDataSource;
+
+/* A dataset in memory: one array per model input and per output target. */
+typedef struct {
+    size_t n;
+    NnrtArray x[NNRT_MAX_IO];
+    NnrtArray y[NNRT_MAX_IO];
+} NnrtDataset;
+
+void nnrt_dataset_free(NnrtDataset *d);
+
+/* StandardScaler's statistics of a csv source's x columns (all inputs' groups
+ * in order): x' = (x - mean) / scale. */
+typedef struct {
+    size_t columns;              /* 0: none */
+    double *mean;                /* (columns,) */
+    double *scale;               /* (columns,) population std; 1 for a (near-)constant column */
+} NnrtScaler;
+
+void nnrt_scaler_free(NnrtScaler *s);
+
+/* Read a csv source (gzipped or plain): skip src->skip_rows lines, then the
+ * header when src->header; blank lines are skipped, every field must be a
+ * number and every row as wide as the first. x group g becomes parts[k].x[g]
+ * and y group g parts[k].y[g], float32 (rows, columns of the group); groups
+ * the source lacks stay empty. With src->split the rows are shuffled
+ * (nnrt_shuffle, seeded with src->seed) and parts[0..2] are the first
+ * round(n * split[0]) rows, the next round(n * split[1]) and the rest (train,
+ * validation, test); without, parts[0] holds every row in file order. With
+ * src->standardize, x is scaled with `fitted` when it is given, else with the
+ * statistics of parts[0], which *scaler receives (may be NULL). Messages name
+ * file:line and the column (0-based, as x/y count them). */
+int nnrt_csv_load(const NnrtDataSource *src, const NnrtScaler *fitted, NnrtDataset parts[3],
+                  NnrtScaler *scaler, char *err, size_t errlen);
+
 /* ---- what a generated model offers the runtime -------------------------
  * Generated code defines `const struct NnrtModel *P_model(void)`: the
  * model's static description and its P_* functions behind void * wrappers.
@@ -197,6 +307,8 @@ typedef struct NnrtModel {
     const char *output_names[NNRT_MAX_IO];
     const char *metric_names[32];        /* Keras names: "accuracy", "output_mse", ... */
     size_t num_params;                   /* all weight floats, Keras order (P_NUM_WEIGHTS) */
+    const struct NnrtWeightInfo *weights;/* the tensors of that block (NULL: unknown) */
+    int num_weights;
 
     void *(*new_model)(uint64_t seed);
     void  (*free_model)(void *m);
@@ -217,15 +329,6 @@ typedef struct NnrtModel {
 
 /* ---- fit.c: the Keras fit loop ---------------------------------------- */
 
-typedef enum { NNRT_DATA_NONE, NNRT_DATA_IDX, NNRT_DATA_NPY } NnrtDataFormat;
-
-typedef struct {
-    NnrtDataFormat format;
-    const char *x;               /* idx: images file; npy: x array */
-    const char *y;               /* idx: labels file; npy: y array */
-    double scale;                /* idx: pixel scale (1/255) */
-} NnrtDataSource;
-
 typedef struct {
     const char *model_file;      /* for messages */
     NnrtDataSource train, test, validation;
@@ -239,22 +342,39 @@ typedef struct {
     const char *init_weights;    /* --weights: transfer-learning start */
 } NnrtFitConfig;
 
-/* A dataset in memory: one array per model input and per output target. */
-typedef struct {
-    size_t n;
-    NnrtArray x[NNRT_MAX_IO];
-    NnrtArray y[NNRT_MAX_IO];
-} NnrtDataset;
-
-void nnrt_dataset_free(NnrtDataset *d);
-
 /* Load src into d and check it against the model: per-sample sizes, sparse
  * labels int32 and in range (integer-valued floats are converted), other
  * targets float (integers converted), equal sample counts; messages name the
- * file. src->x lists one file per model input, src->y one per output (or one
- * for every output), separated by ';'; y NULL or "" loads inputs only. */
+ * file. idx/npy: src->x lists one file per model input, src->y one per output
+ * (or one for every output), separated by ';'. csv: one x column group per
+ * input, one y group per output (or one for every output); with a split, d
+ * is the training part. y NULL or "" loads inputs only. */
 int nnrt_dataset_load(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,
                       char *err, size_t errlen);
+
+/* The three datasets of a fit config; n == 0 for one not asked for or not there. */
+typedef struct {
+    NnrtDataset train, validation, test;
+} NnrtFitData;
+
+enum { NNRT_WANT_TRAIN = 1, NNRT_WANT_VALIDATION = 2, NNRT_WANT_TEST = 4 };
+
+/* Load the sets `want` asks for, as fit and evaluate see them:
+ *   train       cfg->train (a csv split: its training part), less the validation split;
+ *   validation  cfg->validation when given, else the first split_first or the
+ *               last split_last of the training samples (cut at
+ *               floor(n * (1 - split_last)) as Keras), else a csv split's
+ *               validation part;
+ *   test        cfg->test when it has targets, else a csv split's test part.
+ * A csv split on cfg->validation or cfg->test takes that source's own
+ * validation or test part. csv sources with standardize use the statistics of
+ * cfg->train's training part when it is csv with standardize too (one
+ * StandardScaler fitted on the training data), else their own. Every set is
+ * checked against the model as nnrt_dataset_load does; validation and test
+ * need targets. Free with nnrt_fit_data_free, also after an error. */
+int nnrt_fit_data_load(const NnrtModel *model, const NnrtFitConfig *cfg, int want, NnrtFitData *data,
+                       char *err, size_t errlen);
+void nnrt_fit_data_free(NnrtFitData *data);
 
 /* One epoch's (or evaluation's) numbers: loss then metrics in model order. */
 typedef struct {

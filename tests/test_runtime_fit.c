@@ -305,8 +305,8 @@ static NnrtFitConfig base_config(void)
     NnrtFitConfig cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.model_file = "lin.yaml";
-    cfg.train = (NnrtDataSource){NNRT_DATA_NPY, at("x.npy"), at("y.npy"), 0};
-    cfg.test = (NnrtDataSource){NNRT_DATA_NPY, at("xt.npy"), at("yt.npy"), 0};
+    cfg.train = (NnrtDataSource){.format = NNRT_DATA_NPY, .x = at("x.npy"), .y = at("y.npy")};
+    cfg.test = (NnrtDataSource){.format = NNRT_DATA_NPY, .x = at("xt.npy"), .y = at("yt.npy")};
     cfg.split_first = 50;
     cfg.epochs = 5;
     cfg.batch_size = 16;
@@ -507,7 +507,7 @@ static void test_fit_validation_forms(const NnrtModel *M)
     free(m);
 
     cfg.split_last = 0;
-    cfg.validation = (NnrtDataSource){NNRT_DATA_NPY, at("xt.npy"), at("yt.npy"), 0};
+    cfg.validation = (NnrtDataSource){.format = NNRT_DATA_NPY, .x = at("xt.npy"), .y = at("yt.npy")};
     m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
     CHECK(rc == 0 && m->steps == 13 && m->eval_n == 60 && h.cols == 4,
           "validation data: rc %d, steps %ld, validation %zu", rc, m->steps, m->eval_n);
@@ -637,7 +637,7 @@ static void test_main(const NnrtModel *model)
     NnrtDataset d;
     char err[512];
     float ref_loss = 0, ref_acc = 0;
-    NnrtDataSource src = {NNRT_DATA_NPY, xt, yt, 0};
+    NnrtDataSource src = {.format = NNRT_DATA_NPY, .x = xt, .y = yt};
     CHECK(lin_load(m, weights) == 0 && nnrt_dataset_load(&M, &src, &d, err, sizeof err) == 0, "%s", err);
     const float *in[1] = {d.x[0].data};
     const void *tg[1] = {d.y[0].data};

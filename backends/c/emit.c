@@ -673,9 +673,16 @@ static const char *loss_kernel(const Node *n)
 static void emit_loss(Emitter *e, const Node *n)
 {
     const Node *pred = n->src[0];
+    const char *w = n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight));
     comment(e, n);
-    out(e, "    res[0] += %s%s(%s, %s, %s, %lld);\n", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)),
-        loss_kernel(n), ref(e, pred), ref(e, n->src[1]), rows(pred), (long long)cols(pred));
+    if (n->slot < 0) {
+        out(e, "    res[0] += %s%s(%s, %s, %s, %lld);\n", w, loss_kernel(n), ref(e, pred), ref(e, n->src[1]), rows(pred),
+            (long long)cols(pred));
+        return;
+    }
+    out(e, "    res[%d] = %s(%s, %s, %s, %lld);  /* reported as %s */\n", 1 + n->slot, loss_kernel(n), ref(e, pred),
+        ref(e, n->src[1]), rows(pred), (long long)cols(pred), e->p->metric_names[n->slot]);
+    out(e, "    res[0] += %sres[%d];\n", w, 1 + n->slot);
 }
 
 static void emit_loss_grad(Emitter *e, const Node *n)
@@ -1012,7 +1019,7 @@ void emit_header(FILE *f, const Program *p)
     for (int i = 0; i < p->noutputs; i++)
         fprintf(f, "#define %s_OUTPUT%d_SIZE %lld  /* %s %s */\n", P, i, (long long)shape_size(&p->outputs[i].shape),
                 p->outputs[i].name, shape_str(p->infer->arena, &p->outputs[i].shape, true));
-    if (!p->inference_only)
+    if (graph_has(p->infer, OP_LOSS))
         for (int i = 0; i < p->noutputs; i++)
             fprintf(f, "#define %s_TARGET%d_SIZE %lld  /* per sample: %s */\n", P, i, (long long)p->target_size[i],
                     p->target_sparse[i] ? "one int32 class label" : "floats");
@@ -1355,6 +1362,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         c_string(f, p->metric_names[i]);
     }
     fprintf(f, "},\n        .num_params = WEIGHT_FLOATS,\n");
+    fprintf(f, "        .weights = weight_info,\n        .num_weights = NUM_TENSORS,\n");
     fprintf(f, "        .new_model = model_new,\n        .free_model = model_free,\n        .load = model_load,\n");
     fprintf(f, "        .load_partial = model_load_partial,\n        .save = model_save,\n        .predict = model_predict,\n");
     fprintf(f, "        .train_step = %s,\n        .evaluate = model_evaluate,\n", train ? "model_train_step" : "NULL");
