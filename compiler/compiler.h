@@ -119,7 +119,11 @@ struct LayerClass {
 
 struct Layer {
     const LayerClass *cls;
-    const char *name;
+    const char *name;            /* unique; inside a block instance "residual_unit_3/conv2d" */
+    const char *group;           /* its HDF5 layer group: the top-level instance, or its own name */
+    const char *local;           /* weight-name prefix within the group ("conv2d"), NULL when group == name */
+    const char *block_class;     /* the top-level block it belongs to, for the summary (NULL: none) */
+    const char *binds_as;        /* the last layer of an instance also answers to the instance's name */
     Loc loc;                     /* the class name key in the YAML */
     ArgValue *args;              /* parallel to cls->args */
     const char **input_names;    /* as written; NULL: the previous item */
@@ -141,6 +145,18 @@ int  parse_activation(const YNode *v, Activation *out);
 bool activation_find(const char *name, ActKind *out);
 int  parse_initializer(const YNode *v, InitSpec *out);
 
+/* ---- blocks.c: user-defined layers, repeat and if (model-format.md §2) ---------- */
+
+typedef struct Model Model;
+
+/* Expand the `layers:` list (blocks from the `blocks:` map, may be NULL)
+ * into m->layers: every layer named, scoped and connected by full name. */
+int expand_layers(Arena *a, Model *m, const YNode *layers, const YNode *blocks);
+/* Evaluate a `cond` expression: integers, $params, + - * / %, comparisons, and/or/not. */
+int eval_cond(const YNode *cond, const YNode *params, long *out);
+/* Parse one `- Class: {...}` item into l (model.c); the name stays NULL unless given. */
+int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l);
+
 /* ---- model.c: the model file as a Model ----------------------------------- */
 
 typedef struct {
@@ -158,7 +174,7 @@ typedef struct {
     Loc loc;
 } OutputLoss;
 
-typedef struct {
+struct Model {
     const char *file;            /* as given on the command line */
     const char *dir;             /* its folder, for relative data paths */
     const char *name;
@@ -180,7 +196,7 @@ typedef struct {
     OptimizerSpec optimizer;
     FitSpec fit;
     Loc fit_loc;
-} Model;
+};
 
 int model_parse(Arena *a, const char *path, Model *m);
 const char *closest_name(const char *given, const char *const *candidates, int n);  /* did you mean */
@@ -205,6 +221,29 @@ Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, co
                    bool trainable);
 Node *lower_node(Lower *lw, Layer *l, OpKind op, int nsrc, Node *const *src, const char *suffix);
 Node *lower_activation(Lower *lw, Layer *l, Node *x, Activation act, const char *name);
+void  layer_weight_options(Node *w, const Layer *l, const char *regularizer, const char *constraint);
+
+/* ---- layers_image.c: convolution, pooling, normalization, merges ------------- */
+
+int lower_conv1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_conv2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_max_pool1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_max_pool2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_avg_pool1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_avg_pool2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_global_avg_pool1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_global_avg_pool2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_global_max_pool1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_global_max_pool2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_batch_normalization(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_add(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_subtract(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_multiply(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_average(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_maximum(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_concatenate(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_identity(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+size_t conv_workspace(const Node *conv, const Node *x, size_t max_batch);   /* im2col floats */
 
 /* ---- pass_plan.c ----------------------------------------------------------- */
 

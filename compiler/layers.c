@@ -27,40 +27,52 @@ static int want_scalar(const YNode *v, const char *what)
     return 0;
 }
 
-static int to_long(const YNode *v, long *out)
+/* " for 'units'" when the value has a name, for messages */
+static const char *for_name(const char *name)
 {
-    if (want_scalar(v, "an integer"))
-        return -1;
+    static char buf[96];
+    if (!name)
+        return "";
+    snprintf(buf, sizeof buf, " for '%s'", name);
+    return buf;
+}
+
+static int to_long_named(const YNode *v, long *out, const char *name)
+{
+    if (v->kind != Y_SCALAR)
+        return error_at(v->loc, "expected an integer%s, found a %s", for_name(name), ykind_name(v->kind));
     char *end;
     errno = 0;
     long x = strtol(v->text, &end, 10);
     if (!*v->text || *end || errno) {
-        error_at(v->loc, "expected an integer, found '%s'", v->text);
+        error_at(v->loc, "expected an integer%s, found '%s'", for_name(name), v->text);
         return -1;
     }
     *out = x;
     return 0;
 }
 
-static int to_double(const YNode *v, double *out)
+
+static int to_double_named(const YNode *v, double *out, const char *name)
 {
-    if (want_scalar(v, "a number"))
-        return -1;
+    if (v->kind != Y_SCALAR)
+        return error_at(v->loc, "expected a number%s, found a %s", for_name(name), ykind_name(v->kind));
     char *end;
     errno = 0;
     double x = strtod(v->text, &end);
     if (!*v->text || *end || errno || !isfinite(x)) {
-        error_at(v->loc, "expected a number, found '%s'", v->text);
+        error_at(v->loc, "expected a number%s, found '%s'", for_name(name), v->text);
         return -1;
     }
     *out = x;
     return 0;
 }
 
-static int to_bool(const YNode *v, bool *out)
+
+static int to_bool(const YNode *v, bool *out, const char *name)
 {
-    if (want_scalar(v, "true or false"))
-        return -1;
+    if (v->kind != Y_SCALAR)
+        return error_at(v->loc, "expected true or false%s, found a %s", for_name(name), ykind_name(v->kind));
     const char *t = v->text;
     if (!strcmp(t, "true") || !strcmp(t, "True") || !strcmp(t, "TRUE") || !strcmp(t, "yes")) {
         *out = true;
@@ -70,7 +82,7 @@ static int to_bool(const YNode *v, bool *out)
         *out = false;
         return 0;
     }
-    return error_at(v->loc, "expected true or false, found '%s'", t);
+    return error_at(v->loc, "expected true or false%s, found '%s'", for_name(name), t);
 }
 
 /* A one-key map {name: {args}} or a bare name: returns the name and args map. */
@@ -130,7 +142,7 @@ static int numeric_args(const YNode *args, const char *owner, const char *const 
             hint("its arguments are: %s", names[0] ? list : "none");
             return -1;
         }
-        if (to_double(ymap_value(args, i), &vals[j]))
+        if (to_double_named(ymap_value(args, i), &vals[j], k->text))
             return -1;
     }
     return 0;
@@ -167,9 +179,16 @@ int parse_activation(const YNode *v, Activation *out)
     if (named_form(v, "an activation", &name, &args))
         return -1;
     if (!activation_find(name, &out->kind)) {
-        error_at(v->loc, "unknown activation '%s'", name);
-        hint("activations: linear, relu, elu, selu, sigmoid, hard_sigmoid, tanh, softmax, softplus, softsign, "
-             "swish, gelu, exponential, leaky_relu");
+        error_at(v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc, "unknown activation '%s'", name);
+        const char *names[ACT_COUNT];
+        for (int k = 0; k < ACT_COUNT; k++)
+            names[k] = act_info[k].name;
+        const char *near = closest_name(name, names, ACT_COUNT);
+        if (near)
+            hint("did you mean '%s'?", near);
+        else
+            hint("activations: linear, relu, elu, selu, sigmoid, hard_sigmoid, tanh, softmax, softplus, softsign, "
+                 "swish, gelu, exponential, leaky_relu");
         return -1;
     }
     double alpha = act_info[out->kind].alpha;
@@ -220,10 +239,18 @@ int parse_initializer(const YNode *v, InitSpec *out)
         if (name_is(name, init_classes[i].name))
             c = &init_classes[i];
     if (!c) {
-        error_at(v->loc, "unknown initializer '%s'", name);
-        hint("initializers: zeros, ones, constant, glorot_uniform, glorot_normal, he_normal, he_uniform, "
-             "lecun_normal, lecun_uniform, random_normal, random_uniform, truncated_normal, orthogonal, "
-             "variance_scaling");
+        error_at(v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc, "unknown initializer '%s'", name);
+        const char *names[sizeof init_classes / sizeof init_classes[0]];
+        int n = (int)(sizeof init_classes / sizeof init_classes[0]);
+        for (int i = 0; i < n; i++)
+            names[i] = init_classes[i].name;
+        const char *near = closest_name(name, names, n);
+        if (near)
+            hint("did you mean '%s'?", near);
+        else
+            hint("initializers: zeros, ones, constant, glorot_uniform, glorot_normal, he_normal, he_uniform, "
+                 "lecun_normal, lecun_uniform, random_normal, random_uniform, truncated_normal, orthogonal, "
+                 "variance_scaling");
         return -1;
     }
     *out = (InitSpec){.name = c->name, .kind = c->kind, .mode = c->mode, .distribution = c->distribution};
@@ -235,7 +262,7 @@ int parse_initializer(const YNode *v, InitSpec *out)
         for (int i = 0; i < args->n; i++) {
             const YNode *k = ymap_key(args, i), *val = ymap_value(args, i);
             if (!strcmp(k->text, "scale")) {
-                if (to_double(val, &vals[0]))
+                if (to_double_named(val, &vals[0], "scale"))
                     return -1;
                 if (vals[0] <= 0)
                     return error_at(val->loc, "variance_scaling scale must be positive");
@@ -309,10 +336,10 @@ static int parse_regularizer(const YNode *v, Regularizer *out)
     const YNode *k = ymap_key(v, 0), *val = ymap_value(v, 0);
     if (!strcmp(k->text, "l1") || !strcmp(k->text, "L1"))
         return val->kind == Y_MAP ? numeric_args(val, "l1", (const char *const[]){"l1", NULL}, &out->l1)
-                                  : to_double(val, &out->l1);
+                                  : to_double_named(val, &out->l1, "l1");
     if (!strcmp(k->text, "l2") || !strcmp(k->text, "L2"))
         return val->kind == Y_MAP ? numeric_args(val, "l2", (const char *const[]){"l2", NULL}, &out->l2)
-                                  : to_double(val, &out->l2);
+                                  : to_double_named(val, &out->l2, "l2");
     if (!strcmp(k->text, "l1_l2") || !strcmp(k->text, "L1L2")) {
         double vals[2] = {0, 0};
         if (val->kind != Y_MAP && !yscalar_is_null(val))
@@ -365,7 +392,7 @@ static int parse_constraint(const YNode *v, Constraint *out)
         *out = (Constraint){"min_max_norm", vals[0], vals[1], vals[2], (int)vals[3]};
         return 0;
     }
-    error_at(v->loc, "unknown constraint '%s'", name);
+    error_at(v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc, "unknown constraint '%s'", name);
     hint("constraints: non_neg, max_norm, unit_norm, min_max_norm");
     return -1;
 }
@@ -378,11 +405,11 @@ int parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out)
     out->loc = v->loc;
     switch (spec->type) {
     case ARG_INT:
-        return to_long(v, &out->i);
+        return to_long_named(v, &out->i, spec->name);
     case ARG_FLOAT:
-        return to_double(v, &out->f);
+        return to_double_named(v, &out->f, spec->name);
     case ARG_BOOL:
-        return to_bool(v, &out->b);
+        return to_bool(v, &out->b, spec->name);
     case ARG_STRING:
         if (yscalar_is_null(v)) {
             out->s = NULL;
@@ -393,13 +420,24 @@ int parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out)
         out->s = arena_strdup(a, v->text);
         return 0;
     case ARG_SHAPE:
-        if (v->kind == Y_SCALAR && !yscalar_is_null(v)) {
+        if (yscalar_is_null(v)) {  /* null: not given (pooling strides default to the pool size) */
+            out->shape.rank = 0;
+            return 0;
+        }
+        if (v->kind == Y_SCALAR) {
             /* Keras accepts an int where a 1-tuple is meant (kernel_size: 3) */
+            char *end;
+            long d = strtol(v->text, &end, 10);
+            if (!*v->text || *end)
+                return error_at(v->loc, "expected a list of integers like [28, 28] for '%s', found '%s'", spec->name,
+                                v->text);
             out->shape.rank = 1;
-            return to_long(v, (long *)&out->shape.dim[0]);
+            out->shape.dim[0] = d;
+            return 0;
         }
         if (v->kind != Y_SEQ)
-            return error_at(v->loc, "expected a list of integers like [28, 28]");
+            return error_at(v->loc, "expected a list of integers like [28, 28] for '%s', found a %s", spec->name,
+                            ykind_name(v->kind));
         if (v->n > MAX_RANK)
             return error_at(v->loc, "at most %d dimensions are supported", MAX_RANK);
         out->shape.rank = v->n;
@@ -409,7 +447,7 @@ int parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out)
                 out->shape.dim[i] = -1;  /* variable axis */
                 continue;
             }
-            if (to_long(v->items[i], &d))
+            if (to_long_named(v->items[i], &d, spec->name))
                 return -1;
             out->shape.dim[i] = d;
         }
@@ -447,7 +485,7 @@ static int need_rank(Lower *lw, const Layer *l, const Node *x, int min_rank)
 }
 
 /* Regularizer and constraint arguments of a weight. */
-static void weight_options(Node *w, const Layer *l, const char *reg, const char *con)
+void layer_weight_options(Node *w, const Layer *l, const char *reg, const char *con)
 {
     const ArgValue *r = layer_arg(l, reg), *c = layer_arg(l, con);
     w->w->l1 = r->reg.l1;
@@ -487,17 +525,20 @@ static int lower_dense(Lower *lw, Layer *l, Node *const *in, int nin, Node **out
     if (act_reg->reg.l1 != 0 || act_reg->reg.l2 != 0)
         return error_at(act_reg->loc, "activity_regularizer is not supported yet");
     Shape ks = {2, {x->shape.dim[x->shape.rank - 1], units->i}};
+    if (units->i > INT32_MAX / ks.dim[0])
+        return error_at(units->loc, "a %lld x %ld kernel has more weights than nncc handles (%d)",
+                        (long long)ks.dim[0], units->i, INT32_MAX);
     Node *w = lower_weight(lw, l, "kernel", &ks, &layer_arg(l, "kernel_initializer")->init, l->trainable);
     if (!w)
         return -1;
-    weight_options(w, l, "kernel_regularizer", "kernel_constraint");
+    layer_weight_options(w, l, "kernel_regularizer", "kernel_constraint");
     Node *y = lower_node(lw, l, OP_MATMUL, 2, (Node *[]){x, w}, "xw");
     if (layer_arg(l, "use_bias")->b) {
         Shape bs = {1, {units->i}};
         Node *b = lower_weight(lw, l, "bias", &bs, &layer_arg(l, "bias_initializer")->init, l->trainable);
         if (!b)
             return -1;
-        weight_options(b, l, "bias_regularizer", "bias_constraint");
+        layer_weight_options(b, l, "bias_regularizer", "bias_constraint");
         y = lower_node(lw, l, OP_BIAS_ADD, 2, (Node *[]){y, b}, "z");
     }
     *out = lower_activation(lw, l, y, layer_arg(l, "activation")->act, NULL);
@@ -593,12 +634,92 @@ static int lower_dropout(Lower *lw, Layer *l, Node *const *in, int nin, Node **o
     return 0;
 }
 
+/* Conv1D/Conv2D (layers_image.c): kernel (kh, kw, channels, filters) */
+#define CONV_ARGS(one)                                                                      \
+    {"filters", ARG_INT, NULL},                                                             \
+    {"kernel_size", ARG_SHAPE, NULL},                                                       \
+    {"strides", ARG_SHAPE, one},                                                            \
+    {"padding", ARG_STRING, "valid"},                                                       \
+    {"data_format", ARG_STRING, "channels_last"},                                           \
+    {"dilation_rate", ARG_SHAPE, one},                                                      \
+    {"groups", ARG_INT, "1"},                                                               \
+    {"activation", ARG_ACTIVATION, "linear"},                                               \
+    {"use_bias", ARG_BOOL, "true"},                                                         \
+    {"kernel_initializer", ARG_INITIALIZER, "glorot_uniform"},                              \
+    {"bias_initializer", ARG_INITIALIZER, "zeros"},                                         \
+    {"kernel_regularizer", ARG_REGULARIZER, "null"},                                        \
+    {"bias_regularizer", ARG_REGULARIZER, "null"},                                          \
+    {"activity_regularizer", ARG_REGULARIZER, "null"},                                      \
+    {"kernel_constraint", ARG_CONSTRAINT, "null"},                                          \
+    {"bias_constraint", ARG_CONSTRAINT, "null"},                                            \
+    {NULL, 0, NULL}
+static const ArgSpec conv1d_args[] = {CONV_ARGS("1")};
+static const ArgSpec conv2d_args[] = {CONV_ARGS("[1, 1]")};
+
+/* pooling: strides null means the pool size */
+static const ArgSpec pool1d_args[] = {{"pool_size", ARG_SHAPE, "2"}, {"strides", ARG_SHAPE, "null"},
+                                      {"padding", ARG_STRING, "valid"}, {"data_format", ARG_STRING, "channels_last"},
+                                      {NULL, 0, NULL}};
+static const ArgSpec pool2d_args[] = {{"pool_size", ARG_SHAPE, "[2, 2]"}, {"strides", ARG_SHAPE, "null"},
+                                      {"padding", ARG_STRING, "valid"}, {"data_format", ARG_STRING, "channels_last"},
+                                      {NULL, 0, NULL}};
+static const ArgSpec global_pool_args[] = {{"data_format", ARG_STRING, "channels_last"},
+                                           {"keepdims", ARG_BOOL, "false"}, {NULL, 0, NULL}};
+
+static const ArgSpec batch_normalization_args[] = {
+    {"axis", ARG_INT, "-1"},
+    {"momentum", ARG_FLOAT, "0.99"},
+    {"epsilon", ARG_FLOAT, "0.001"},
+    {"center", ARG_BOOL, "true"},
+    {"scale", ARG_BOOL, "true"},
+    {"beta_initializer", ARG_INITIALIZER, "zeros"},
+    {"gamma_initializer", ARG_INITIALIZER, "ones"},
+    {"moving_mean_initializer", ARG_INITIALIZER, "zeros"},
+    {"moving_variance_initializer", ARG_INITIALIZER, "ones"},
+    {"beta_regularizer", ARG_REGULARIZER, "null"},
+    {"gamma_regularizer", ARG_REGULARIZER, "null"},
+    {"beta_constraint", ARG_CONSTRAINT, "null"},
+    {"gamma_constraint", ARG_CONSTRAINT, "null"},
+    {NULL, 0, NULL},
+};
+
+static const ArgSpec no_args[] = {{NULL, 0, NULL}};
+static const ArgSpec concatenate_args[] = {{"axis", ARG_INT, "-1"}, {NULL, 0, NULL}};
+
+/* Keras class, default-name stem (Keras counts aliases with their class),
+ * arguments, inputs min..max, lowering */
 static const LayerClass classes[] = {
     {"Dense", "dense", dense_args, 1, 1, lower_dense},
     {"Flatten", "flatten", flatten_args, 1, 1, lower_flatten},
     {"Reshape", "reshape", reshape_args, 1, 1, lower_reshape},
     {"Activation", "activation", activation_args, 1, 1, lower_activation_layer},
     {"Dropout", "dropout", dropout_args, 1, 1, lower_dropout},
+    {"Identity", "identity", no_args, 1, 1, lower_identity},
+    {"Conv1D", "conv1d", conv1d_args, 1, 1, lower_conv1d},
+    {"Conv2D", "conv2d", conv2d_args, 1, 1, lower_conv2d},
+    {"MaxPooling1D", "max_pooling1d", pool1d_args, 1, 1, lower_max_pool1d},
+    {"MaxPool1D", "max_pooling1d", pool1d_args, 1, 1, lower_max_pool1d},
+    {"MaxPooling2D", "max_pooling2d", pool2d_args, 1, 1, lower_max_pool2d},
+    {"MaxPool2D", "max_pooling2d", pool2d_args, 1, 1, lower_max_pool2d},
+    {"AveragePooling1D", "average_pooling1d", pool1d_args, 1, 1, lower_avg_pool1d},
+    {"AvgPool1D", "average_pooling1d", pool1d_args, 1, 1, lower_avg_pool1d},
+    {"AveragePooling2D", "average_pooling2d", pool2d_args, 1, 1, lower_avg_pool2d},
+    {"AvgPool2D", "average_pooling2d", pool2d_args, 1, 1, lower_avg_pool2d},
+    {"GlobalAveragePooling1D", "global_average_pooling1d", global_pool_args, 1, 1, lower_global_avg_pool1d},
+    {"GlobalAvgPool1D", "global_average_pooling1d", global_pool_args, 1, 1, lower_global_avg_pool1d},
+    {"GlobalAveragePooling2D", "global_average_pooling2d", global_pool_args, 1, 1, lower_global_avg_pool2d},
+    {"GlobalAvgPool2D", "global_average_pooling2d", global_pool_args, 1, 1, lower_global_avg_pool2d},
+    {"GlobalMaxPooling1D", "global_max_pooling1d", global_pool_args, 1, 1, lower_global_max_pool1d},
+    {"GlobalMaxPool1D", "global_max_pooling1d", global_pool_args, 1, 1, lower_global_max_pool1d},
+    {"GlobalMaxPooling2D", "global_max_pooling2d", global_pool_args, 1, 1, lower_global_max_pool2d},
+    {"GlobalMaxPool2D", "global_max_pooling2d", global_pool_args, 1, 1, lower_global_max_pool2d},
+    {"BatchNormalization", "batch_normalization", batch_normalization_args, 1, 1, lower_batch_normalization},
+    {"Concatenate", "concatenate", concatenate_args, 2, MAX_SRC, lower_concatenate},
+    {"Add", "add", no_args, 2, MAX_SRC, lower_add},
+    {"Subtract", "subtract", no_args, 2, 2, lower_subtract},
+    {"Multiply", "multiply", no_args, 2, MAX_SRC, lower_multiply},
+    {"Average", "average", no_args, 2, MAX_SRC, lower_average},
+    {"Maximum", "maximum", no_args, 2, MAX_SRC, lower_maximum},
 };
 
 const LayerClass *layer_class_find(const char *name)

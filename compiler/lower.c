@@ -10,6 +10,7 @@
  * A softmax (or sigmoid) output feeding a cross-entropy loss is computed
  * from its logits, as Keras does.
  */
+#include "backend.h"
 #include "compiler.h"
 
 #include <assert.h>
@@ -24,9 +25,11 @@ Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, co
             error_at(l->loc, "%s '%s': weight '%s' would have a non-positive dimension", l->cls->name, l->name, name);
             return NULL;
         }
-    Weight *w = weight_find(lw->g->weights, l->name, name);
+    /* a layer inside a block instance saves into the instance's group: "unit/conv2d/kernel" */
+    const char *wname = l->local ? arena_printf(lw->arena, "%s/%s", l->local, name) : name;
+    Weight *w = weight_find(lw->g->weights, l->group, wname);
     if (!w)
-        w = weight_add(lw->arena, lw->g->weights, l->name, name, shape, init, trainable, l->loc);
+        w = weight_add(lw->arena, lw->g->weights, l->group, wname, shape, init, trainable, l->loc);
     Node *n = node_new(lw->g, OP_WEIGHT, 0, NULL);
     n->w = w;
     n->shape = w->shape;
@@ -64,12 +67,22 @@ typedef struct {
     Node *node;
 } Binding;
 
-static Node *lookup(Binding *b, int nb, const char *name)
+/* name -> the node a later layer reads; the list keeps the order for hints */
+typedef struct {
+    Binding *items;
+    int n;
+    StrMap map;
+} Bindings;
+
+static void bind_name(Arena *a, Bindings *b, const char *name, Node *node)
 {
-    for (int i = nb - 1; i >= 0; i--)
-        if (!strcmp(b[i].name, name))
-            return b[i].node;
-    return NULL;
+    b->items[b->n++] = (Binding){name, node};
+    strmap_put(a, &b->map, name, node);
+}
+
+static Node *lookup(const Bindings *b, const char *name)
+{
+    return strmap_get(&b->map, name);
 }
 
 /* Metric names resolved against the output's loss, Keras style ("accuracy"
@@ -122,8 +135,8 @@ static int resolve_metric(const Model *m, int k, int output, int64_t units, Metr
 static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
 {
     Lower lw = {a, g, m};
-    Binding *bind = arena_alloc(a, (size_t)(m->ninputs + m->nlayers) * sizeof *bind);
-    int nb = 0;
+    g->reserved = emit_reserved_name;
+    Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + m->nlayers) * sizeof(Binding)), 0, {0}};
     for (int i = 0; i < m->ninputs; i++) {
         Node *n = node_new(g, OP_INPUT, 0, NULL);
         n->shape = m->inputs[i].shape;
@@ -133,9 +146,9 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         n->loc = m->inputs[i].loc;
         n->layer = m->inputs[i].name;
         n->name = graph_unique_name(g, m->inputs[i].name);
-        bind[nb++] = (Binding){m->inputs[i].name, n};
+        bind_name(a, &bind, m->inputs[i].name, n);
     }
-    Node *prev = bind[0].node;
+    Node *prev = bind.items[0].node;
     for (int li = 0; li < m->nlayers; li++) {
         Layer *l = m->layers[li];
         Node *in[16];
@@ -152,7 +165,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
             if (nin > 16)
                 return error_at(l->loc, "at most 16 inputs per layer");
             for (int i = 0; i < nin; i++) {
-                in[i] = lookup(bind, nb, l->input_names[i]);
+                in[i] = lookup(&bind, l->input_names[i]);
                 if (in[i])
                     continue;
                 bool later = false;
@@ -164,9 +177,10 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
                 } else {
                     error_at(l->input_locs[i], "no layer or input is named '%s'", l->input_names[i]);
                     const char *names[512];
-                    for (int j = 0; j < nb && j < 512; j++)
-                        names[j] = bind[j].name;
-                    const char *near = closest_name(l->input_names[i], names, nb < 512 ? nb : 512);
+                    int nn = bind.n < 512 ? bind.n : 512;
+                    for (int j = 0; j < nn; j++)
+                        names[j] = bind.items[bind.n - nn + j].name;
+                    const char *near = closest_name(l->input_names[i], names, nn);
                     if (near)
                         hint("did you mean '%s'?", near);
                 }
@@ -196,13 +210,15 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
                 l->inbound[i] = in[i]->layer ? in[i]->layer : in[i]->name;
             l->ninbound = nin;
         }
-        bind[nb++] = (Binding){l->name, out};
+        bind_name(a, &bind, l->name, out);
+        if (l->binds_as)
+            bind_name(a, &bind, l->binds_as, out);
         prev = out;
     }
     /* outputs */
     Node *outputs[16];
     for (int i = 0; i < m->noutputs; i++) {
-        outputs[i] = lookup(bind, nb, m->outputs[i]);
+        outputs[i] = lookup(&bind, m->outputs[i]);
         outputs[i]->is_output = true;
         p->outputs[i] = (IoSpec){m->outputs[i], outputs[i]->name, outputs[i]->shape};
     }
@@ -315,9 +331,9 @@ int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
     for (int i = 0; i < m->ninputs; i++)
         p->inputs[i] = (IoSpec){m->inputs[i].name, m->inputs[i].name, m->inputs[i].shape};
     p->layer_names = arena_alloc(a, (size_t)m->nlayers * sizeof *p->layer_names);
-    for (int i = 0; i < m->nlayers; i++)
-        p->layer_names[i] = m->layers[i]->name;
-    p->nlayers = m->nlayers;
+    for (int i = 0; i < m->nlayers; i++)  /* HDF5 groups: a block instance is one Keras layer */
+        if (!p->nlayers || strcmp(p->layer_names[p->nlayers - 1], m->layers[i]->group) != 0)
+            p->layer_names[p->nlayers++] = m->layers[i]->group;
 
     p->infer = graph_new(a, "infer", false, p->weights, p->max_batch);
     if (lower_graph(a, m, p, p->infer))
@@ -327,7 +343,9 @@ int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
         Layer *l = m->layers[i];
         l->params = l->trainable_params = 0;
         for (int w = 0; w < p->weights->n; w++)
-            if (!strcmp(p->weights->items[w]->layer, l->name)) {
+            if (!strcmp(p->weights->items[w]->layer, l->group) &&
+                (!l->local || !strncmp(p->weights->items[w]->name, l->local, strlen(l->local))) &&
+                (!l->local || p->weights->items[w]->name[strlen(l->local)] == '/')) {
                 l->params += shape_size(&p->weights->items[w]->shape);
                 if (p->weights->items[w]->trainable)
                     l->trainable_params += shape_size(&p->weights->items[w]->shape);

@@ -310,6 +310,9 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
             ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_';
         if (!ok)
             return error_plain("--prefix '%s' is not a C identifier", a->copt.prefix), 1;
+        if (emit_reserved_prefix(a->copt.prefix))
+            return error_plain("--prefix '%s' would clash with a name the generated C uses (a C keyword, a libc "
+                               "function, or one of its own); choose another", a->copt.prefix), 1;
     }
     if (a->command && strcmp(a->command, "summary") != 0 && strcmp(a->command, "predict") != 0 && !m->has_compile) {
         error_at((Loc){m->file, 1, 1}, "'nncc %s' needs a compile section (loss, optimizer)", a->command);

@@ -7,6 +7,7 @@
  * Everything a user can get wrong is reported at its line and column with
  * a hint; nothing here builds IR. Connections are resolved in lower.c.
  */
+#include "backend.h"
 #include "compiler.h"
 #include "nnrt.h"
 
@@ -132,33 +133,21 @@ static int get_bool(const YNode *v, bool *out, const char *what)
     return 0;
 }
 
-/* Names a model cannot take: the API declares `typedef struct NAME NAME;`,
- * so C keywords and the names of the headers the generated code includes
- * (<stdint.h>, <stddef.h>, <math.h>, <stdio.h>, <stdlib.h>, <string.h>)
- * would not compile. */
-static const char *const reserved_names[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
-    "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
-    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "bool",
-    "true", "false", "alignas", "alignof", "static_assert", "thread_local", "nullptr", "typeof", "constexpr",
-    "NULL", "size_t", "ptrdiff_t", "wchar_t", "max_align_t", "errno", "FILE", "fpos_t", "div_t", "ldiv_t",
-    "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "intptr_t",
-    "uintptr_t", "intmax_t", "uintmax_t", "stdin", "stdout", "stderr", "printf", "fprintf", "sprintf",
-    "snprintf", "puts", "fputs", "fopen", "fclose", "fread", "fwrite", "fflush", "remove", "rename", "malloc",
-    "calloc", "realloc", "free", "abort", "exit", "atexit", "getenv", "system", "abs", "labs", "div", "rand",
-    "srand", "qsort", "bsearch", "atoi", "atof", "strtol", "strtod", "memcpy", "memmove", "memset", "memcmp",
-    "strlen", "strcmp", "strcpy", "strncpy", "strcat", "strchr", "strstr", "strdup", "strerror", "exp", "exp2",
-    "expm1", "log", "log2", "log10", "log1p", "pow", "sqrt", "cbrt", "sin", "cos", "tan", "asin", "acos", "atan",
-    "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "fabs", "floor", "ceil", "round",
-    "trunc", "fmod", "fmin", "fmax", "fma", "hypot", "isnan", "isinf", "isfinite", "nan", "main",
-};
-
-static bool name_reserved(const char *s)
+/* Layer and input names: TensorFlow's name-scope characters (no '/'), so
+ * that they are Keras-valid HDF5 names and safe in generated C comments and
+ * strings. */
+static int check_name(const YNode *v, const char *what)
 {
-    for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
-        if (!strcmp(s, reserved_names[i]))
-            return true;
-    return !strncmp(s, "__", 2) || !strncasecmp(s, "nnrt", 4);
+    const char *s = v->text;
+    bool ok = *s && (isalnum((unsigned char)*s) || *s == '_' || *s == '.');
+    for (; *s && ok; s++)
+        ok = isalnum((unsigned char)*s) || *s == '_' || *s == '.' || *s == '-';
+    if (ok)
+        return 0;
+    error_at(v->loc, "%s '%s' may hold only letters, digits, '_', '.' and '-'", what, v->text);
+    hint("the characters of Keras names (TensorFlow name scopes); '/' is kept for weight paths like "
+         "dense/kernel:0");
+    return -1;
 }
 
 static bool is_identifier(const char *s)
@@ -186,6 +175,8 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
     if (name) {
         if (expect_kind(name, Y_SCALAR, "an input name"))
             return -1;
+        if (check_name(name, "the input name"))
+            return -1;
         in->name = name->text;
     }
     if (!shape) {
@@ -206,6 +197,11 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
                             "input dimensions must be positive, not %lld", (long long)val.shape.dim[i]);
     }
     in->shape = val.shape;
+    int64_t values = 1;
+    for (int i = 0; i < in->shape.rank; i++)
+        if ((values *= in->shape.dim[i]) > INT32_MAX)
+            return error_at(shape->loc, "input '%s' has more values per sample than nncc handles (%d)", in->name,
+                            INT32_MAX);
     if (dtype) {
         if (expect_kind(dtype, Y_SCALAR, "dtype"))
             return -1;
@@ -221,7 +217,7 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
 
 /* ---- layers ----------------------------------------------------------------------- */
 
-static int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l, int *class_counts)
+int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
 {
     if (item->kind != Y_MAP || item->n != 1) {
         error_at(item->loc, "each layer is a one-key mapping: the Keras class, then its arguments");
@@ -243,8 +239,8 @@ static int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l, int *cla
         const char *names[64];
         for (int i = 0; i < n; i++)
             names[i] = all[i]->name;
-        if (!strcmp(key->text, "blocks") || !strcmp(key->text, "repeat") || !strcmp(key->text, "if"))
-            error_at(key->loc, "'%s' (blocks, model-format.md §2) is not supported yet", key->text);
+        if (!strcmp(key->text, "blocks"))
+            error_at(key->loc, "'blocks' is a top-level key of the model file, not a layer");
         else if (!strcmp(key->text, "Lambda"))
             error_at(key->loc, "a Lambda layer holds Python code, which nncc cannot compile");
         else
@@ -272,16 +268,13 @@ static int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l, int *cla
         nargs++;
     l->args = arena_alloc(a, (size_t)(nargs + 1) * sizeof *l->args);
     l->trainable = true;
-    /* class counter for the Keras default name, even when a name is given */
-    int ci = (int)(l->cls - layer_class_find(l->cls->name));
-    (void)ci;
     for (int i = 0; cfg && i < cfg->n; i++) {
         const YNode *k = ymap_key(cfg, i), *v = ymap_value(cfg, i);
         if (!strcmp(k->text, "name")) {
             if (expect_kind(v, Y_SCALAR, "a layer name"))
                 return -1;
-            if (!*v->text || strchr(v->text, '/'))
-                return error_at(v->loc, "layer names must be non-empty and contain no '/'");
+            if (check_name(v, "the layer name"))
+                return -1;
             l->name = v->text;
             continue;
         }
@@ -381,54 +374,6 @@ static int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l, int *cla
         if (!d || parse_arg(a, spec, d, &l->args[j]))
             return -1;
         l->args[j].loc = l->loc;
-    }
-    int *count = &class_counts[l->cls - layer_class_find(l->cls->name)];
-    (void)count;
-    return 0;
-}
-
-/* Keras default names: the class stem, then _1, _2 ... per class in file order. */
-static void default_names(Arena *a, Model *m)
-{
-    int n;
-    const LayerClass *const *all = layer_classes(&n);
-    int counts[64] = {0};
-    for (int i = 0; i < m->nlayers; i++) {
-        Layer *l = m->layers[i];
-        int c = 0;
-        while (all[c] != l->cls)
-            c++;
-        int k = counts[c]++;
-        if (!l->name)
-            l->name = k == 0 ? l->cls->prefix : arena_printf(a, "%s_%d", l->cls->prefix, k);
-    }
-}
-
-static int parse_layers(Arena *a, Model *m, const YNode *seq)
-{
-    if (expect_kind(seq, Y_SEQ, "layers"))
-        return -1;
-    if (seq->n == 0)
-        return error_at(seq->loc, "the model has no layers");
-    m->layers = arena_alloc(a, (size_t)seq->n * sizeof *m->layers);
-    int class_counts[64] = {0};
-    for (int i = 0; i < seq->n; i++) {
-        Layer *l = arena_alloc(a, sizeof *l);
-        if (parse_layer(a, m, seq->items[i], l, class_counts))
-            return -1;
-        m->layers[m->nlayers++] = l;
-    }
-    default_names(a, m);
-    for (int i = 0; i < m->nlayers; i++) {
-        for (int j = 0; j < i; j++)
-            if (!strcmp(m->layers[i]->name, m->layers[j]->name)) {
-                error_at(m->layers[i]->loc, "a second layer named '%s'", m->layers[i]->name);
-                hint("the first is at line %d; layer names must be unique", m->layers[j]->loc.line);
-                return -1;
-            }
-        for (int j = 0; j < m->ninputs; j++)
-            if (!strcmp(m->layers[i]->name, m->inputs[j].name))
-                return error_at(m->layers[i]->loc, "layer name '%s' is already an input's name", m->layers[i]->name);
     }
     return 0;
 }
@@ -886,8 +831,8 @@ int model_parse(Arena *a, const char *path, Model *m)
     if (check_keys(root, "the model file", keys))
         return -1;
     const YNode *v;
-    if ((v = ymap_get(root, "blocks")) || (v = ymap_get(root, "custom")))
-        return error_at(v->loc, "'%s' is not supported yet", v == ymap_get(root, "blocks") ? "blocks" : "custom");
+    if ((v = ymap_get(root, "custom")))
+        return error_at(ymap_key(root, 0)->loc.line ? v->loc : v->loc, "custom functions are not supported yet");
     m->name = "model";
     if ((v = ymap_get(root, "name"))) {
         if (expect_kind(v, Y_SCALAR, "name"))
@@ -897,7 +842,7 @@ int model_parse(Arena *a, const char *path, Model *m)
             hint("it prefixes the generated API (NAME_new, NAME_predict...): use letters, digits and _");
             return -1;
         }
-        if (name_reserved(v->text)) {
+        if (emit_reserved_prefix(v->text)) {
             error_at(v->loc, "the model name '%s' is taken by C or its library", v->text);
             hint("it becomes the C type %s of the generated API; pick another name, e.g. %s_model", v->text,
                  v->text);
@@ -936,7 +881,7 @@ int model_parse(Arena *a, const char *path, Model *m)
         hint("add  layers: [{Dense: {units: 10}}]  or one '- Class: {arguments}' item per line");
         return -1;
     }
-    if (parse_layers(a, m, v))
+    if (expand_layers(a, m, v, ymap_get(root, "blocks")))
         return -1;
     if (m->ninputs == 0) {
         error_at(root->loc, "the model has no inputs");

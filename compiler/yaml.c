@@ -22,20 +22,92 @@ typedef struct {
         YNode *node;
     } anchors[256];
     int nanchors;
+    int depth;                   /* open collections: bounded so that no file can overflow the stack */
+    const char *text;            /* the source, to describe the character a syntax error stops at */
 } Reader;
+
+enum { MAX_DEPTH = 200 };
 
 static Loc mark_loc(const Reader *r, yaml_mark_t m)
 {
     return (Loc){r->file, (int)m.line + 1, (int)m.column + 1};
 }
 
+/* The start of a 0-based line of the text, NULL past its end. */
+static const char *line_start(const Reader *r, size_t line)
+{
+    const char *p = r->text;
+    for (size_t l = 0; l < line && p; l++)
+        if ((p = strchr(p, '\n')))
+            p++;
+    return p && *p ? p : NULL;
+}
+
+/* The character at a mark (line and column count characters, not bytes). */
+static char char_at(const Reader *r, yaml_mark_t m)
+{
+    const char *p = line_start(r, m.line);
+    for (size_t c = 0; p && *p && *p != '\n' && c < m.column; c++)
+        do
+            p++;
+        while ((*p & 0xC0) == 0x80);
+    return p ? *p : 0;
+}
+
+/* The location of a byte offset (libyaml's reader errors give only that). */
+static Loc offset_loc(const Reader *r, size_t offset)
+{
+    Loc loc = {r->file, 1, 1};
+    for (size_t i = 0; i < offset && r->text[i]; i++) {
+        if (r->text[i] == '\n') {
+            loc.line++;
+            loc.col = 1;
+        } else if ((r->text[i] & 0xC0) != 0x80) {
+            loc.col++;
+        }
+    }
+    return loc;
+}
+
 static int syntax_error(Reader *r)
 {
     yaml_parser_t *p = &r->parser;
     Loc loc = mark_loc(r, p->problem_mark);
+    if (p->error == YAML_READER_ERROR) {
+        bool utf16 = p->problem && strstr(p->problem, "UTF-16");  /* a UTF-16 byte-order mark: offsets are not ours */
+        size_t at = p->problem_offset;
+        if (p->problem && strstr(p->problem, "trailing"))  /* libyaml points past the character's first byte */
+            while (at > 0 && ((unsigned char)r->text[at] & 0xC0) != 0xC0)
+                at--;
+        Loc where = utf16 ? (Loc){r->file, 1, 1} : offset_loc(r, at);
+        if (p->problem && strstr(p->problem, "control characters")) {
+            error_at(where, "the file is not text: it holds the control character 0x%02x", p->problem_value);
+            hint("nncc reads YAML model files (model-format.md)");
+        } else {
+            error_at(where, "the file is not UTF-8 text: %s", p->problem ? p->problem : "bad encoding");
+            hint("save the model file as UTF-8");
+        }
+        return -1;
+    }
+    if (p->context && (strstr(p->context, "flow") || strstr(p->context, "quoted")) &&
+        ((p->problem && strstr(p->problem, "end of stream")) || !line_start(r, p->problem_mark.line))) {
+        /* the file ended inside a quote or bracket: point where it opened */
+        error_at(mark_loc(r, p->context_mark), "YAML syntax: %s %s", p->problem, p->context);
+        hint("this is never closed before the end of the file");
+        return -1;
+    }
+    if (p->error == YAML_SCANNER_ERROR && char_at(r, p->problem_mark) == '\t') {
+        error_at(loc, "YAML syntax: a tab character; YAML indents with spaces only");
+        hint("replace the tabs with spaces");
+        return -1;
+    }
     if (p->context)
-        return error_at(loc, "YAML syntax: %s %s", p->problem ? p->problem : "error", p->context);
-    return error_at(loc, "YAML syntax: %s", p->problem ? p->problem : "error");
+        error_at(loc, "YAML syntax: %s %s", p->problem ? p->problem : "error", p->context);
+    else
+        error_at(loc, "YAML syntax: %s", p->problem ? p->problem : "error");
+    if (p->context && strstr(p->context, "block"))
+        hint("check the indentation: the items of one list or mapping start in the same column");
+    return -1;
 }
 
 static int next_event(Reader *r, yaml_event_t *ev)
@@ -85,6 +157,10 @@ static YNode *build(Reader *r, yaml_event_t *ev)
     case YAML_MAPPING_START_EVENT: {
         bool map = ev->type == YAML_MAPPING_START_EVENT;
         n->kind = map ? Y_MAP : Y_SEQ;
+        if (r->depth == MAX_DEPTH) {
+            error_at(n->loc, "the YAML nests deeper than %d levels", MAX_DEPTH);
+            return NULL;
+        }
         remember_anchor(r, map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor, n);
         int cap = 0, count = 0;
         for (;;) {
@@ -95,7 +171,9 @@ static YNode *build(Reader *r, yaml_event_t *ev)
                 yaml_event_delete(&child);
                 break;
             }
+            r->depth++;
             YNode *item = build(r, &child);
+            r->depth--;
             yaml_event_delete(&child);
             if (!item)
                 return NULL;
@@ -107,7 +185,8 @@ static YNode *build(Reader *r, yaml_event_t *ev)
                 for (int k = 0; k < count; k += 2)
                     if (strcmp(n->items[k]->text, item->text) == 0) {
                         error_at(item->loc, "duplicate key '%s'", item->text);
-                        hint("the first '%s' is at line %d; keep one of them", item->text, n->items[k]->loc.line);
+                        hint("the first '%s' is at line %d, column %d; keep one of them", item->text,
+                             n->items[k]->loc.line, n->items[k]->loc.col);
                         return NULL;
                     }
             }
@@ -164,6 +243,7 @@ YNode *yaml_load_string(Arena *a, const char *name, const char *text)
     Reader *r = arena_alloc(a, sizeof *r);
     r->arena = a;
     r->file = name;
+    r->text = text;
     diag_add_source(name, text);
     if (!yaml_parser_initialize(&r->parser)) {
         error_plain("cannot initialize the YAML parser");
@@ -197,11 +277,12 @@ YNode *yaml_load(Arena *a, const char *path)
             cap *= 2;
         }
     }
+    int err = errno;
     bool bad = !buf || ferror(f);
     fclose(f);
     if (bad) {
         free(buf);
-        error_plain("cannot read model file '%s'", path);
+        error_plain("cannot read model file '%s': %s", path, strerror(buf ? err : ENOMEM));
         return NULL;
     }
     buf[len] = 0;

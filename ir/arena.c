@@ -3,7 +3,8 @@
  * Every IR object, string and YAML node of one compilation comes from one
  * Arena and is freed with it; nothing is freed alone. Blocks grow
  * geometrically; allocations are zeroed and 16-byte aligned. Running out of
- * memory is not a user error: it aborts.
+ * memory is not a user error: it aborts. StrMap (open addressing, FNV-1a)
+ * lives here too, since its tables are arena memory.
  */
 #include "ir.h"
 
@@ -67,4 +68,45 @@ void arena_free(Arena *a)
         free(b);
     }
     a->head = NULL;
+}
+
+/* FNV-1a */
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+void *strmap_get(const StrMap *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i])
+            return NULL;
+        if (!strcmp(m->keys[i], key))
+            return m->values[i];
+    }
+}
+
+void strmap_put(Arena *a, StrMap *m, const char *key, void *value)
+{
+    if (2 * (m->count + 1) > m->cap) {
+        StrMap bigger = {arena_alloc(a, (m->cap ? m->cap * 2 : 64) * sizeof(char *)),
+                         arena_alloc(a, (m->cap ? m->cap * 2 : 64) * sizeof(void *)), m->cap ? m->cap * 2 : 64, 0};
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                strmap_put(a, &bigger, m->keys[i], m->values[i]);
+        *m = bigger;
+    }
+    size_t i = hash(key) & (m->cap - 1);
+    while (m->keys[i] && strcmp(m->keys[i], key))
+        i = (i + 1) & (m->cap - 1);
+    if (!m->keys[i]) {
+        m->keys[i] = key;
+        m->count++;
+    }
+    m->values[i] = value;
 }

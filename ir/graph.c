@@ -60,7 +60,8 @@ const char *shape_str(Arena *a, const Shape *s, bool batched)
     return arena_strdup(a, buf);
 }
 
-/* A C identifier from base, made unique in g by a numeric suffix. */
+/* A C identifier from base, made unique in g (and clear of the backend's
+ * own names) by a numeric suffix. */
 const char *graph_unique_name(Graph *g, const char *base)
 {
     char id[128];
@@ -72,11 +73,10 @@ const char *graph_unique_name(Graph *g, const char *base)
     id[n] = 0;
     for (int k = 1;; k++) {
         const char *cand = k == 1 ? arena_strdup(g->arena, id) : arena_printf(g->arena, "%s_%d", id, k);
-        bool used = false;
-        for (int i = 0; i < g->nnodes && !used; i++)
-            used = g->nodes[i]->name && strcmp(g->nodes[i]->name, cand) == 0;
-        if (!used)
-            return cand;
+        if (strmap_get(&g->names, cand) || (g->reserved && g->reserved(cand)))
+            continue;
+        strmap_put(g->arena, &g->names, cand, (void *)cand);
+        return cand;
     }
 }
 
@@ -128,12 +128,16 @@ void node_infer_shape(Graph *g, Node *n)
         op_info[n->op].shape(g, n);
 }
 
+static const char *weight_key(Arena *a, const char *layer, const char *name)
+{
+    return arena_printf(a, "%s\n%s", layer, name);
+}
+
 Weight *weight_find(const WeightSet *ws, const char *layer, const char *name)
 {
-    for (int i = 0; i < ws->n; i++)
-        if (strcmp(ws->items[i]->layer, layer) == 0 && strcmp(ws->items[i]->name, name) == 0)
-            return ws->items[i];
-    return NULL;
+    char key[512];
+    snprintf(key, sizeof key, "%s\n%s", layer, name);
+    return strmap_get(&ws->by_name, key);
 }
 
 Weight *weight_add(Arena *a, WeightSet *ws, const char *layer, const char *name,
@@ -163,5 +167,6 @@ Weight *weight_add(Arena *a, WeightSet *ws, const char *layer, const char *name,
         ws->trainable_total += (size_t)shape_size(shape);
     }
     ws->items[ws->n++] = w;
+    strmap_put(a, &ws->by_name, weight_key(a, layer, name), w);
     return w;
 }

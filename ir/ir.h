@@ -49,6 +49,17 @@ char *arena_strdup(Arena *a, const char *s);
 char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void  arena_free(Arena *a);
 
+/* ---- arena.c: string maps, so no lookup is quadratic in the model size -- */
+
+typedef struct {
+    const char **keys;
+    void **values;
+    size_t cap, count;           /* cap is a power of two, kept at most half full */
+} StrMap;
+
+void  strmap_put(Arena *a, StrMap *m, const char *key, void *value);   /* replaces */
+void *strmap_get(const StrMap *m, const char *key);                    /* NULL if absent */
+
 /* ---- graph.c: graphs, nodes and weights -------------------------------- */
 
 /* Per-sample shape; a batched tensor has an implicit leading axis B. */
@@ -102,6 +113,7 @@ struct Weight {
 typedef struct {
     Weight **items;
     int n, cap;
+    StrMap by_name;              /* "layer\nname" -> Weight */
     size_t total;                /* floats in the weight block */
     size_t trainable_total;      /* floats of trainable weights */
 } WeightSet;
@@ -159,6 +171,8 @@ typedef struct {
     WeightSet *weights;          /* shared by the graphs of one model */
     size_t max_batch;            /* batched buffers hold this many samples */
     int nlosses, nmetrics;       /* ST_SCALAR slots */
+    StrMap names;                /* node names in use */
+    bool (*reserved)(const char *name);  /* names the backend keeps for itself (may be NULL) */
     size_t arena_floats;         /* planned arena size for max_batch rows */
     size_t naive_floats;         /* sum of all arena buffers, for --report */
 } Graph;

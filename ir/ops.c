@@ -292,6 +292,7 @@ static void grad_conv(Graph *g, Node *n, Node *dy)
     if (x->requires_grad) {
         Node *dx = node2(g, OP_CONV_GRAD_INPUT, dy, k);
         dx->conv = n->conv;
+        dx->workspace = n->workspace;  /* the same im2col matrix, as dcols */
         dx->shape = x->shape;
         dx->batched = x->batched;
         ir_accumulate_grad(g, x, dx);
@@ -299,6 +300,7 @@ static void grad_conv(Graph *g, Node *n, Node *dy)
     if (k->requires_grad) {
         Node *dk = node2(g, OP_CONV_GRAD_KERNEL, x, dy);
         dk->conv = n->conv;
+        dk->workspace = n->workspace;
         dk->shape = k->shape;
         dk->batched = false;
         ir_accumulate_grad(g, k, dk);

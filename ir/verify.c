@@ -31,9 +31,8 @@ void ir_verify(const Graph *g)
                 fail(g, n, "source is not an earlier node of this graph");
         if (!n->name)
             fail(g, n, "unnamed node");
-        for (int j = 0; j < i; j++)
-            if (strcmp(g->nodes[j]->name, n->name) == 0)
-                fail(g, n, "duplicate name");
+        if (strmap_get(&g->names, n->name) != n->name)
+            fail(g, n, "name not registered by graph_unique_name (duplicates possible)");
         if (op_info[n->op].shape && n->nsrc > 0 && n->op != OP_RESHAPE) {
             Node copy = *n;
             op_info[n->op].shape((Graph *)g, &copy);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -692,6 +693,7 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
             probe[count++] = c == 1 ? 0 : k * (num - 1) / (c - 1);
     }
     double max_rel = 0, worst_f = 0;
+    size_t failed = 0;
     for (size_t k = 0; rc == 0 && k < count; k++) {
         size_t i = probe[k];
         double f, rel, f2, rel2;
@@ -703,6 +705,7 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
                 f = f2;
             }
         }
+        failed += rc == 0 && rel > CHECK_TOLERANCE;
         if (rc == 0 && (rel > max_rel || k == 0)) {
             max_rel = rel;
             worst = i;
@@ -719,11 +722,15 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         error("gradient check: the loss of a random batch is %g", (double)loss0);
         goto fail;
     }
-    int ok = max_rel <= CHECK_TOLERANCE;
-    printf("gradient check: max rel error %.3g over %zu weights: %s\n", max_rel, count,
-           ok ? "ok" : "FAILED");
+    /* A float32 forward pass limits finite differences: a deep ReLU/max-pool
+     * model always has some unit whose kink falls inside a probe's step. A
+     * wrong gradient fails a whole tensor; so at most 2% of the probes may
+     * miss the tolerance, and none by more than 5 times. */
+    int ok = failed * 50 <= count && max_rel <= 5 * CHECK_TOLERANCE;
+    printf("gradient check: max rel error %.3g over %zu weights (%zu above %g): %s\n", max_rel, count, failed,
+           CHECK_TOLERANCE, ok ? "ok" : "FAILED");
     fflush(stdout);
-    if (!ok) {
+    if (failed) {
         const char *tensor = "";
         for (int t = 0; model->weights && t < model->num_weights; t++)
             if (model->weights[t].offset <= worst)

@@ -8,6 +8,7 @@
 #ifndef NNCC_BACKEND_H
 #define NNCC_BACKEND_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "ir.h"
@@ -16,5 +17,11 @@
 void emit_source(FILE *out, const Program *p, const char *header_name);
 void emit_header(FILE *out, const Program *p);
 void emit_driver(FILE *out, const Program *p, const char *header_name);
+
+/* Names the generated C uses itself (C and libc names, P.c's statics and
+ * locals): buffers must avoid them, and a model prefix P must not make any
+ * P_new, P_free, ... clash with them. */
+bool emit_reserved_name(const char *name);
+bool emit_reserved_prefix(const char *prefix);
 
 #endif /* NNCC_BACKEND_H */

@@ -1298,17 +1298,17 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
 
     /* the NnrtModel table for the driver */
     fprintf(f, "/* ---- the description nnrt_main reads (nnrt.h) ---- */\n\n");
-    fprintf(f, "static void *model_new(uint64_t seed) { return %s_new(seed); }\n", P);
-    fprintf(f, "static void model_free(void *m) { %s_free(m); }\n", P);
-    fprintf(f, "static int model_load(void *m, const char *path) { return %s_load(m, path); }\n", P);
-    fprintf(f, "static int model_save(const void *m, const char *path) { return %s_save(m, path); }\n", P);
-    fprintf(f, "static const char *model_last_error(const void *m) { return %s_last_error(m); }\n", P);
-    fprintf(f, "static float *model_weights(void *m) { return %s_weights(m); }\n", P);
-    fprintf(f, "static int model_predict(void *m, size_t n, const float *const in[], float *const out[])\n{\n"
+    fprintf(f, "static void *glue_new(uint64_t seed) { return %s_new(seed); }\n", P);
+    fprintf(f, "static void glue_free(void *m) { %s_free(m); }\n", P);
+    fprintf(f, "static int glue_load(void *m, const char *path) { return %s_load(m, path); }\n", P);
+    fprintf(f, "static int glue_save(const void *m, const char *path) { return %s_save(m, path); }\n", P);
+    fprintf(f, "static const char *glue_last_error(const void *m) { return %s_last_error(m); }\n", P);
+    fprintf(f, "static float *glue_weights(void *m) { return %s_weights(m); }\n", P);
+    fprintf(f, "static int glue_predict(void *m, size_t n, const float *const in[], float *const out[])\n{\n"
                "    return %s_predict(m, n, in, out);\n}\n", P);
-    fprintf(f, "static int model_evaluate(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
+    fprintf(f, "static int glue_evaluate(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
                "                          float *metrics)\n{\n    return %s_evaluate(m, n, in, tg, loss, metrics);\n}\n", P);
-    fprintf(f, "static int model_load_partial(void *mp, const char *path, FILE *report)\n{\n");
+    fprintf(f, "static int glue_load_partial(void *mp, const char *path, FILE *report)\n{\n");
     fprintf(f, "    %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
     fprintf(f, "    int rc = nnrt_h5_load(path, weight_info, NUM_TENSORS, m->block, 0, loaded, m->error, sizeof m->error);\n");
     fprintf(f, "    if (rc)\n        return rc;\n");
@@ -1316,11 +1316,11 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "        fprintf(report, \"  %%-40s %%s\\n\", weight_info[i].name, loaded[i] ? \"loaded\" : \"kept its initializer\");\n");
     fprintf(f, "    return 0;\n}\n");
     if (train) {
-        fprintf(f, "static int model_train_step(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
+        fprintf(f, "static int glue_train_step(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
                    "                            float *metrics)\n{\n    return %s_train_step_metrics(m, n, in, tg, loss, metrics);\n}\n", P);
-        fprintf(f, "static int model_loss_grad(void *m, size_t n, const float *const in[], const void *const tg[], float *loss)\n{\n"
+        fprintf(f, "static int glue_loss_grad(void *m, size_t n, const float *const in[], const void *const tg[], float *loss)\n{\n"
                    "    return %s_loss_grad(m, n, in, tg, loss);\n}\n", P);
-        fprintf(f, "static float *model_grads(void *m) { return %s_grads(m); }\n", P);
+        fprintf(f, "static float *glue_grads(void *m) { return %s_grads(m); }\n", P);
     }
     fprintf(f, "\nconst struct NnrtModel *%s_model(void)\n{\n", P);
     fprintf(f, "    static const NnrtModel model = {\n");
@@ -1363,12 +1363,12 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     }
     fprintf(f, "},\n        .num_params = WEIGHT_FLOATS,\n");
     fprintf(f, "        .weights = weight_info,\n        .num_weights = NUM_TENSORS,\n");
-    fprintf(f, "        .new_model = model_new,\n        .free_model = model_free,\n        .load = model_load,\n");
-    fprintf(f, "        .load_partial = model_load_partial,\n        .save = model_save,\n        .predict = model_predict,\n");
-    fprintf(f, "        .train_step = %s,\n        .evaluate = model_evaluate,\n", train ? "model_train_step" : "NULL");
-    fprintf(f, "        .loss_grad = %s,\n        .params = model_weights,\n        .grads = %s,\n",
-            train ? "model_loss_grad" : "NULL", train ? "model_grads" : "NULL");
-    fprintf(f, "        .last_error = model_last_error,\n    };\n    return &model;\n}\n");
+    fprintf(f, "        .new_model = glue_new,\n        .free_model = glue_free,\n        .load = glue_load,\n");
+    fprintf(f, "        .load_partial = glue_load_partial,\n        .save = glue_save,\n        .predict = glue_predict,\n");
+    fprintf(f, "        .train_step = %s,\n        .evaluate = glue_evaluate,\n", train ? "glue_train_step" : "NULL");
+    fprintf(f, "        .loss_grad = %s,\n        .params = glue_weights,\n        .grads = %s,\n",
+            train ? "glue_loss_grad" : "NULL", train ? "glue_grads" : "NULL");
+    fprintf(f, "        .last_error = glue_last_error,\n    };\n    return &model;\n}\n");
 }
 
 void emit_driver(FILE *f, const Program *p, const char *header_name)
@@ -1409,4 +1409,89 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
             fs->present ? fs->epochs : 1, fs->present ? fs->batch_size : 32, fs->shuffle,
             (unsigned long long)fs->seed);
     fprintf(f, "    };\n    return nnrt_main(argc, argv, %s_model(), &fit);\n}\n", p->name);
+}
+
+/* ---- names the generated C keeps for itself ------------------------------------- */
+
+static const char *const reserved[] = {
+    /* C keywords and the identifiers of the headers P.c includes */
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+    "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "bool",
+    "true", "false", "alignas", "alignof", "static_assert", "thread_local", "nullptr", "typeof", "constexpr",
+    "NULL", "size_t", "ptrdiff_t", "wchar_t", "max_align_t", "errno", "FILE", "fpos_t", "div_t", "ldiv_t",
+    "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "intptr_t",
+    "uintptr_t", "intmax_t", "uintmax_t", "stdin", "stdout", "stderr", "printf", "fprintf", "sprintf",
+    "snprintf", "puts", "fputs", "fopen", "fclose", "fread", "fwrite", "fflush", "remove", "rename", "malloc",
+    "calloc", "realloc", "free", "abort", "exit", "atexit", "getenv", "system", "abs", "labs", "div", "rand",
+    "srand", "qsort", "bsearch", "atoi", "atof", "strtol", "strtod", "memcpy", "memmove", "memset", "memcmp",
+    "strlen", "strcmp", "strcpy", "strncpy", "strcat", "strchr", "strstr", "strdup", "strerror", "exp", "exp2",
+    "expm1", "log", "log2", "log10", "log1p", "pow", "sqrt", "cbrt", "sin", "cos", "tan", "asin", "acos", "atan",
+    "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "fabs", "floor", "ceil", "round",
+    "trunc", "fmod", "fmin", "fmax", "fma", "hypot", "isnan", "isinf", "isfinite", "nan", "main", "aligned_alloc",
+    "expf", "logf", "sqrtf", "tanhf", "fabsf", "fminf", "fmaxf", "erff", "expm1f", "log1pf", "powf",
+    /* file-scope names of P.c */
+    "Weights", "point", "check_args", "slice_inputs", "slice_targets", "infer_chunk", "train_chunk",
+    "apply_updates", "loss_and_grads", "weight_info", "weight_init", "layer_names", "WEIGHT_FLOATS",
+    "GRAD_FLOATS", "SLOT_FLOATS", "NUM_SLOTS", "ARENA_FLOATS", "NUM_TENSORS",
+};
+
+/* the parameters and locals of its functions: a buffer may not take them (a
+ * typedef of the same name is fine: the local shadows it) */
+static const char *const reserved_locals[] = {
+    "m", "B", "model", "in", "out", "tg", "res", "arena", "rng", "acc", "grad_scale", "update_stats", "n", "start",
+    "total", "rc", "t", "lr_t", "inputs", "outputs", "targets", "loss", "metrics", "seed", "bytes", "floats",
+    "fn", "need_tg", "need_out", "dst", "src", "path", "report", "loaded", "mp", "h5_path", "i",
+};
+
+static bool reserved_global(const char *name)
+{
+    static const char *const prefixes[] = {"nnrt", "NNRT", "Nnrt", "__", "glue_"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+            return true;
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (!strcmp(name, reserved[i]))
+            return true;
+    for (int h = 0; h < H_COUNT; h++) {  /* the static helpers: "static void bias_add(" */
+        const char *p = strstr(helper_code[h], "static ");
+        p = p ? strchr(p + 7, ' ') : NULL;
+        if (p) {
+            p++;
+            if (*p == '*')
+                p++;
+            size_t len = strcspn(p, "(");
+            if (strlen(name) == len && !strncmp(p, name, len))
+                return true;
+        }
+    }
+    for (int k = 0; k < ACT_COUNT; k++) {
+        size_t len = strlen(act_info[k].name);
+        if (!strncmp(name, act_info[k].name, len) && (!strcmp(name + len, "_forward") || !strcmp(name + len, "_backward")))
+            return true;
+    }
+    return false;
+}
+
+bool emit_reserved_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof reserved_locals / sizeof reserved_locals[0]; i++)
+        if (!strcmp(name, reserved_locals[i]))
+            return true;
+    return reserved_global(name);
+}
+
+bool emit_reserved_prefix(const char *prefix)
+{
+    static const char *const api[] = {"new", "free", "load", "save", "predict", "train_step", "train_step_metrics",
+                                      "loss_grad", "grads", "evaluate", "last_error", "weights", "model"};
+    if (reserved_global(prefix))
+        return true;
+    char buf[256];
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+        snprintf(buf, sizeof buf, "%s_%s", prefix, api[i]);
+        if (reserved_global(buf))
+            return true;
+    }
+    return false;
 }
