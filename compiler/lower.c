@@ -136,7 +136,8 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
 {
     Lower lw = {a, g, m};
     g->reserved = emit_reserved_name;
-    Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + m->nlayers) * sizeof(Binding)), 0, {0}};
+    /* inputs, layers, and the instance names the last layers of blocks answer to */
+    Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + 2 * m->nlayers) * sizeof(Binding)), 0, {0}};
     for (int i = 0; i < m->ninputs; i++) {
         Node *n = node_new(g, OP_INPUT, 0, NULL);
         n->shape = m->inputs[i].shape;

@@ -669,6 +669,100 @@ static int check_file(const char *path, const YNode *v, Loc loc)
     return -1;
 }
 
+/* One file, or one per model input/output: "a.npy;b.npy" for the runtime. */
+static const char *path_list(Arena *a, const Model *m, const YNode *v, const char *what, int count, const char *per)
+{
+    const YNode *const *items = v->kind == Y_SEQ ? (const YNode *const *)v->items : (const YNode *const *)&v;
+    int n = v->kind == Y_SEQ ? v->n : 1;
+    if (n != 1 && n != count) {
+        error_at(v->loc, "%s lists %d files for %d model %ss: give one per %s", what, n, count, per, per);
+        return NULL;
+    }
+    const char *joined = "";
+    for (int i = 0; i < n; i++) {
+        if (expect_kind(items[i], Y_SCALAR, what))
+            return NULL;
+        const char *p = resolve_path(a, m, items[i]);
+        if (strchr(p, ';')) {
+            error_at(items[i]->loc, "file names with ';' are not supported");
+            return NULL;
+        }
+        if (check_file(p, items[i], items[i]->loc))
+            return NULL;
+        joined = i ? arena_printf(a, "%s;%s", joined, p) : p;
+    }
+    return joined;
+}
+
+/* Column names (or 0-based indices without a header), one group per model
+ * input (or output): a list for one group, a list of lists, or a map from
+ * input/output name to its list. "CRIM,ZN|RM" for the runtime. */
+static const char *column_group(Arena *a, const YNode *v, const char *what)
+{
+    if (v->kind != Y_SEQ || v->n == 0) {
+        error_at(v->loc, "%s takes a non-empty list of column names, like [CRIM, ZN]", what);
+        return NULL;
+    }
+    const char *joined = "";
+    for (int i = 0; i < v->n; i++) {
+        if (expect_kind(v->items[i], Y_SCALAR, "a column name"))
+            return NULL;
+        if (strpbrk(v->items[i]->text, ",|") || !*v->items[i]->text) {
+            error_at(v->items[i]->loc, "column names with ',' or '|' are not supported");
+            return NULL;
+        }
+        joined = i ? arena_printf(a, "%s,%s", joined, v->items[i]->text) : v->items[i]->text;
+    }
+    return joined;
+}
+
+static const char *column_groups(Arena *a, const YNode *v, const char *const *names, int count, const char *what,
+                                 const char *per, bool shared_ok)
+{
+    const char *groups[16];
+    int n = 0;
+    if (v->kind == Y_MAP) {
+        for (int i = 0; i < count; i++) {
+            const YNode *g = ymap_get(v, names[i]);
+            if (!g) {
+                error_at(v->loc, "%s has no columns for %s '%s'", what, per, names[i]);
+                return NULL;
+            }
+            if (!(groups[n++] = column_group(a, g, what)))
+                return NULL;
+        }
+        for (int i = 0; i < v->n; i++) {
+            bool known = false;
+            for (int j = 0; j < count; j++)
+                known |= !strcmp(ymap_key(v, i)->text, names[j]);
+            if (!known) {
+                error_at(ymap_key(v, i)->loc, "'%s' is not a model %s", ymap_key(v, i)->text, per);
+                return NULL;
+            }
+        }
+    } else if (v->kind == Y_SEQ && v->n > 0 && v->items[0]->kind == Y_SEQ) {
+        if (v->n > 16 || (v->n != count && !(shared_ok && v->n == 1))) {
+            error_at(v->loc, "%s has %d groups for %d model %ss", what, v->n, count, per);
+            return NULL;
+        }
+        for (int i = 0; i < v->n; i++)
+            if (!(groups[n++] = column_group(a, v->items[i], what)))
+                return NULL;
+    } else {
+        if (count > 1 && !shared_ok) {
+            error_at(v->loc, "the model has %d %ss: give %s one list per %s, e.g. {%s: [...], %s: [...]}", count, per,
+                     what, per, names[0], names[1]);
+            return NULL;
+        }
+        if (!(groups[n++] = column_group(a, v, what)))
+            return NULL;
+    }
+    const char *joined = groups[0];
+    for (int i = 1; i < n; i++)
+        joined = arena_printf(a, "%s|%s", joined, groups[i]);
+    return joined;
+}
+
 static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
 {
     if (expect_kind(v, Y_MAP, "a data source"))
@@ -702,15 +796,87 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
         const YNode *x = ymap_get(v, "x"), *y = ymap_get(v, "y");
         if (!x || !y)
             return error_at(v->loc, "an npy data source needs x and y");
-        if (expect_kind(x, Y_SCALAR, "x") || expect_kind(y, Y_SCALAR, "y"))
+        *d = (DataSpec){.format = NNRT_DATA_NPY, .scale = 1.0};
+        if (!(d->x = path_list(a, m, x, "x", m->ninputs, "input")) ||
+            !(d->y = path_list(a, m, y, "y", m->noutputs, "output")))
             return -1;
-        *d = (DataSpec){.format = NNRT_DATA_NPY, .x = resolve_path(a, m, x), .y = resolve_path(a, m, y), .scale = 1.0};
-        return check_file(d->x, x, x->loc) || check_file(d->y, y, y->loc) ? -1 : 0;
+        return 0;
     }
-    if (!strcmp(fmt->text, "csv") || !strcmp(fmt->text, "hdf5"))
-        return error_at(fmt->loc, "the %s data format is not supported yet (idx and npy are)", fmt->text);
+    if (!strcmp(fmt->text, "csv")) {
+        static const char *const keys[] = {"format", "path", "header", "skip_rows", "delimiter", "x_columns",
+                                           "y_columns", "standardize", "split", "seed", NULL};
+        if (check_keys(v, "a csv data source", keys))
+            return -1;
+        const YNode *path = ymap_get(v, "path"), *xc = ymap_get(v, "x_columns"), *yc = ymap_get(v, "y_columns"), *o;
+        if (!path || !xc || !yc) {
+            error_at(v->loc, "a csv data source needs path, x_columns and y_columns");
+            hint("for example: {format: csv, path: data.csv, header: true, x_columns: [a, b], y_columns: [y]}");
+            return -1;
+        }
+        if (expect_kind(path, Y_SCALAR, "path"))
+            return -1;
+        *d = (DataSpec){.format = NNRT_DATA_CSV, .scale = 1.0, .path = resolve_path(a, m, path), .header = 1,
+                        .delimiter = ',', .seed = 42};
+        if (check_file(d->path, path, path->loc))
+            return -1;
+        bool b;
+        long n;
+        if ((o = ymap_get(v, "header"))) {
+            if (get_bool(o, &b, "header"))
+                return -1;
+            d->header = b;
+        }
+        if ((o = ymap_get(v, "standardize"))) {
+            if (get_bool(o, &b, "standardize"))
+                return -1;
+            d->standardize = b;
+        }
+        if ((o = ymap_get(v, "skip_rows"))) {
+            if (get_long(o, &n, 0, "skip_rows"))
+                return -1;
+            d->skip_rows = (int)n;
+        }
+        if ((o = ymap_get(v, "seed"))) {
+            if (get_long(o, &n, 0, "seed"))
+                return -1;
+            d->seed = (uint64_t)n;
+        }
+        if ((o = ymap_get(v, "delimiter"))) {
+            if (o->kind != Y_SCALAR || (strcmp(o->text, ",") && strcmp(o->text, " ") && strcmp(o->text, "\t")))
+                return error_at(o->loc, "delimiter is \",\" or \" \" (any run of blanks)");
+            d->delimiter = o->text[0] == ',' ? ',' : ' ';
+        }
+        if ((o = ymap_get(v, "split"))) {
+            if (o->kind != Y_SEQ || o->n != 3) {
+                error_at(o->loc, "split takes three fractions: [train, validation, test]");
+                hint("for example: split: [0.6, 0.2, 0.2]");
+                return -1;
+            }
+            double sum = 0;
+            for (int i = 0; i < 3; i++) {
+                if (get_double(o->items[i], &d->split[i], "a split fraction"))
+                    return -1;
+                if (d->split[i] < 0 || d->split[i] > 1)
+                    return error_at(o->items[i]->loc, "split fractions are between 0 and 1");
+                sum += d->split[i];
+            }
+            if (sum < 1 - 1e-6 || sum > 1 + 1e-6)
+                return error_at(o->loc, "the split fractions add up to %g, not 1", sum);
+        }
+        const char *in_names[16], *out_names[16];
+        for (int i = 0; i < m->ninputs; i++)
+            in_names[i] = m->inputs[i].name;
+        for (int i = 0; i < m->noutputs; i++)
+            out_names[i] = m->outputs[i];
+        if (!(d->x = column_groups(a, xc, in_names, m->ninputs, "x_columns", "input", false)) ||
+            !(d->y = column_groups(a, yc, out_names, m->noutputs, "y_columns", "output", true)))
+            return -1;
+        return 0;
+    }
+    if (!strcmp(fmt->text, "hdf5"))
+        return error_at(fmt->loc, "the hdf5 data format is not supported yet (idx, npy and csv are)");
     error_at(fmt->loc, "unknown data format '%s'", fmt->text);
-    hint("formats: idx, npy");
+    hint("formats: idx, npy, csv");
     return -1;
 }
 

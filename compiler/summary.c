@@ -59,8 +59,8 @@ static void thousands(char *buf, size_t cap, long long v)
 void print_summary(FILE *out, const Model *m, const Program *p)
 {
     bool functional = m->ninputs > 1;
-    for (int i = 0; i < m->nlayers; i++)
-        functional |= m->layers[i]->ninputs > 0;
+    for (int i = 0; i < m->nlayers; i++)  /* a block's insides do not make the model functional */
+        functional |= m->layers[i]->ninputs > 0 && !m->layers[i]->block_class;
     int width = functional ? 98 : 65;
     int pos_seq[] = {29, 55, 65}, pos_fun[] = {32, 54, 66, 98};
     const int *pos = functional ? pos_fun : pos_seq;
@@ -71,7 +71,7 @@ void print_summary(FILE *out, const Model *m, const Program *p)
     const char *head_fun[] = {" Layer (type)", "Output Shape", "Param #", "Connected to"};
     row(out, functional ? head_fun : head_seq, nf, pos);
     rule(out, '=', width);
-    char name[256], shape[256], params[64], conn[256];
+    char name[256], shape[256], params_text[64], conn[256];
     if (functional)
         for (int i = 0; i < m->ninputs; i++) {
             char sh[256];
@@ -85,11 +85,20 @@ void print_summary(FILE *out, const Model *m, const Program *p)
     long long total = 0, trainable = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const Layer *l = m->layers[i];
-        snprintf(name, sizeof name, " %s (%s)", l->name, l->cls->name);
-        shape_none(shape, sizeof shape, &l->out_shape);
-        snprintf(params, sizeof params, "%lld", (long long)l->params);
-        total += l->params;
-        trainable += l->trainable_params;
+        /* a block instance is one row: its group, its class, its last layer's shape */
+        long long params = l->params, trainable_params = l->trainable_params;
+        int last = i;
+        while (l->block_class && last + 1 < m->nlayers && !strcmp(m->layers[last + 1]->group, l->group)) {
+            last++;
+            params += m->layers[last]->params;
+            trainable_params += m->layers[last]->trainable_params;
+        }
+        const Layer *end = m->layers[last];
+        snprintf(name, sizeof name, " %s (%s)", l->group, l->block_class ? l->block_class : l->cls->name);
+        shape_none(shape, sizeof shape, &end->out_shape);
+        snprintf(params_text, sizeof params_text, "%lld", params);
+        total += params;
+        trainable += trainable_params;
         if (functional) {
             size_t n = 0;
             conn[0] = 0;
@@ -97,13 +106,14 @@ void print_summary(FILE *out, const Model *m, const Program *p)
                 n += (size_t)snprintf(conn + n, sizeof conn - n, "%s'%s[0][0]'", j ? ", " : "[", l->inbound[j]);
             if (n < sizeof conn - 1)
                 strcat(conn, "]");
-            const char *f[] = {name, shape, params, conn};
+            const char *f[] = {name, shape, params_text, conn};
             row(out, f, nf, pos);
         } else {
-            const char *f[] = {name, shape, params};
+            const char *f[] = {name, shape, params_text};
             row(out, f, nf, pos);
         }
         row(out, (const char *[]){"", "", "", ""}, nf, pos);
+        i = last;
     }
     (void)p;
     rule(out, '=', width);

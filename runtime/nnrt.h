@@ -169,7 +169,8 @@ void nnrt_bn_forward(float *y, const float *x, const float *stats, const float *
 /* moving = moving * momentum + batch * (1 - momentum), batch variance recovered from stats */
 void nnrt_bn_moving_update(float *moving_mean, float *moving_var, const float *stats, size_t c,
                            float momentum, float eps);
-/* y = gamma * (x - mean) / sqrt(var + eps) + beta with the moving statistics */
+/* y = gamma * (x - mean) / sqrt(var + eps) + beta with the moving statistics; mean may be
+ * NULL (0), which with beta NULL gives the frozen layer's backward dx = dy gamma / sqrt(var + eps) */
 void nnrt_bn_inference(float *y, const float *x, const float *gamma, const float *beta, const float *mean,
                        const float *var, size_t rows, size_t c, float eps);
 /* dx = gamma * inv / rows * (rows * dy - sum(dy) - xhat * sum(dy * xhat)), overwrites dx */

@@ -99,13 +99,13 @@ void nnrt_bn_inference(float *y, const float *x, const float *gamma, const float
 {
     for (size_t j0 = 0; j0 < c; j0 += NORM_BLOCK) {
         size_t nb = c - j0 < NORM_BLOCK ? c - j0 : NORM_BLOCK;
-        float scale[NORM_BLOCK], shift[NORM_BLOCK];
+        float scale[NORM_BLOCK], shift[NORM_BLOCK], zero[NORM_BLOCK] = {0};
         for (size_t j = 0; j < nb; j++) {
             float inv = (float)(1.0 / sqrt((double)var[j0 + j] + (double)eps));
             scale[j] = gamma ? gamma[j0 + j] * inv : inv;
             shift[j] = beta ? beta[j0 + j] : 0.0f;
         }
-        affine(y, x, mean + j0, scale, shift, rows, c, j0, nb);
+        affine(y, x, mean ? mean + j0 : zero, scale, shift, rows, c, j0, nb);
     }
 }
 

@@ -1,12 +1,19 @@
 /* test_golden.c — generated code against PyTorch, tensor by tensor.
  *
- * Built once per golden model (tests/golden/golden_mlp_MODEL.yaml) with -DPREFIX=<model>:
+ * Built once per golden model (a tests/golden/ model file) with -DPREFIX=<model>:
  * loads the initial weights the PyTorch script wrote (w0.h5, Keras layout,
  * written by h5py), then compares with the script's float64 references:
  * outputs, loss and metrics, every gradient, the weights after one and two
  * optimizer steps, and the loss after them. Prints the max difference of
  * each tensor; fails above the tolerance. Finally P_save then P_load into a
  * fresh model must give bit-identical predictions.
+ *
+ * Two modes, as in Keras (they differ only with BatchNormalization): predict
+ * and evaluate run in inference mode and are compared with out.npy,
+ * eval_loss.npy and eval_metrics.npy (at w0, w1, w2); loss_grad and the train
+ * steps run in training mode and are compared with loss.npy and metrics.npy
+ * (at w0, w1). The weights after a step include the moving statistics, and
+ * evaluate after each step reads them.
  * Usage: test_golden_<model> GOLDEN_DIR TMP_DIR
  */
 #include <math.h>
@@ -55,6 +62,32 @@ static void compare(const char *what, const float *got, const float *want, size_
     failures += !ok;
 }
 
+/* A flat weight-block tensor (gradients, weights after a step): the sizes
+ * must agree, then each weight tensor is compared on its own, in the model's
+ * weight order, so that a failure names the tensor. */
+static void compare_block(const char *what, const float *got, const NnrtArray *want)
+{
+    const NnrtModel *desc = API(model)();
+    size_t n = nnrt_array_count(want), covered = 0;
+    for (int i = 0; i < desc->num_weights; i++) {
+        const NnrtWeightInfo *w = &desc->weights[i];
+        size_t count = 1;
+        for (int k = 0; k < w->rank; k++)
+            count *= (size_t)w->shape[k];
+        if (w->offset + count > n)
+            break;
+        char label[160];
+        snprintf(label, sizeof label, "%s %s", what, w->name);
+        compare(label, got + w->offset, (const float *)want->data + w->offset, count, 1e-5);
+        covered += count;
+    }
+    if (n != desc->num_params || covered != n) {
+        printf("%-34s model has %zu floats, reference %zu, tensors cover %zu FAILED\n", what, desc->num_params, n,
+               covered);
+        failures++;
+    }
+}
+
 static void check(int rc, const char *what, PREFIX *m)
 {
     if (rc) {
@@ -74,12 +107,14 @@ int main(int argc, char **argv)
     snprintf(w0, sizeof w0, "%s/w0.h5", dir);
     snprintf(saved, sizeof saved, "%s/%s_saved.h5", argv[2], STR(PREFIX));
     NnrtArray x = load(dir, "x"), y = load(dir, "y"), out = load(dir, "out"), loss = load(dir, "loss"),
-              grads = load(dir, "grads"), w1 = load(dir, "w1"), w2 = load(dir, "w2"), metrics = load(dir, "metrics");
+              grads = load(dir, "grads"), w1 = load(dir, "w1"), w2 = load(dir, "w2"), metrics = load(dir, "metrics"),
+              eval_loss = load(dir, "eval_loss"), eval_metrics = load(dir, "eval_metrics");
     size_t n = (size_t)x.shape[0];
     const float *in[] = {x.data};
     const void *tg[] = {y.data};
     float *pred = malloc(nnrt_array_count(&out) * sizeof *pred);
-    const float *ref_loss = loss.data, *ref_metric = metrics.data;
+    const float *ref_loss = loss.data, *ref_metric = metrics.data;          /* training mode */
+    const float *ref_eval = eval_loss.data, *ref_eval_metric = eval_metrics.data; /* inference mode */
 
     PREFIX *m = API(new)(7);
     check(!m, "new", m);
@@ -88,21 +123,24 @@ int main(int argc, char **argv)
     compare("outputs", pred, out.data, nnrt_array_count(&out), 1e-5);
     float l, met[4];
     check(API(evaluate)(m, n, in, tg, &l, met), "evaluate", m);
-    compare("evaluate loss", &l, &ref_loss[0], 1, 1e-5);
-    compare("evaluate metric", met, &ref_metric[0], 1, 1e-5);
+    compare("evaluate loss", &l, &ref_eval[0], 1, 1e-5);
+    compare("evaluate metric", met, &ref_eval_metric[0], 1, 1e-5);
     check(API(loss_grad)(m, n, in, tg, &l), "loss_grad", m);
     compare("loss", &l, &ref_loss[0], 1, 1e-5);
-    compare("gradients", API(grads)(m), grads.data, nnrt_array_count(&grads), 1e-5);
+    compare_block("gradient", API(grads)(m), &grads);
     check(API(train_step_metrics)(m, n, in, tg, &l, met), "train step 1", m);
     compare("step 1 loss", &l, &ref_loss[0], 1, 1e-5);
     compare("step 1 training metric", met, &ref_metric[0], 1, 1e-5);
-    compare("weights after step 1", API(weights)(m), w1.data, nnrt_array_count(&w1), 1e-5);
+    compare_block("after step 1", API(weights)(m), &w1);
+    check(API(evaluate)(m, n, in, tg, &l, met), "evaluate after step 1", m);
+    compare("evaluate loss after step 1", &l, &ref_eval[1], 1, 1e-5);
+    compare("evaluate metric after step 1", met, &ref_eval_metric[1], 1, 1e-5);
     check(API(train_step)(m, n, in, tg, &l), "train step 2", m);
     compare("step 2 loss", &l, &ref_loss[1], 1, 1e-5);
-    compare("weights after step 2", API(weights)(m), w2.data, nnrt_array_count(&w2), 1e-5);
+    compare_block("after step 2", API(weights)(m), &w2);
     check(API(evaluate)(m, n, in, tg, &l, met), "evaluate after", m);
-    compare("loss after step 2", &l, &ref_loss[2], 1, 1e-5);
-    compare("metric after step 2", met, &ref_metric[2], 1, 1e-5);
+    compare("evaluate loss after step 2", &l, &ref_eval[2], 1, 1e-5);
+    compare("evaluate metric after step 2", met, &ref_eval_metric[2], 1, 1e-5);
 
     /* save, load into a fresh model: identical predictions */
     check(API(save)(m, saved), "save", m);
@@ -131,7 +169,7 @@ int main(int argc, char **argv)
     API(free)(m);
     API(free)(fresh);
     free(pred), free(p1), free(p2);
-    NnrtArray *all[] = {&x, &y, &out, &loss, &grads, &w1, &w2, &metrics};
+    NnrtArray *all[] = {&x, &y, &out, &loss, &grads, &w1, &w2, &metrics, &eval_loss, &eval_metrics};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         nnrt_array_free(all[i]);
     printf("%d checks failed\n", failures);
