@@ -417,6 +417,11 @@ static int cmd_predict(const NnrtModel *model, const NnrtFitConfig *fit, const O
     if (o->num_outputs) {
         for (int j = 0; j < model->num_outputs; j++) {
             NnrtArray a = {NNRT_F32, 2, {(int64_t)d.n, model->output_size[j]}, out[j]};
+            if (model->output_rank[j] > 0 && model->output_rank[j] < NNRT_MAX_RANK) {  /* Keras's (n, ...) */
+                a.rank = 1 + model->output_rank[j];
+                for (int k = 0; k < model->output_rank[j]; k++)
+                    a.shape[1 + k] = model->output_shape[j][k];
+            }
             if ((rc = nnrt_npy_save(o->outputs[j], &a, err, sizeof err)) < 0) {
                 status = status_of(rc);
                 error("%s", err);

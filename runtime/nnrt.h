@@ -303,6 +303,8 @@ typedef struct NnrtModel {
     int input_rank[NNRT_MAX_IO];         /* per-sample shape, batch excluded */
     int64_t input_shape[NNRT_MAX_IO][NNRT_MAX_RANK];
     int64_t output_size[NNRT_MAX_IO];
+    int output_rank[NNRT_MAX_IO];        /* per-sample shape, batch excluded (0: use output_size) */
+    int64_t output_shape[NNRT_MAX_IO][NNRT_MAX_RANK];
     int64_t target_size[NNRT_MAX_IO];    /* values per sample in the target */
     int target_sparse[NNRT_MAX_IO];      /* 1: int32 class labels */
     const char *output_names[NNRT_MAX_IO];

@@ -1345,6 +1345,16 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "},\n        .output_size = {");
     for (int i = 0; i < p->noutputs; i++)
         fprintf(f, "%s%lld", i ? ", " : "", (long long)shape_size(&p->outputs[i].shape));
+    fprintf(f, "},\n        .output_rank = {");
+    for (int i = 0; i < p->noutputs; i++)
+        fprintf(f, "%s%d", i ? ", " : "", p->outputs[i].shape.rank);
+    fprintf(f, "},\n        .output_shape = {");
+    for (int i = 0; i < p->noutputs; i++) {
+        fprintf(f, "%s{", i ? ", " : "");
+        for (int d = 0; d < p->outputs[i].shape.rank; d++)
+            fprintf(f, "%s%lld", d ? ", " : "", (long long)p->outputs[i].shape.dim[d]);
+        fprintf(f, "}");
+    }
     fprintf(f, "},\n        .target_size = {");
     for (int i = 0; i < p->noutputs; i++)
         fprintf(f, "%s%lld", i ? ", " : "", (long long)p->target_size[i]);
