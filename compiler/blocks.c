@@ -495,9 +495,7 @@ static int expand_layer(Expand *x, const YNode *item, Scope *sc)
     Layer *l = arena_alloc(x->a, sizeof *l);
     if (parse_layer(x->a, x->m, use, l))
         return -1;
-    const char *local = l->name ? l->name : default_name(x, sc, l->cls->prefix);
-    if (l->name)
-        default_name(x, sc, l->cls->prefix);  /* Keras counts named layers too */
+    const char *local = l->name ? l->name : default_name(x, sc, l->cls->prefix);  /* named ones do not count */
     l->name = arena_printf(x->a, "%s%s", sc->prefix, local);
     if (l->ninputs) {
         if (resolve_inputs(x, sc, l))

@@ -16,3 +16,23 @@ add_test(NAME ops_numerics_detects_wrong_reference
 set_tests_properties(ops_numerics_detects_wrong_reference PROPERTIES
                      PASS_REGULAR_EXPRESSION "FAIL  act_gelu +predict +max"
                      TIMEOUT 120)
+
+# The same for the window geometry and for BatchNormalization's moving
+# statistics: with the odd "same" padding cell put before instead of after,
+# conv2d_same_s2_k3's predictions must fail; with the moving variance taken
+# from the unbiased batch variance (n / (n - 1), only 1 + 6e-4 over the
+# 40 x 7 x 6 values of a channel), bn_conv2d's moving statistics must fail.
+add_test(NAME ops_numerics_detects_wrong_padding
+         COMMAND ${NNCC_TEST_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/run_ops.py
+                 $<TARGET_FILE:nncc> ${CMAKE_CURRENT_BINARY_DIR}/ops_perturbed
+                 --only "^conv2d_same_s2_k3$" --perturb same_pad)
+set_tests_properties(ops_numerics_detects_wrong_padding PROPERTIES
+                     PASS_REGULAR_EXPRESSION "FAIL  conv2d_same_s2_k3 +predict +max"
+                     TIMEOUT 120)
+add_test(NAME ops_numerics_detects_wrong_moving_variance
+         COMMAND ${NNCC_TEST_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/run_ops.py
+                 $<TARGET_FILE:nncc> ${CMAKE_CURRENT_BINARY_DIR}/ops_perturbed
+                 --only "^bn_conv2d$" --perturb bn_moving)
+set_tests_properties(ops_numerics_detects_wrong_moving_variance PROPERTIES
+                     PASS_REGULAR_EXPRESSION "FAIL  bn_conv2d +train moving stats"
+                     TIMEOUT 120)

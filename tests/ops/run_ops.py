@@ -20,10 +20,15 @@ models/*.yaml (one tiny model per op or option) it
   4. `nncc train` for one SGD step (learning rate 1, the whole batch, no
      shuffle) on a copy of the model with a fit section: the weights it
      saves give the gradient w0 - w1, compared with central differences
-     of the float64 reference loss, |nncc - fd| / max(0.01, |fd|) <= 2e-4;
-     the epoch's printed loss is the reference loss at w0. (Skipped for
-     models with several inputs or outputs, which npy fit data cannot
-     describe, and for Dropout, whose training mask has no reference.)
+     of the float64 reference loss in training mode, |nncc - fd| /
+     max(0.01, |fd|) <= 2e-4 (weights of a trainable: false layer must
+     not move); the epoch (one step: "1/1") prints the training-mode
+     reference loss at w0. BatchNormalization's moving statistics must
+     move by (batch - moving) * (1 - momentum): |dnncc - dref| / max(0.01,
+     |dref|) <= 1e-4, which tells a biased batch variance from an
+     unbiased one. (Skipped for models with several inputs or outputs,
+     which npy fit data cannot describe, and for Dropout, whose training
+     mask has no reference.)
   5. `nncc check`: nncc's own finite-difference check of the generated
      gradient code at the initializers' weights (exit status 0, "ok").
 
@@ -31,9 +36,36 @@ N = 40 is more than the default compiled batch (32), so predict and
 evaluate also run over two chunks. Each model gets one --out folder (and
 one for its training copy), so repeated runs skip the C build.
 
+A model with `blocks:` (user-defined layers) is compared with NAME_flat.yaml
+next to it: the same network written out by hand, each layer of a block
+instance named "instance.local". Its reference is the flat file's, with the
+names read as "instance/local", and its weights file has the block layout
+model_weights/<instance>/<instance>/<local>/kernel:0 (Keras's layout for a
+custom layer's weights, model-format.md §2).
+
 The reference (tf.keras 2.x, shared/spec/keras-numerics.md):
   Dense        y = act(x @ W + b) on the last axis, W [in, units]
-  Flatten, Reshape (one -1), Activation; Dropout = identity at inference
+  Flatten, Reshape (one -1), Activation, Identity; Dropout = identity at
+  inference
+  Conv1D/2D    y[o] = act(b + sum_{i,c} xpad[o*s + i*d, c] K[i, c, :]) per
+               spatial axis, K [k, c, f] / [kh, kw, c, f]; valid: out =
+               (in - (k-1)d - 1) // s + 1; same: out = ceil(in / s),
+               pad_total = max((out-1)s + (k-1)d + 1 - in, 0), pad_before =
+               pad_total // 2 (the odd cell after), zeros
+  Max/AveragePooling1D/2D   the same windows (d = 1, strides default to
+               pool_size) over the real cells only: max ignores padding,
+               average divides by the count of real cells
+  GlobalAverage/MaxPooling1D/2D   mean / max over the spatial axes
+               (keepdims: true keeps them as 1s)
+  BatchNormalization   gamma (x - m) / sqrt(v + eps) + beta per channel
+               (last axis; gamma 1 without scale, beta 0 without center);
+               inference, and training of a frozen (trainable: false)
+               layer: m, v = the moving statistics; training: the batch
+               mean and biased variance over all but the last axis, and
+               the step sets moving = moving * momentum + batch * (1 -
+               momentum)
+  Concatenate (axis counts the batch, as in Keras), Add, Subtract,
+  Multiply, Average, Maximum elementwise over the inputs
   linear x; relu max(x, 0); elu x > 0 ? x : alpha (exp(x) - 1), alpha 1;
   selu scale * elu(x, alpha), alpha 1.6732632423543772848170429916717,
        scale 1.0507009873554804934193349852946;
@@ -69,8 +101,12 @@ One line per check, "PASS"/"FAIL", model, check, max difference; then
 --only REGEX runs the models whose name matches. --perturb NAME breaks one
 reference formula on purpose (gelu: the tanh approximation; selu: alpha
 1.67; l2: penalty halved; bce_eps: no epsilon inside the logs;
-from_logits: cross-entropy from clipped probabilities) to show that the
-comparison catches it.
+from_logits: cross-entropy from clipped probabilities; same_pad: the odd
+padding cell before; pool_pad: max pooling over zero padding, average
+pooling dividing by the whole window; bn_var: unbiased batch variance in
+training; bn_frozen: a frozen BatchNormalization on batch statistics;
+bn_moving: moving variance from the unbiased batch variance; concat: axis
+1 read without the batch axis) to show that the comparison catches it.
 """
 
 import argparse
@@ -93,6 +129,7 @@ PREDICT_TOL = 1e-5         # |nncc - ref| / max(1, |ref|)
 EVAL_REL_TOL = 1e-5        # on top of the printed rounding
 GRAD_TOL = 2e-4            # train step: |nncc - fd| / max(GRAD_FLOOR, |fd|)
 GRAD_FLOOR = 1e-2
+MOVING_TOL = 1e-4          # BN moving statistics: |(m0 - m1) - ref| / max(GRAD_FLOOR, |ref|)
 EPS = float(np.float32(1e-7))                        # keras.backend.epsilon() as a float32 tensor
 CLIP_HI = float(np.float32(1.0) - np.float32(EPS))   # Keras's 1 - eps, rounded to float32: 1 - 2^-23
 PERTURB = None             # set from --perturb
@@ -100,7 +137,21 @@ PERTURB = None             # set from --perturb
 # ---- the model file (the subset these models use) -------------------------
 
 LAYER_STEMS = {"Dense": "dense", "Flatten": "flatten", "Reshape": "reshape",
-               "Activation": "activation", "Dropout": "dropout"}
+               "Activation": "activation", "Dropout": "dropout", "Identity": "identity",
+               "Conv1D": "conv1d", "Conv2D": "conv2d",
+               "MaxPooling1D": "max_pooling1d", "MaxPooling2D": "max_pooling2d",
+               "AveragePooling1D": "average_pooling1d", "AveragePooling2D": "average_pooling2d",
+               "GlobalAveragePooling1D": "global_average_pooling1d",
+               "GlobalAveragePooling2D": "global_average_pooling2d",
+               "GlobalMaxPooling1D": "global_max_pooling1d", "GlobalMaxPooling2D": "global_max_pooling2d",
+               "BatchNormalization": "batch_normalization", "Concatenate": "concatenate",
+               "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Average": "average",
+               "Maximum": "maximum"}
+ALIASES = {"MaxPool1D": "MaxPooling1D", "MaxPool2D": "MaxPooling2D", "AvgPool1D": "AveragePooling1D",
+           "AvgPool2D": "AveragePooling2D", "GlobalAvgPool1D": "GlobalAveragePooling1D",
+           "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool1D": "GlobalMaxPooling1D",
+           "GlobalMaxPool2D": "GlobalMaxPooling2D"}
+MOVING = ("moving_mean", "moving_variance")
 
 
 def one_key(item):
@@ -114,14 +165,13 @@ def as_list(v):
     return v if isinstance(v, list) else [v]
 
 
-def read_model(path):
-    with open(path) as f:
-        doc = yaml.safe_load(f)
-    inputs = [{"name": i["name"], "shape": [int(d) for d in i["shape"]]} for i in doc["inputs"]]
+def read_layers(path, doc, inputs):
+    """The layer list: {class, name, group (the HDF5 group), cfg, inputs}."""
     layers, counts, previous = [], {}, inputs[0]["name"]
     functional = len(inputs) > 1
     for item in doc["layers"]:
         cls, cfg = one_key(item)
+        cls = ALIASES.get(cls, cls)
         if cls not in LAYER_STEMS:
             sys.exit(f"run_ops: {path}: layer {cls} has no reference here")
         name = cfg.get("name")
@@ -132,9 +182,31 @@ def read_model(path):
             name = stem if k == 0 else f"{stem}_{k}"
         srcs = as_list(cfg.get("inputs", previous))
         functional |= "inputs" in cfg
-        layers.append({"class": cls, "name": name, "cfg": cfg, "inputs": srcs})
+        layers.append({"class": cls, "name": name, "group": name, "cfg": cfg, "inputs": srcs})
         previous = name
-    outputs = as_list(doc.get("outputs", layers[-1]["name"]))
+    return layers, as_list(doc.get("outputs", layers[-1]["name"])), functional
+
+
+def read_model(path):
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    inputs = [{"name": i["name"], "shape": [int(d) for d in i["shape"]]} for i in doc["inputs"]]
+    if "blocks" in doc:
+        # the network written out flat, "instance.local" for "instance/local"
+        flat_path = os.path.splitext(path)[0] + "_flat.yaml"
+        with open(flat_path) as f:
+            flat = yaml.safe_load(f)
+        assert [i["name"] for i in flat["inputs"]] == [i["name"] for i in inputs], flat_path
+        layers, outputs, functional = read_layers(flat_path, flat, inputs)
+        names = {i["name"] for i in inputs}
+        for layer in layers:
+            names.add(layer["name"])
+            layer["name"] = layer["name"].replace(".", "/")
+            layer["group"] = layer["name"].split("/")[0]
+            layer["inputs"] = [s.replace(".", "/") if s in names else s for s in layer["inputs"]]
+        outputs = [o.replace(".", "/") for o in outputs]
+    else:
+        layers, outputs, functional = read_layers(path, doc, inputs)
     comp = doc["compile"]
     loss = comp["loss"]
     if isinstance(loss, dict) and set(loss) <= set(outputs):
@@ -152,6 +224,11 @@ def read_model(path):
     return {"name": doc["name"], "inputs": inputs, "layers": layers, "outputs": outputs,
             "losses": [parse_loss(l) for l in losses], "loss_weights": weights,
             "metrics": per_output, "functional": functional}
+
+
+def trainable(layer, key):
+    """Whether SGD moves this weight: not the moving statistics, not a frozen layer's."""
+    return key not in MOVING and layer["cfg"].get("trainable", True) is not False
 
 
 LOSS_NAMES = {
@@ -222,32 +299,155 @@ def activation(spec):
     return name, table[name]
 
 
-def forward(model, weights, xs):
+def window(cfg, key, nd, default):
+    """kernel_size / strides / dilation_rate / pool_size as nd ints."""
+    v = cfg.get(key)
+    v = default if v is None else v
+    return [int(d) for d in v] if isinstance(v, list) else [int(v)] * nd
+
+
+def geometry(n, k, s, d, same):
+    """(out, pad_before, pad_after) of one spatial axis, Keras's rule."""
+    if not same:
+        return (n - (k - 1) * d - 1) // s + 1, 0, 0
+    out = -(-n // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+    before = total // 2
+    if PERTURB == "same_pad":          # the odd cell before instead of after
+        before = total - total // 2
+    return out, before, total - before
+
+
+def is_same(cfg):
+    return str(cfg.get("padding", "valid")).lower() == "same"
+
+
+def conv(x, kernel, strides, dilation, same):
+    """(B, H, W, C) * (kh, kw, C, F): the sum over the window of each output
+    cell, on the zero-padded input."""
+    _, h, w, _ = x.shape
+    kh, kw = kernel.shape[:2]
+    oh, pt, pb = geometry(h, kh, strides[0], dilation[0], same)
+    ow, pl, pr = geometry(w, kw, strides[1], dilation[1], same)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    y = np.zeros((x.shape[0], oh, ow, kernel.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            r, c = i * dilation[0], j * dilation[1]
+            patch = xp[:, r:r + (oh - 1) * strides[0] + 1:strides[0], c:c + (ow - 1) * strides[1] + 1:strides[1], :]
+            y += patch @ kernel[i, j]
+    return y
+
+
+def pool(x, size, strides, same, average):
+    """(B, H, W, C): max or mean over the real (unpadded) cells of each window."""
+    _, h, w, _ = x.shape
+    oh, pt, _ = geometry(h, size[0], strides[0], 1, same)
+    ow, pl, _ = geometry(w, size[1], strides[1], 1, same)
+    y = np.zeros((x.shape[0], oh, ow, x.shape[3]))
+    for a in range(oh):
+        rows = [r for r in range(a * strides[0] - pt, a * strides[0] - pt + size[0]) if 0 <= r < h]
+        for b in range(ow):
+            cols = [c for c in range(b * strides[1] - pl, b * strides[1] - pl + size[1]) if 0 <= c < w]
+            win = x[:, rows][:, :, cols]
+            if PERTURB == "pool_pad" and len(rows) * len(cols) < size[0] * size[1]:
+                y[:, a, b] = (win.sum((1, 2)) / (size[0] * size[1]) if average else
+                              np.maximum(win.max((1, 2)), 0.0))
+                continue
+            y[:, a, b] = win.mean((1, 2)) if average else win.max((1, 2))
+    return y
+
+
+def batch_norm(layer, w, x, training, stats):
+    """BatchNormalization over the last axis; training records the batch
+    statistics in stats[layer name]."""
+    cfg = layer["cfg"]
+    eps = float(cfg.get("epsilon", 1e-3))
+    frozen = not trainable(layer, "gamma") and PERTURB != "bn_frozen"
+    if training and not frozen:
+        axes = tuple(range(x.ndim - 1))
+        mean = x.mean(axes)
+        var = x.var(axes, ddof=1 if PERTURB == "bn_var" else 0)
+        if stats is not None:
+            stats[layer["name"]] = (mean, x.var(axes, ddof=1 if PERTURB == "bn_moving" else 0))
+    else:
+        mean, var = w["moving_mean"], w["moving_variance"]
+    return w.get("gamma", 1.0) * (x - mean) / np.sqrt(var + eps) + w.get("beta", 0.0)
+
+
+def apply_layer(layer, xs, w, training, stats):
+    """(y, activation name, pre-activation z) of one layer on its inputs."""
+    cls, cfg = layer["class"], layer["cfg"]
+    x, act, z = xs[0], None, None
+    if cls == "Dense":
+        z = np.einsum("...i,ij->...j", x, w["kernel"])
+        if "bias" in w:
+            z = z + w["bias"]
+        act, f = activation(cfg.get("activation", "linear"))
+        y = f(z)
+    elif cls in ("Conv1D", "Conv2D"):
+        nd = int(cls[-2])
+        kernel = w["kernel"] if nd == 2 else w["kernel"][None]
+        z = conv(x if nd == 2 else x[:, None], kernel, [1] * (2 - nd) + window(cfg, "strides", nd, 1),
+                 [1] * (2 - nd) + window(cfg, "dilation_rate", nd, 1), is_same(cfg))
+        z = z if nd == 2 else z[:, 0]
+        if "bias" in w:
+            z = z + w["bias"]
+        act, f = activation(cfg.get("activation", "linear"))
+        y = f(z)
+    elif cls.endswith(("Pooling1D", "Pooling2D")) and not cls.startswith("Global"):
+        nd = int(cls[-2])
+        size = window(cfg, "pool_size", nd, 2)
+        strides = window(cfg, "strides", nd, size)
+        y = pool(x if nd == 2 else x[:, None], [1] * (2 - nd) + size, [1] * (2 - nd) + strides, is_same(cfg),
+                 cls.startswith("Average"))
+        y = y if nd == 2 else y[:, 0]
+    elif cls.startswith("Global"):
+        axes = tuple(range(1, x.ndim - 1))
+        keep = cfg.get("keepdims", False) is True
+        y = x.mean(axes, keepdims=keep) if "Average" in cls else x.max(axes, keepdims=keep)
+    elif cls == "BatchNormalization":
+        y = batch_norm(layer, w, x, training, stats)
+    elif cls == "Activation":
+        z = x
+        act, f = activation(cfg["activation"])
+        y = f(z)
+    elif cls == "Flatten":
+        y = x.reshape(x.shape[0], -1)
+    elif cls == "Reshape":
+        y = x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
+    elif cls in ("Dropout", "Identity"):
+        y = x
+    elif cls == "Concatenate":
+        axis = int(cfg.get("axis", -1))
+        if PERTURB == "concat" and axis > 0:
+            axis += 1
+        y = np.concatenate(xs, axis=axis)
+    elif cls == "Add":
+        y = sum(xs[1:], xs[0])
+    elif cls == "Subtract":
+        y = xs[0] - xs[1]
+    elif cls == "Multiply":
+        y = xs[0]
+        for v in xs[1:]:
+            y = y * v
+    elif cls == "Average":
+        y = sum(xs[1:], xs[0]) / len(xs)
+    elif cls == "Maximum":
+        y = np.maximum.reduce(xs)
+    else:
+        raise AssertionError(cls)
+    return y, act, z
+
+
+def forward(model, weights, xs, training=False, stats=None):
     """Every layer's output, and for layers ending in an activation the
-    activation name and its input: {name: (y, act, z)}."""
+    activation name and its input: {name: (y, act, z)}. training: batch
+    statistics in BatchNormalization (recorded in stats)."""
     vals = {i["name"]: (x.astype(np.float64), None, None) for i, x in zip(model["inputs"], xs)}
     for layer in model["layers"]:
-        (x, _, _), = [vals[s] for s in layer["inputs"]]
-        cls, cfg = layer["class"], layer["cfg"]
-        act, z = None, None
-        if cls == "Dense":
-            w = weights[layer["name"]]
-            z = np.einsum("...i,ij->...j", x, w["kernel"])
-            if "bias" in w:
-                z = z + w["bias"]
-            act, f = activation(cfg.get("activation", "linear"))
-            y = f(z)
-        elif cls == "Activation":
-            z = x
-            act, f = activation(cfg["activation"])
-            y = f(z)
-        elif cls == "Flatten":
-            y = x.reshape(x.shape[0], -1)
-        elif cls == "Reshape":
-            y = x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
-        elif cls == "Dropout":
-            y = x
-        vals[layer["name"]] = (y, act, z)
+        ins = [vals[s][0] for s in layer["inputs"]]
+        vals[layer["name"]] = apply_layer(layer, ins, weights.get(layer["name"], {}), training, stats)
     return vals
 
 
@@ -348,14 +548,16 @@ def losses(model, weights, outs, ys):
 
 
 def loss_gradient(model, weights, xs, ys, h=1e-6):
-    """d total loss / d every weight by central differences of the float64
-    reference: {layer: {kernel, bias}}."""
+    """d total loss / d every trainable weight by central differences of the
+    float64 reference in training mode: {layer: {kernel, bias, ...}}."""
     def total():
-        vals = forward(model, weights, xs)
+        vals = forward(model, weights, xs, training=True)
         return losses(model, weights, [vals[o] for o in model["outputs"]], ys)["loss"]
     grads = {}
-    for layer, ws in weights.items():
-        for key, w in ws.items():
+    for layer in model["layers"]:
+        for key, w in weights.get(layer["name"], {}).items():
+            if not trainable(layer, key):
+                continue
             g = np.zeros_like(w)
             for i in np.ndindex(w.shape):
                 w0 = w[i]
@@ -365,7 +567,7 @@ def loss_gradient(model, weights, xs, ys, h=1e-6):
                 down = total()
                 w[i] = w0
                 g[i] = (up - down) / (2 * h)
-            grads.setdefault(layer, {})[key] = g
+            grads.setdefault(layer["name"], {})[key] = g
     return grads
 
 
@@ -388,27 +590,42 @@ def reference(model, weights, xs, ys):
 # ---- test data -------------------------------------------------------------
 
 def make_weights(model, rng):
-    """Keras-layout weights {layer: {kernel, bias}} as float32; kernels
-    U(±sqrt(3/fan_in)) * 1.2 so pre-activations have a std near 1.2
-    whatever the fan-in, biases U(-0.5, 0.5)."""
-    shapes = {i["name"]: tuple(i["shape"]) for i in model["inputs"]}
+    """Keras-layout weights {layer: {kernel, bias, ...}} as float32, in
+    Keras order; kernels U(±sqrt(3/fan_in)) * 1.2 (fan_in = inputs times
+    the window for a convolution) so pre-activations have a std near 1.2
+    whatever the fan-in, biases U(-0.5, 0.5); BatchNormalization gamma
+    U(0.5, 1.5), beta and moving_mean U(-0.5, 0.5), moving_variance
+    U(0.5, 1.5). Also every layer's output shape, from a float64 pass over
+    one sample of zeros."""
+    vals = {i["name"]: np.zeros((1,) + tuple(i["shape"])) for i in model["inputs"]}
     weights = {}
     for layer in model["layers"]:
-        (shape,), cfg = [shapes[s] for s in layer["inputs"]], layer["cfg"]
-        if layer["class"] == "Dense":
-            fan_in, units = shape[-1], int(cfg["units"])
+        xs, cfg, cls = [vals[s] for s in layer["inputs"]], layer["cfg"], layer["class"]
+        shape = xs[0].shape[1:]
+        w = {}
+        if cls in ("Dense", "Conv1D", "Conv2D"):
+            if cls == "Dense":
+                units, ksize = int(cfg["units"]), []
+            else:
+                units, ksize = int(cfg["filters"]), window(cfg, "kernel_size", int(cls[-2]), None)
+            fan_in = shape[-1] * int(np.prod(ksize))
             limit = 1.2 * math.sqrt(3.0 / fan_in)
-            w = {"kernel": rng.uniform(-limit, limit, (fan_in, units)).astype(np.float32)}
+            w["kernel"] = rng.uniform(-limit, limit, tuple(ksize) + (shape[-1], units)).astype(np.float32)
             if cfg.get("use_bias", True):
                 w["bias"] = rng.uniform(-0.5, 0.5, (units,)).astype(np.float32)
+        elif cls == "BatchNormalization":
+            c = (shape[-1],)
+            if cfg.get("scale", True):
+                w["gamma"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+            if cfg.get("center", True):
+                w["beta"] = rng.uniform(-0.5, 0.5, c).astype(np.float32)
+            w["moving_mean"] = rng.uniform(-0.5, 0.5, c).astype(np.float32)
+            w["moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        if w:
             weights[layer["name"]] = w
-            shape = shape[:-1] + (units,)
-        elif layer["class"] == "Flatten":
-            shape = (int(np.prod(shape)),)
-        elif layer["class"] == "Reshape":
-            shape = tuple(np.empty(shape).reshape(cfg["target_shape"]).shape)
-        shapes[layer["name"]] = shape
-    return weights, shapes
+        vals[layer["name"]] = apply_layer(layer, xs, {k: v.astype(np.float64) for k, v in w.items()}, False,
+                                          None)[0]
+    return weights, {name: v.shape[1:] for name, v in vals.items()}
 
 
 def make_targets(loss, shape, rng):
@@ -425,21 +642,24 @@ def write_weights(path, model, weights):
     """The Keras layout: model_weights/ with layer_names (input layers too
     for a functional model, as Keras lists them), each layer's group with
     weight_names (an empty float array for a weightless layer, as Keras
-    writes it) and datasets <layer>/<layer>/<weight>:0."""
-    names = ([i["name"] for i in model["inputs"]] if model["functional"] else []) + \
-            [layer["name"] for layer in model["layers"]]
+    writes it) and datasets <layer>/<layer>/<weight>:0. A layer of a block
+    instance is in the instance's group: <instance>/<instance>/<local>/<weight>:0."""
+    groups = {}
+    for i in model["inputs"] if model["functional"] else []:
+        groups[i["name"]] = []
+    for layer in model["layers"]:
+        groups.setdefault(layer["group"], []).extend(
+            (f"{layer['name']}/{k}:0", w) for k, w in weights.get(layer["name"], {}).items())
     with h5py.File(path, "w") as f:
         g = f.create_group("model_weights")
-        g.attrs["layer_names"] = np.array([n.encode() for n in names])
+        g.attrs["layer_names"] = np.array([n.encode() for n in groups])
         g.attrs["backend"] = b"tensorflow"
         g.attrs["keras_version"] = b"2.4.0"
-        for name in names:
+        for name, ws in groups.items():
             lg = g.create_group(name)
-            ws = weights.get(name, {})
-            wnames = [f"{name}/{k}:0" for k in ("kernel", "bias") if k in ws]
-            lg.attrs["weight_names"] = np.array([n.encode() for n in wnames]) if wnames else np.array([])
-            for k, wname in zip(("kernel", "bias"), wnames):
-                lg.create_dataset(wname, data=ws[k].astype("<f4"))
+            lg.attrs["weight_names"] = np.array([n.encode() for n, _ in ws]) if ws else np.array([])
+            for wname, w in ws:
+                lg.create_dataset(wname, data=w.astype("<f4"))
 
 
 # ---- running nncc ----------------------------------------------------------
@@ -477,20 +697,21 @@ def printed_quantum(text):
 
 
 def read_weights(path):
-    """{layer: {kernel, bias}} from a Keras-layout weights file."""
+    """{layer: {kernel, bias, ...}} from a Keras-layout weights file; a
+    block instance's layers as "instance/local"."""
     out = {}
     with h5py.File(path, "r") as f:
         g = f["model_weights"]
-        for layer in g.attrs["layer_names"]:
-            layer = layer.decode() if isinstance(layer, bytes) else layer
-            for wname in g[layer].attrs["weight_names"]:
+        for group in g.attrs["layer_names"]:
+            group = group.decode() if isinstance(group, bytes) else group
+            for wname in g[group].attrs["weight_names"]:
                 wname = wname.decode() if isinstance(wname, bytes) else wname
-                key = wname.rsplit("/", 1)[-1].split(":")[0]
-                out.setdefault(layer, {})[key] = g[layer][wname][()]
+                layer, key = wname.rsplit("/", 1)
+                out.setdefault(layer, {})[key.split(":")[0]] = g[group][wname][()]
     return out
 
 
-def train_step(nncc, path, model, weights, w64, xs, ys, xpath, ypath, wpath, ref_scores, out_dir, report):
+def train_step(nncc, path, model, weights, w64, xs, ys, xpath, ypath, wpath, out_dir, report):
     name = model["name"]
     train_dir = os.path.join(out_dir, "train")
     os.makedirs(train_dir, exist_ok=True)
@@ -511,29 +732,50 @@ def train_step(nncc, path, model, weights, w64, xs, ys, xpath, ypath, wpath, ref
     if rc != 0 or not os.path.exists(result):
         report.line(False, name, "train step", f"exit status {rc}\n" + indent(err + out))
         return
+    # the reference step: training mode (batch statistics), one batch of N
+    stats = {}
+    vals = forward(model, w64, xs, training=True, stats=stats)
+    ref = losses(model, w64, [vals[o] for o in model["outputs"]], ys)["loss"]
     m = re.search(r"\bloss: (\S+)", out)
+    steps = re.findall(r"^\s*(\d+/\d+) \[", out, re.M)
     if not m:
         report.line(False, name, "train loss", "no 'loss:' in the output\n" + indent(out))
     else:
-        got, ref = float(m.group(1)), ref_scores["loss"]
+        got = float(m.group(1))
         tol = printed_quantum(m.group(1)) + EVAL_REL_TOL * max(1.0, abs(ref))
-        report.line(abs(got - ref) <= tol, name, "train loss",
-                    f"{m.group(1)} vs {ref:.6f}: |diff| {abs(got - ref):.2e} (tol {tol:.1e})")
+        report.line(abs(got - ref) <= tol and steps == ["1/1"], name, "train loss",
+                    f"{m.group(1)} vs {ref:.6f}: |diff| {abs(got - ref):.2e} (tol {tol:.1e})"
+                    + ("" if steps == ["1/1"] else f"; steps {steps}, expected one (1/1)"))
     w1 = read_weights(result)
     ref_grads = loss_gradient(model, w64, xs, ys)
     worst, worst_at = 0.0, ""
-    for layer, ws in weights.items():
-        for key, w0 in ws.items():
-            if layer not in w1 or key not in w1[layer] or w1[layer][key].shape != w0.shape:
-                report.line(False, name, "train gradient", f"{layer}/{key} missing in {result}")
+    moving, moving_at = None, ""
+    for layer in model["layers"]:
+        for key, w0 in weights.get(layer["name"], {}).items():
+            lname = layer["name"]
+            if lname not in w1 or key not in w1[lname] or w1[lname][key].shape != w0.shape:
+                report.line(False, name, "train gradient", f"{lname}/{key} missing in {result}")
                 return
-            got = w0.astype(np.float64) - w1[layer][key].astype(np.float64)
-            ref = ref_grads[layer][key]
+            got = w0.astype(np.float64) - w1[lname][key].astype(np.float64)
+            if key in MOVING:
+                # moving -= (moving - batch) * (1 - momentum); unchanged when frozen
+                momentum = float(layer["cfg"].get("momentum", 0.99))
+                batch = stats[lname][MOVING.index(key)] if lname in stats else w64[lname][key]
+                step = (w64[lname][key] - batch) * (1.0 - momentum)
+                err = (np.abs(got - step) / np.maximum(GRAD_FLOOR, np.abs(step))).max()
+                if moving is None or err >= moving:
+                    moving, moving_at = err, f"{lname}/{key}"
+                continue
+            ref = ref_grads[lname][key] if trainable(layer, key) else np.zeros_like(got)
             err = (np.abs(got - ref) / np.maximum(GRAD_FLOOR, np.abs(ref))).max()
             if err >= worst:
-                worst, worst_at = err, f"{layer}/{key}"
+                worst, worst_at = err, f"{lname}/{key}"
     report.line(worst <= GRAD_TOL, name, "train gradient",
                 f"max |nncc - fd| / max({GRAD_FLOOR:g}, |fd|) {worst:.2e} at {worst_at} (tol {GRAD_TOL:g})")
+    if moving is not None:
+        report.line(moving <= MOVING_TOL, name, "train moving stats",
+                    f"max |dnncc - dref| / max({GRAD_FLOOR:g}, |dref|) {moving:.2e} at {moving_at} "
+                    f"(tol {MOVING_TOL:g})")
 
 
 def test_model(nncc, path, work, report, seed):
@@ -616,8 +858,7 @@ def test_model(nncc, path, work, report, seed):
     # reference loss. The npy fit data holds one input and one target
     # array; Dropout's training mask has no reference.
     if len(xs) == 1 and len(ys) == 1 and not any(l["class"] == "Dropout" for l in model["layers"]):
-        train_step(nncc, path, model, weights, w64, xs, ys, xpaths[0], ypaths[0], wpath, ref_scores,
-                   out_dir, report)
+        train_step(nncc, path, model, weights, w64, xs, ys, xpaths[0], ypaths[0], wpath, out_dir, report)
 
     # gradient check
     rc, out, err = run([nncc, "check", path, "--out", out_dir])
@@ -634,7 +875,8 @@ def main():
     ap.add_argument("work")
     ap.add_argument("--only", default=None, help="regex on the model names")
     ap.add_argument("--perturb", default=None,
-                    choices=["gelu", "selu", "l2", "bce_eps", "from_logits"],
+                    choices=["gelu", "selu", "l2", "bce_eps", "from_logits", "same_pad", "pool_pad", "bn_var",
+                             "bn_frozen", "bn_moving", "concat"],
                     help="break one reference formula (the run must then fail)")
     args = ap.parse_args()
     PERTURB = args.perturb
