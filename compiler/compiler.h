@@ -66,6 +66,7 @@ typedef enum {
     ARG_INITIALIZER,
     ARG_REGULARIZER,             /* null, {l1: x}, {l2: x}, {l1_l2: {l1:, l2:}} */
     ARG_CONSTRAINT,
+    ARG_NODE,                    /* kept as YAML (TimeDistributed's layer) */
 } ArgType;
 
 typedef struct {
@@ -102,6 +103,7 @@ typedef struct {
     InitSpec init;
     Regularizer reg;
     Constraint con;
+    const YNode *node;
 } ArgValue;
 
 typedef struct Layer Layer;
@@ -243,6 +245,13 @@ int lower_average(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_maximum(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_concatenate(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_identity(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+
+/* ---- layers_seq.c: recurrent layers and TimeDistributed ---------------------- */
+
+int lower_simple_rnn(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_lstm(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_gru(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_time_distributed(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 size_t conv_workspace(const Node *conv, const Node *x, size_t max_batch);   /* im2col floats */
 
 /* ---- pass_plan.c ----------------------------------------------------------- */

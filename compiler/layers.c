@@ -460,6 +460,11 @@ int parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out)
         return parse_regularizer(v, &out->reg);
     case ARG_CONSTRAINT:
         return parse_constraint(v, &out->con);
+    case ARG_NODE:
+        if (v->kind != Y_MAP || v->n != 1)
+            return error_at(v->loc, "'%s' takes one layer, like {Dense: {units: 10}}", spec->name);
+        out->node = v;
+        return 0;
     }
     return -1;
 }
@@ -686,6 +691,37 @@ static const ArgSpec batch_normalization_args[] = {
 static const ArgSpec no_args[] = {{NULL, 0, NULL}};
 static const ArgSpec concatenate_args[] = {{"axis", ARG_INT, "-1"}, {NULL, 0, NULL}};
 
+/* SimpleRNN, LSTM, GRU (layers_seq.c) */
+#define RNN_ARGS(...)                                                                       \
+    {"units", ARG_INT, NULL},                                                               \
+    {"activation", ARG_ACTIVATION, "tanh"},                                                 \
+    {"use_bias", ARG_BOOL, "true"},                                                         \
+    {"kernel_initializer", ARG_INITIALIZER, "glorot_uniform"},                              \
+    {"recurrent_initializer", ARG_INITIALIZER, "orthogonal"},                               \
+    {"bias_initializer", ARG_INITIALIZER, "zeros"},                                         \
+    {"kernel_regularizer", ARG_REGULARIZER, "null"},                                        \
+    {"recurrent_regularizer", ARG_REGULARIZER, "null"},                                     \
+    {"bias_regularizer", ARG_REGULARIZER, "null"},                                          \
+    {"activity_regularizer", ARG_REGULARIZER, "null"},                                      \
+    {"kernel_constraint", ARG_CONSTRAINT, "null"},                                          \
+    {"recurrent_constraint", ARG_CONSTRAINT, "null"},                                       \
+    {"bias_constraint", ARG_CONSTRAINT, "null"},                                            \
+    {"dropout", ARG_FLOAT, "0"},                                                            \
+    {"recurrent_dropout", ARG_FLOAT, "0"},                                                  \
+    {"return_sequences", ARG_BOOL, "false"},                                                \
+    {"return_state", ARG_BOOL, "false"},                                                    \
+    {"go_backwards", ARG_BOOL, "false"},                                                    \
+    {"stateful", ARG_BOOL, "false"},                                                        \
+    {"unroll", ARG_BOOL, "false"},                                                          \
+    __VA_ARGS__ {NULL, 0, NULL}
+static const ArgSpec simple_rnn_args[] = {RNN_ARGS()};
+static const ArgSpec lstm_args[] = {RNN_ARGS({"recurrent_activation", ARG_ACTIVATION, "sigmoid"},
+                                             {"unit_forget_bias", ARG_BOOL, "true"},
+                                             {"implementation", ARG_INT, "2"}, )};
+static const ArgSpec gru_args[] = {RNN_ARGS({"recurrent_activation", ARG_ACTIVATION, "sigmoid"},
+                                            {"reset_after", ARG_BOOL, "true"}, {"implementation", ARG_INT, "2"}, )};
+static const ArgSpec time_distributed_args[] = {{"layer", ARG_NODE, NULL}, {NULL, 0, NULL}};
+
 /* Keras class, default-name stem (Keras counts aliases with their class),
  * arguments, inputs min..max, lowering */
 static const LayerClass classes[] = {
@@ -720,6 +756,10 @@ static const LayerClass classes[] = {
     {"Multiply", "multiply", no_args, 2, MAX_SRC, lower_multiply},
     {"Average", "average", no_args, 2, MAX_SRC, lower_average},
     {"Maximum", "maximum", no_args, 2, MAX_SRC, lower_maximum},
+    {"SimpleRNN", "simple_rnn", simple_rnn_args, 1, 1, lower_simple_rnn},
+    {"LSTM", "lstm", lstm_args, 1, 1, lower_lstm},
+    {"GRU", "gru", gru_args, 1, 1, lower_gru},
+    {"TimeDistributed", "time_distributed", time_distributed_args, 1, 1, lower_time_distributed},
 };
 
 const LayerClass *layer_class_find(const char *name)

@@ -114,6 +114,7 @@ static int resolve_metric(const Model *m, int k, int output, int64_t units, Metr
         {"mean_squared_error", METRIC_MSE},
         {"mae", METRIC_MAE},
         {"mean_absolute_error", METRIC_MAE},
+        {"last_time_step_mse", METRIC_LAST_TIME_STEP_MSE},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(names[i].name, name)) {
@@ -128,7 +129,8 @@ static int resolve_metric(const Model *m, int k, int output, int64_t units, Metr
             return 0;
         }
     error_at(m->metric_locs[k], "unknown metric '%s'", name);
-    hint("metrics: accuracy, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mse, mae");
+    hint("metrics: accuracy, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mse, mae, "
+         "last_time_step_mse");
     return -1;
 }
 

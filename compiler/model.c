@@ -880,6 +880,51 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
     return -1;
 }
 
+/* {dataset: time_series, n_steps: 50, ahead: 1, count: 10000, seed: 42, seq2seq: false}
+ * and, for models whose output sequence is shorter (a strided Conv1D front
+ * end), target_start / target_stride: the seq2seq targets [start::stride]. */
+static int parse_time_series(Model *m, const YNode *data, DataSpec *d)
+{
+    static const char *const keys[] = {"dataset", "n_steps", "ahead", "count", "seed", "seq2seq", "target_start",
+                                       "target_stride", NULL};
+    if (check_keys(data, "the time_series dataset", keys))
+        return -1;
+    *d = (DataSpec){.format = NNRT_DATA_TIME_SERIES, .x = "", .y = "", .scale = 1, .n_steps = 50, .ahead = 1,
+                    .count = 10000, .seed = 42, .target_stride = 1, .split = {0.7, 0.2, 0.1}};
+    const YNode *v;
+    long x;
+    struct {
+        const char *key;
+        int *field;
+        long min;
+    } ints[] = {{"n_steps", &d->n_steps, 1}, {"ahead", &d->ahead, 1}, {"count", &d->count, 10},
+                {"target_start", &d->target_start, 0}, {"target_stride", &d->target_stride, 1}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if ((v = ymap_get(data, ints[i].key))) {
+            if (get_long(v, &x, ints[i].min, ints[i].key))
+                return -1;
+            if (x > 100000000)
+                return error_at(v->loc, "%s is too large", ints[i].key);
+            *ints[i].field = (int)x;
+        }
+    if ((v = ymap_get(data, "seed"))) {
+        if (get_long(v, &x, 0, "seed"))
+            return -1;
+        d->seed = (uint64_t)x;
+    }
+    bool b;
+    if ((v = ymap_get(data, "seq2seq"))) {
+        if (get_bool(v, &b, "seq2seq"))
+            return -1;
+        d->seq2seq = b;
+    }
+    if (d->target_start >= d->n_steps)
+        return error_at(ymap_get(data, "target_start")->loc, "target_start must be below n_steps (%d)", d->n_steps);
+    if (m->ninputs != 1)
+        return error_at(data->loc, "the time_series dataset feeds a model with one input");
+    return 0;
+}
+
 static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
 {
     if (expect_kind(f, Y_MAP, "fit"))
@@ -903,13 +948,14 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
     if (ds) {
         if (expect_kind(ds, Y_SCALAR, "dataset"))
             return -1;
-        if (strcmp(ds->text, "fashion_mnist") != 0) {
-            if (!strcmp(ds->text, "time_series"))
-                return error_at(ds->loc, "the time_series dataset is not supported yet");
+        if (!strcmp(ds->text, "time_series")) {
+            if (parse_time_series(m, data, &fit->train))
+                return -1;
+        } else if (strcmp(ds->text, "fashion_mnist") != 0) {
             error_at(ds->loc, "unknown dataset '%s'", ds->text);
-            hint("built-in datasets: fashion_mnist");
+            hint("built-in datasets: fashion_mnist, time_series");
             return -1;
-        }
+        } else {
         static const char *const dkeys[] = {"dataset", NULL};
         if (check_keys(data, "a built-in dataset", dkeys))
             return -1;
@@ -926,6 +972,7 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
                 hint("install it with:  apt-get install dataset-fashion-mnist");
                 return -1;
             }
+        }
     } else {
         static const char *const dkeys[] = {"train", "test", NULL};
         if (check_keys(data, "fit data", dkeys))

@@ -38,6 +38,14 @@ void ir_accumulate_grad(Graph *g, Node *x, Node *dx)
     }
 }
 
+void ir_weight_grad_by(Graph *g, Node *w, Node *producer)
+{
+    (void)g;
+    assert(w->op == OP_WEIGHT && !w->grad);  /* recurrent weights have one consumer */
+    if (w->requires_grad)
+        w->grad = producer;
+}
+
 void ir_autodiff(Graph *g, int optimizer)
 {
     int nforward = g->nnodes;

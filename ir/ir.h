@@ -106,6 +106,7 @@ struct Weight {
     const char *constraint;      /* "" or non_neg, max_norm, unit_norm, min_max_norm */
     double con_min, con_max, con_rate;
     int con_axis;                /* axis the norm is taken over (Keras default 0) */
+    int forget_bias_units;       /* LSTM unit_forget_bias: entries [u, 2u) start at 1 */
 };
 
 /* The weights of one model, shared by its training and inference graphs,
@@ -148,6 +149,11 @@ struct Node {
         int kh, kw, sh, sw, dh, dw, pt, pl;  /* window, strides, dilation, padding before */
         int oh, ow;                          /* output size (from Keras's padding rule) */
     } conv;                      /* CONV*, POOL*: 1-D ops use kh = sh = dh = 1, pt = 0 */
+    struct {
+        int kind;                /* NNRT_SIMPLE_RNN, NNRT_LSTM, NNRT_GRU */
+        int units, activation, recurrent_activation;  /* NNRT_RNN_* activations */
+        bool go_backwards, reset_after, return_sequences, has_bias;
+    } rnn;                       /* RNN* */
     bool has_gamma, has_beta;    /* BN_*: which optional sources are present */
     float eps, momentum;         /* BN_* */
     size_t workspace;            /* floats of scratch the kernel needs (im2col), planned */
@@ -206,6 +212,7 @@ typedef struct {
     char delimiter;
     double split[3];
     uint64_t seed;
+    int n_steps, ahead, count, seq2seq, target_start, target_stride;  /* time_series */
 } DataSpec;
 
 typedef struct {
@@ -257,6 +264,8 @@ extern const OpInfo op_info[OP_COUNT];
 
 /* Helpers the grad rules share with autodiff. */
 void ir_accumulate_grad(Graph *g, Node *x, Node *dx);
+/* A kernel that writes weight w's gradient as a side effect (RNN_GRAD). */
+void ir_weight_grad_by(Graph *g, Node *w, Node *producer);
 
 /* ---- autodiff.c: append the backward pass and the optimizer updates ---- */
 

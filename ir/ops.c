@@ -414,6 +414,50 @@ static void grad_bn_infer(Graph *g, Node *n, Node *dy)
 #define shape_bn_infer_grad same_as_src0
 #define grad_bn_infer_grad NULL
 
+/* ---- recurrent layers ------------------------------------------------------ *
+ * RNN's shape (the tape size per sample) is set by its creator; the tape is
+ * not differentiated itself: RNN_OUTPUT's rule runs backpropagation through
+ * time for the whole layer. */
+
+#define shape_rnn keep
+#define grad_rnn NULL
+
+static void shape_rnn_output(Graph *g, Node *n)
+{
+    (void)g;
+    Node *x = n->src[0]->src[0];
+    n->batched = true;
+    n->shape = n->rnn.return_sequences ? (Shape){2, {x->shape.dim[0], n->rnn.units}} : (Shape){1, {n->rnn.units}};
+}
+
+/* dx, dW, dU, db = BPTT(dy) in one kernel */
+static void grad_rnn_output(Graph *g, Node *n, Node *dy)
+{
+    Node *tape = n->src[0], *x = tape->src[0];
+    bool any = x->requires_grad;
+    for (int i = 1; i < tape->nsrc; i++)
+        any |= tape->src[i]->requires_grad;
+    if (!any)
+        return;
+    Node *src[6] = {dy, x, tape, tape->src[1], tape->src[2], tape->nsrc > 3 ? tape->src[3] : NULL};
+    Node *d = node_new(g, OP_RNN_GRAD, tape->nsrc + 2, src);
+    d->rnn = n->rnn;
+    d->workspace = tape->workspace;
+    d->shape = x->shape;
+    d->batched = x->batched;
+    if (!x->requires_grad)
+        d->storage = ST_NONE;
+    else
+        ir_accumulate_grad(g, x, d);
+    if (!d->name)
+        d->name = graph_unique_name(g, arena_printf(g->arena, "d_%s", tape->name));
+    for (int i = 1; i < tape->nsrc; i++)
+        ir_weight_grad_by(g, tape->src[i], d);
+}
+
+#define shape_rnn_grad keep
+#define grad_rnn_grad NULL
+
 /* ---- losses and metrics ------------------------------------------------- */
 
 #define shape_loss scalar
@@ -474,7 +518,7 @@ const LossInfo loss_info[LOSS_COUNT] = {
 };
 
 const MetricInfo metric_info[METRIC_COUNT] = {
-#define X(e, n, k, s) [METRIC_##e] = {n, k, s},
+#define X(e, n, k, s, q) [METRIC_##e] = {n, k, s, q},
     METRIC_TABLE(X)
 #undef X
 };

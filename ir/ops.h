@@ -44,6 +44,9 @@
     X(BN_INFER_GRAD, bn_infer_grad, -1) /* dx = dy gamma / sqrt(var + eps); src dy, var[, gamma] */ \
     X(LOSS, loss, 2)               /* scalar batch mean of LOSS_TABLE `attr`(pred, target) */ \
     X(LOSS_GRAD, loss_grad, 2)     /* d(weight * loss)/d pred, scaled per sample */  \
+    X(RNN, rnn, -1)                /* tape (B, tape floats) of a recurrent layer over x; src x, W, U[, b] */ \
+    X(RNN_OUTPUT, rnn_output, 1)   /* y = the tape's hidden states: all steps (B,T,u) or the last (B,u) */ \
+    X(RNN_GRAD, rnn_grad, -1)      /* BPTT: dx, and dW dU db into the gradient block; src dy, x, tape, W, U[, b] */ \
     X(PENALTY, penalty, 1)         /* scalar l1*sum|w| + l2*sum w^2 of weight src[0] */ \
     X(PENALTY_GRAD, penalty_grad, 1) /* dw = l1*sign(w) + 2*l2*w, once per step */   \
     X(METRIC, metric, 2)           /* scalar batch mean of METRIC_TABLE `attr` */    \
@@ -117,16 +120,19 @@ typedef struct {
 } LossInfo;
 extern const LossInfo loss_info[LOSS_COUNT];
 
-/* X(ENUM, Keras name, runtime kernel, sparse int32 targets) */
+/* X(ENUM, Keras name, runtime kernel, sparse int32 targets, per sequence)
+ * A per-sequence kernel takes (pred, target, batch, steps, features) of a
+ * (B, T, C) output; the others (pred, target, rows, cols). */
 #define METRIC_TABLE(X)                                                             \
-    X(SPARSE_CATEGORICAL_ACCURACY, "sparse_categorical_accuracy", "sparse_accuracy", 1) \
-    X(CATEGORICAL_ACCURACY, "categorical_accuracy", "categorical_accuracy", 0)      \
-    X(BINARY_ACCURACY, "binary_accuracy", "binary_accuracy", 0)                     \
-    X(MSE, "mse", "mse", 0)                                                         \
-    X(MAE, "mae", "mae", 0)
+    X(SPARSE_CATEGORICAL_ACCURACY, "sparse_categorical_accuracy", "sparse_accuracy", 1, 0) \
+    X(CATEGORICAL_ACCURACY, "categorical_accuracy", "categorical_accuracy", 0, 0)   \
+    X(BINARY_ACCURACY, "binary_accuracy", "binary_accuracy", 0, 0)                  \
+    X(MSE, "mse", "mse", 0, 0)                                                      \
+    X(MAE, "mae", "mae", 0, 0)                                                      \
+    X(LAST_TIME_STEP_MSE, "last_time_step_mse", "last_time_step_mse", 0, 1)
 
 typedef enum {
-#define X(e, n, k, s) METRIC_##e,
+#define X(e, n, k, s, q) METRIC_##e,
     METRIC_TABLE(X)
 #undef X
     METRIC_COUNT
@@ -134,7 +140,7 @@ typedef enum {
 
 typedef struct {
     const char *name, *kernel;
-    int sparse;
+    int sparse, sequence;
 } MetricInfo;
 extern const MetricInfo metric_info[METRIC_COUNT];
 

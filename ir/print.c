@@ -61,6 +61,15 @@ static void print_attrs(FILE *out, const Node *n)
         if (n->workspace)
             fprintf(out, " workspace=%zu", n->workspace);
         break;
+    case OP_RNN:
+    case OP_RNN_OUTPUT:
+    case OP_RNN_GRAD:
+        fprintf(out, " %s units=%d%s%s%s", n->rnn.kind == 0 ? "simple_rnn" : n->rnn.kind == 1 ? "lstm" : "gru",
+                n->rnn.units, n->rnn.return_sequences ? " sequences" : "", n->rnn.go_backwards ? " backwards" : "",
+                n->rnn.kind == 2 && n->rnn.reset_after ? " reset_after" : "");
+        if (n->workspace)
+            fprintf(out, " workspace=%zu", n->workspace);
+        break;
     case OP_CONCAT:
     case OP_SLICE:
         fprintf(out, " axis=%d", n->axis);

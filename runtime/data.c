@@ -1197,3 +1197,80 @@ fail:
     csv_columns_free(&y);
     return rc;
 }
+
+/* ---- the time_series dataset -------------------------------------------------- *
+ * model-format.md §4 (the Keras notes' generate_time_series): per series,
+ * freq1, freq2, offset1, offset2 ~ U[0,1); over time = linspace(0, 1,
+ * n_steps + ahead): 0.5 sin((t - offset1)(10 freq1 + 10)) + 0.2 sin((t -
+ * offset2)(20 freq2 + 20)) + 0.1 (U[0,1) - 0.5). Seeded, so every run (and
+ * `evaluate`) regenerates the same series; split in generation order. */
+int nnrt_time_series(const NnrtDataSource *src, NnrtDataset parts[3], char *err, size_t errlen)
+{
+    memset(parts, 0, 3 * sizeof *parts);
+    int steps = src->n_steps, ahead = src->ahead, count = src->count;
+    int start = src->target_start, stride = src->target_stride ? src->target_stride : 1;
+    if (steps < 1 || ahead < 1 || count < 3 || start < 0 || stride < 1 || start >= steps) {
+        snprintf(err, errlen, "time_series: bad sizes (n_steps %d, ahead %d, count %d, target start %d, stride %d)",
+                 steps, ahead, count, start, stride);
+        return NNRT_EINVAL;
+    }
+    int len = steps + ahead, ysteps = (steps - start + stride - 1) / stride;
+    float *series = malloc((size_t)count * (size_t)len * sizeof *series);
+    if (!series) {
+        snprintf(err, errlen, "time_series: out of memory");
+        return NNRT_ENOMEM;
+    }
+    NnrtRng rng;
+    nnrt_rng_seed(&rng, src->seed);
+    for (int i = 0; i < count; i++) {
+        double f1 = nnrt_rng_uniform(&rng), f2 = nnrt_rng_uniform(&rng);
+        double o1 = nnrt_rng_uniform(&rng), o2 = nnrt_rng_uniform(&rng);
+        for (int t = 0; t < len; t++) {
+            double time = len > 1 ? (double)t / (len - 1) : 0.0;
+            series[(size_t)i * len + t] = (float)(0.5 * sin((time - o1) * (f1 * 10 + 10)) +
+                                                  0.2 * sin((time - o2) * (f2 * 20 + 20)) +
+                                                  0.1 * (nnrt_rng_uniform(&rng) - 0.5));
+        }
+    }
+    size_t n[3];
+    n[0] = (size_t)llround(count * src->split[0]);
+    n[1] = (size_t)llround(count * src->split[1]);
+    if (n[0] + n[1] > (size_t)count)
+        n[1] = (size_t)count - n[0];
+    n[2] = (size_t)count - n[0] - n[1];
+    size_t first = 0;
+    int rc = 0;
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        NnrtDataset *d = &parts[k];
+        d->n = n[k];
+        NnrtArray *x = &d->x[0], *y = &d->y[0];
+        *x = (NnrtArray){NNRT_F32, 3, {(int64_t)n[k], steps, 1}, NULL};
+        *y = src->seq2seq ? (NnrtArray){NNRT_F32, 3, {(int64_t)n[k], ysteps, ahead}, NULL}
+                          : (NnrtArray){NNRT_F32, 2, {(int64_t)n[k], ahead}, NULL};
+        x->data = malloc((n[k] ? n[k] : 1) * (size_t)steps * sizeof(float));
+        y->data = malloc((n[k] ? n[k] : 1) * (size_t)(src->seq2seq ? ysteps : 1) * (size_t)ahead * sizeof(float));
+        if (!x->data || !y->data) {
+            snprintf(err, errlen, "time_series: out of memory");
+            rc = NNRT_ENOMEM;
+            break;
+        }
+        float *xs = x->data, *ys = y->data;
+        for (size_t i = 0; i < n[k]; i++) {
+            const float *s = series + (first + i) * (size_t)len;
+            memcpy(xs + i * (size_t)steps, s, (size_t)steps * sizeof(float));
+            if (!src->seq2seq) {
+                memcpy(ys + i * (size_t)ahead, s + steps, (size_t)ahead * sizeof(float));
+                continue;
+            }
+            for (int q = 0; q < ysteps; q++)
+                for (int a = 0; a < ahead; a++)
+                    ys[(i * (size_t)ysteps + (size_t)q) * (size_t)ahead + (size_t)a] = s[start + q * stride + a + 1];
+        }
+        first += n[k];
+    }
+    free(series);
+    if (rc)
+        for (int k = 0; k < 3; k++)
+            nnrt_dataset_free(&parts[k]);
+    return rc;
+}

@@ -406,23 +406,62 @@ static int load_csv(const NnrtModel *model, const NnrtDataSource *src, const Nnr
 
 static int has_data(const NnrtDataSource *src)
 {
+    if (src->format == NNRT_DATA_TIME_SERIES)
+        return src->count > 0;
     return src->format != NNRT_DATA_NONE && src->x && *src->x &&
            (src->format != NNRT_DATA_CSV || (src->path && *src->path));
 }
 
 static int has_targets(const NnrtDataSource *src)
 {
-    return has_data(src) && src->y && *src->y;
+    return has_data(src) && (src->format == NNRT_DATA_TIME_SERIES || (src->y && *src->y));
 }
 
 static int is_split(const NnrtDataSource *src)
 {
-    return src->format == NNRT_DATA_CSV && (src->split[0] != 0 || src->split[1] != 0 || src->split[2] != 0);
+    return (src->format == NNRT_DATA_CSV || src->format == NNRT_DATA_TIME_SERIES) &&
+           (src->split[0] != 0 || src->split[1] != 0 || src->split[2] != 0);
+}
+
+/* The generated series, checked against the model like any other data. */
+static int load_time_series(const NnrtModel *model, const NnrtDataSource *src, unsigned keep, NnrtDataset parts[3],
+                            char *err, size_t errlen)
+{
+    size_t n;
+    int rc;
+    if (model->num_inputs != 1) {
+        set_error(err, errlen, "the time_series dataset feeds one input; %s has %d", model->name, model->num_inputs);
+        return NNRT_EMISMATCH;
+    }
+    if ((rc = nnrt_time_series(src, parts, err, errlen)) < 0)
+        return rc;
+    for (int k = 0; k < 3; k++) {
+        NnrtDataset *d = &parts[k];
+        if (!(keep >> k & 1)) {
+            nnrt_dataset_free(d);
+            continue;
+        }
+        if (!d->n)
+            continue;
+        if ((rc = check_input(model, 0, &d->x[0], "time_series x", &n, err, errlen)) < 0)
+            return rc;
+        for (int j = 1; j < model->num_outputs; j++)
+            if ((rc = copy_array(&d->y[j], &d->y[0])) < 0) {
+                set_error(err, errlen, "out of memory");
+                return rc;
+            }
+        for (int j = 0; j < model->num_outputs; j++)
+            if ((rc = check_target(model, j, &d->y[j], "time_series y", &n, err, errlen)) < 0)
+                return rc;
+    }
+    return 0;
 }
 
 /* The file a source is named by in messages. */
 static const char *source_name(const NnrtDataSource *src)
 {
+    if (src->format == NNRT_DATA_TIME_SERIES)
+        return "the time_series dataset";
     return src->format == NNRT_DATA_CSV ? src->path : src->x;
 }
 
@@ -449,6 +488,8 @@ static int load_source(const NnrtModel *model, const NnrtDataSource *src, const 
     }
     if (src->format == NNRT_DATA_CSV)
         rc = load_csv(model, src, fitted, scaler, keep, parts, err, errlen);
+    else if (src->format == NNRT_DATA_TIME_SERIES)
+        rc = load_time_series(model, src, keep, parts, err, errlen);
     else
         rc = load_files(model, src, &parts[0], err, errlen);
     if (rc < 0) {

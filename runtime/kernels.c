@@ -406,3 +406,16 @@ void nnrt_dropout_mask(float *mask, size_t n, float rate, NnrtRng *r)
     for (size_t i = 0; i < n; i++)
         mask[i] = nnrt_rng_uniform(r) >= (double)rate ? keep : 0.0f;
 }
+
+float nnrt_last_time_step_mse(const float *p, const float *t, size_t batch, size_t steps, size_t cols)
+{
+    double sum = 0;
+    for (size_t b = 0; b < batch; b++) {
+        const float *pl = p + (b * steps + steps - 1) * cols, *tl = t + (b * steps + steps - 1) * cols;
+        for (size_t c = 0; c < cols; c++) {
+            double d = (double)pl[c] - tl[c];
+            sum += d * d;
+        }
+    }
+    return batch && cols ? (float)(sum / (double)(batch * cols)) : 0.0f;
+}

@@ -123,6 +123,8 @@ void  nnrt_mae_grad(float *dp, const float *p, const float *t, size_t rows, size
 float nnrt_sparse_accuracy(const float *p, const int32_t *labels, size_t rows, size_t cols);
 float nnrt_categorical_accuracy(const float *p, const float *t, size_t rows, size_t cols);
 float nnrt_binary_accuracy(const float *p, const float *t, size_t rows, size_t cols, float threshold);
+/* The Keras notes' last_time_step_mse: mse of the last step of (batch, steps, cols) sequences. */
+float nnrt_last_time_step_mse(const float *p, const float *t, size_t batch, size_t steps, size_t cols);
 
 /* Dropout mask: mask[i] = 1/(1-rate) with probability 1-rate, else 0. */
 void nnrt_dropout_mask(float *mask, size_t n, float rate, NnrtRng *r);
@@ -180,6 +182,42 @@ void nnrt_bn_backward_input(float *dx, const float *dy, const float *x, const fl
 void nnrt_bn_backward_gamma(float *dgamma, const float *dy, const float *x, const float *stats, size_t rows,
                             size_t c, float beta);
 
+/* ---- rnn.c: recurrent layers over whole sequences (Keras semantics) ----
+ * x is (B, T, input); W (input, G*units), U (units, G*units) and b as
+ * Keras stores them, G = 1 (SimpleRNN), 4 (LSTM, gates i f c o), 3 (GRU,
+ * gates z r h; b is (2, 3*units) when reset_after, else (3*units)); b may
+ * be NULL (use_bias false). The forward pass writes a tape of
+ * nnrt_rnn_tape_floats(r) floats per sample: everything backpropagation
+ * through time needs, starting with the hidden state of every step,
+ * (T, units) in step order (go_backwards reverses x, as Keras does, and the
+ * tape keeps processing order). A projection x W for all steps is one GEMM;
+ * each step is one GEMM h U over the batch; gate nonlinearities are fused. */
+typedef enum { NNRT_SIMPLE_RNN, NNRT_LSTM, NNRT_GRU } NnrtRnnKind;
+typedef enum { NNRT_RNN_TANH, NNRT_RNN_SIGMOID, NNRT_RNN_HARD_SIGMOID, NNRT_RNN_RELU, NNRT_RNN_LINEAR } NnrtRnnAct;
+typedef struct {
+    NnrtRnnKind kind;
+    int steps, input, units;
+    NnrtRnnAct activation;           /* SimpleRNN's, LSTM/GRU candidate and output activation (tanh) */
+    NnrtRnnAct recurrent_activation; /* LSTM/GRU gates (sigmoid) */
+    int go_backwards;
+    int reset_after;                 /* GRU */
+} NnrtRnn;
+
+size_t nnrt_rnn_tape_floats(const NnrtRnn *r);                    /* per sample */
+size_t nnrt_rnn_workspace_floats(const NnrtRnn *r, size_t batch); /* scratch for forward and backward */
+void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *U, const float *b,
+                      const NnrtRnn *r, int B, float *ws);
+/* y = the hidden states of the tape: every step (B, T, units) in Keras's output
+ * order (for go_backwards Keras returns them in processing order too), or the
+ * last one (B, units) */
+void nnrt_rnn_output(float *y, const float *tape, const NnrtRnn *r, int B, int return_sequences);
+/* Backpropagation through time. dy is d(loss)/d(output) in the output's
+ * shape. Writes dx (may be NULL) and adds into dW, dU, db after scaling
+ * them by beta (0 overwrites; any of them may be NULL: frozen). */
+void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int return_sequences,
+                       const float *x, const float *tape, const float *W, const float *U, const float *b,
+                       const NnrtRnn *r, int B, float beta, float *ws);
+
 /* ---- h5.c: Keras-layout HDF5 weights ----------------------------------
  * Layout written (as Keras model.save): root attributes keras_version and
  * backend (and model_config when given); group model_weights with attribute
@@ -235,7 +273,7 @@ int nnrt_npy_save(const char *path, const NnrtArray *a, char *err, size_t errlen
  * loads one and checks it against a model; nnrt_fit_data_load (fit.c) loads
  * a fit config's training, validation and test sets. */
 
-typedef enum { NNRT_DATA_NONE, NNRT_DATA_IDX, NNRT_DATA_NPY, NNRT_DATA_CSV } NnrtDataFormat;
+typedef enum { NNRT_DATA_NONE, NNRT_DATA_IDX, NNRT_DATA_NPY, NNRT_DATA_CSV, NNRT_DATA_TIME_SERIES } NnrtDataFormat;
 
 typedef struct {
     NnrtDataFormat format;
@@ -254,6 +292,10 @@ typedef struct {
     double split[3];             /* train, validation, test fractions of the rows (shuffled with seed);
                                     all 0: the whole file is this source */
     uint64_t seed;
+    /* time_series only: the sum of two sines plus noise (model-format.md §4) */
+    int n_steps, ahead, count;
+    int seq2seq;                 /* y[t, k] = series[t + k + 1] for every step t */
+    int target_start, target_stride;  /* seq2seq targets [start::stride] (conv front ends) */
 } NnrtDataSource;
 
 /* A dataset in memory: one array per model input and per output target. */
@@ -286,6 +328,11 @@ void nnrt_scaler_free(NnrtScaler *s);
  * src->standardize, x is scaled with `fitted` when it is given, else with the
  * statistics of parts[0], which *scaler receives (may be NULL). Messages name
  * file:line and the column (0-based, as x/y count them). */
+/* Generate the time_series source into parts[0..2] (train, validation,
+ * test by src->split, in generation order): x (count, n_steps, 1); y
+ * (count, ahead), or with seq2seq (count, steps, ahead). */
+int nnrt_time_series(const NnrtDataSource *src, NnrtDataset parts[3], char *err, size_t errlen);
+
 int nnrt_csv_load(const NnrtDataSource *src, const NnrtScaler *fitted, NnrtDataset parts[3],
                   NnrtScaler *scaler, char *err, size_t errlen);
 
