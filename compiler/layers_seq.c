@@ -56,16 +56,20 @@ static int rnn_activation(const Layer *l, const char *arg, int *out)
 /* Floats per sample of the tape and of the workspace for a batch: runtime/rnn.c's layout. */
 static int64_t tape_floats(int kind, int64_t steps, int64_t units)
 {
-    int64_t gates = kind == NNRT_SIMPLE_RNN ? 1 : kind == NNRT_LSTM ? 4 : 3;
-    int64_t extra = kind == NNRT_LSTM ? 2 : kind == NNRT_GRU ? 1 : 0;  /* c and tanh(c); GRU's h U_h part */
-    return steps * units * (1 + gates + extra);
+    int64_t tu = steps * units;
+    return kind == NNRT_SIMPLE_RNN ? tu : kind == NNRT_LSTM ? 6 * tu : 5 * tu;
 }
 
-static size_t workspace_floats(int kind, int64_t steps, int64_t input, int64_t units, size_t batch)
+static size_t workspace_floats(int kind, int reset_after, int64_t steps, int64_t input, int64_t units, size_t batch)
 {
-    int64_t gates = kind == NNRT_SIMPLE_RNN ? 1 : kind == NNRT_LSTM ? 4 : 3;
+    int64_t G = kind == NNRT_SIMPLE_RNN ? 1 : kind == NNRT_LSTM ? 4 : 3, B = (int64_t)batch, u = units, T = steps;
     (void)input;
-    return (size_t)(batch * steps * gates * units + 4 * batch * gates * units);
+    int64_t fwd = u + B * T * G * u + B * G * u;
+    int64_t bwd = u + B * T * G * u + B * T * u + B * u;
+    if (kind == NNRT_LSTM) bwd += B * u + 2 * u;
+    if (kind == NNRT_GRU && reset_after) bwd += B * T * G * u;
+    if (kind == NNRT_GRU && !reset_after) bwd += B * T * u + B * u;
+    return (size_t)(fwd > bwd ? fwd : bwd);
 }
 
 static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
@@ -137,7 +141,7 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
     tape->rnn = tmp.rnn;
     tape->shape = (Shape){1, {tape_floats(kind, x->shape.dim[0], u)}};
     tape->batched = true;
-    tape->workspace = workspace_floats(kind, x->shape.dim[0], x->shape.dim[1], u, lw->g->max_batch);
+    tape->workspace = workspace_floats(kind, tmp.rnn.reset_after, x->shape.dim[0], x->shape.dim[1], u, lw->g->max_batch);
     Node *y = lower_node(lw, l, OP_RNN_OUTPUT, 1, &tape, NULL);
     y->rnn = tmp.rnn;
     node_infer_shape(lw->g, y);

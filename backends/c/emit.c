@@ -1237,6 +1237,21 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "    for (int i = 0; i < NUM_TENSORS; i++)\n");
     fprintf(f, "        if (nnrt_init_fill(m->block + weight_info[i].offset, weight_info[i].rank, weight_info[i].shape,\n"
                "                           &weight_init[i], &rng))\n            goto fail;\n");
+    /* the compiler sized each recurrent tape and scratch by runtime/rnn.c's layout: check it agrees */
+    for (int i = 0; i < p->infer->nnodes; i++) {
+        const Node *n = p->infer->nodes[i];
+        if (n->op != OP_RNN)
+            continue;
+        static const char *kinds[] = {"NNRT_SIMPLE_RNN", "NNRT_LSTM", "NNRT_GRU"};
+        fprintf(f, "    if (nnrt_rnn_tape_floats(&(NnrtRnn){%s, %lld, %lld, %d, 0, 0, 0, %d}) != %lld ||\n"
+                   "        nnrt_rnn_workspace_floats(&(NnrtRnn){%s, %lld, %lld, %d, 0, 0, 0, %d}, %zu) > %zu) {\n"
+                   "        fprintf(stderr, \"%s: internal error: recurrent layer %s does not match libnncc_rt\\n\");\n"
+                   "        goto fail;\n    }\n",
+                kinds[n->rnn.kind], (long long)n->src[0]->shape.dim[0], (long long)n->src[0]->shape.dim[1],
+                n->rnn.units, n->rnn.reset_after, (long long)shape_size(&n->shape), kinds[n->rnn.kind],
+                (long long)n->src[0]->shape.dim[0], (long long)n->src[0]->shape.dim[1], n->rnn.units,
+                n->rnn.reset_after, p->max_batch, n->workspace, P, n->layer);
+    }
     for (int i = 0; i < ws->n; i++)
         if (ws->items[i]->forget_bias_units)
             fprintf(f, "    for (size_t j = %d; j < %d; j++)  /* LSTM unit_forget_bias */\n        m->w.%s[j] = 1.0f;\n",
