@@ -172,6 +172,7 @@ typedef struct {
     bool given;
     LossKind kind;
     bool from_logits;            /* the output is logits (Keras from_logits=True) */
+    float delta;                 /* huber */
     float weight;
     Loc loc;
 } OutputLoss;
@@ -280,5 +281,100 @@ int build_executable(const Toolchain *tc, const char *const *srcs, int nsrcs, co
 /* Run exe with args, inheriting stdio; returns its exit status (2 if it dies). */
 int run_program(const char *exe, char *const args[]);
 int make_dirs(const char *path);
+
+/* ---- expr.c: math expressions for Keras custom functions (model-format.md §2) ---- */
+
+/* X(ENUM, operator, function name, arity): the nodes of an expression tree.
+ * Values are floats, elementwise over the variables; a comparison is 1 or 0;
+ * SUM and MEAN reduce their body over all elements and are only ever the root. */
+#define EXPR_TABLE(X)                                                           \
+    X(NUM, NULL, NULL, 0)          /* a constant */                             \
+    X(VAR, NULL, NULL, 0)          /* a variable: z, y_true, w, ... */          \
+    X(NEG, "-", NULL, 1)           /* -a */                                     \
+    X(ADD, "+", NULL, 2)           /* a + b */                                  \
+    X(SUB, "-", NULL, 2)           /* a - b */                                  \
+    X(MUL, "*", NULL, 2)           /* a * b */                                  \
+    X(DIV, "/", NULL, 2)           /* a / b */                                  \
+    X(POW, "^", "pow", 2)          /* a ^ b, a ** b, pow(a, b) */               \
+    X(LT, "<", NULL, 2)            /* a < b ? 1 : 0, and so on */               \
+    X(LE, "<=", NULL, 2)                                                        \
+    X(GT, ">", NULL, 2)                                                         \
+    X(GE, ">=", NULL, 2)                                                        \
+    X(EQ, "==", NULL, 2)                                                        \
+    X(NE, "!=", NULL, 2)                                                        \
+    X(COND, "?", "where", 3)       /* a != 0 ? b : c, where(a, b, c) */         \
+    X(EXP, NULL, "exp", 1)                                                      \
+    X(LOG, NULL, "log", 1)                                                      \
+    X(SQRT, NULL, "sqrt", 1)                                                    \
+    X(ABS, NULL, "abs", 1)                                                      \
+    X(SIGN, NULL, "sign", 1)       /* -1, 0 or 1: the derivative of abs */      \
+    X(SQUARE, NULL, "square", 1)   /* a * a */                                  \
+    X(TANH, NULL, "tanh", 1)                                                    \
+    X(SIGMOID, NULL, "sigmoid", 1) /* 1 / (1 + exp(-a)) */                      \
+    X(SOFTPLUS, NULL, "softplus", 1) /* log(1 + exp(a)), computed stably */     \
+    X(RELU, NULL, "relu", 1)       /* max(a, 0) */                              \
+    X(SIN, NULL, "sin", 1)                                                      \
+    X(COS, NULL, "cos", 1)                                                      \
+    X(MAX, NULL, "max", 2)         /* ties go to a, for the derivative */       \
+    X(MIN, NULL, "min", 2)                                                      \
+    X(CLIP, NULL, "clip", 3)       /* min(max(a, lo), hi) */                    \
+    X(FLOOR, NULL, "floor", 1)     /* piecewise constant: no derivative */      \
+    X(CEIL, NULL, "ceil", 1)                                                    \
+    X(ROUND, NULL, "round", 1)     /* half to even, as tf.round */              \
+    X(SUM, NULL, "sum", 1)         /* sum of a over all elements */             \
+    X(MEAN, NULL, "mean", 1)       /* mean of a over all elements */
+
+typedef enum {
+#define X(e, op, fn, n) EX_##e,
+    EXPR_TABLE(X)
+#undef X
+    EX_COUNT
+} ExprKind;
+
+/* Trees are immutable once built and may share subtrees (a `where:`
+ * definition used twice is one subtree). */
+typedef struct Expr Expr;
+struct Expr {
+    ExprKind kind;
+    double num;                  /* EX_NUM: the value */
+    int var;                     /* EX_VAR: index into ExprEnv.vars */
+    const char *name;            /* EX_VAR: the name as written */
+    Expr *arg[3];                /* the operands, EXPR_TABLE arity of them */
+    Loc loc;                     /* its token in the YAML: operator, function name, number, name */
+};
+
+typedef enum {
+    EXPR_ELEMENTWISE,            /* no sum/mean anywhere: activations, constraints */
+    EXPR_MAY_REDUCE,             /* elementwise, or a sum/mean at the root: losses */
+    EXPR_MUST_REDUCE,            /* a sum/mean at the root: regularizers, metrics */
+} ExprTop;
+
+typedef struct {
+    const char *what;            /* "activation", "loss", ...: named in messages */
+    const char *const *vars;     /* the variables, {"y_true", "y_pred"}; EX_VAR.var indexes this */
+    int nvars;
+    const YNode *where;          /* the `where:` map, name -> expression; NULL: none */
+    ExprTop top;
+} ExprEnv;
+
+/* Parse text, written at loc (one column further when quoted; exact for
+ * one-line scalars without escapes), substituting env->where definitions (a
+ * cycle is an error). Simplified as it is built; scaled and added reductions
+ * are lifted to the root (0.01 * sum(a) + sum(b) is sum(0.01 * a + b)).
+ * NULL after a located error. */
+Expr *expr_parse(Arena *a, const char *text, Loc loc, bool quoted, const ExprEnv *env);
+Expr *expr_parse_node(Arena *a, const YNode *scalar, const ExprEnv *env);  /* text, loc, quoting of a scalar */
+/* d e / d vars[var], simplified; e is elementwise (differentiate a reduction's
+ * body). NULL after a located error (a piecewise-constant function of var). */
+Expr *expr_diff(Arena *a, Expr *e, int var);
+/* The body of a root sum/mean, setting *kind to EX_SUM or EX_MEAN; NULL when
+ * e is elementwise. d mean(b)/dw = expr_diff(b, w) / (the element count). */
+Expr *expr_reduction(const Expr *e, ExprKind *kind);
+/* e as one C float expression; names[i] (a primary expression such as "x[i]")
+ * stands for vars[i], NULL names: as written. e is elementwise. */
+const char *expr_to_c(Arena *a, const Expr *e, const char *const *names);
+/* e in double precision at values[i] for vars[i]; a reduction evaluates its
+ * body (a reduction over one element). */
+double expr_eval(const Expr *e, const double *values);
 
 #endif /* NNCC_COMPILER_H */

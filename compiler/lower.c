@@ -264,6 +264,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         loss->attr = ol->kind;
         loss->from_logits = logits;
         loss->weight = ol->weight;
+        loss->alpha = ol->delta;
         loss->slot = m->noutputs > 1 ? i : -1;  /* several outputs: each loss is also reported */
         g->nlosses++;
         loss->storage = ST_SCALAR;

@@ -12,6 +12,7 @@
 #include "nnrt.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -411,6 +412,9 @@ static int parse_loss(const YNode *v, OutputLoss *out)
         {"mae", LOSS_MEAN_ABSOLUTE_ERROR},
         {"mean_absolute_error", LOSS_MEAN_ABSOLUTE_ERROR},
         {"MeanAbsoluteError", LOSS_MEAN_ABSOLUTE_ERROR},
+        {"huber", LOSS_HUBER},
+        {"huber_loss", LOSS_HUBER},
+        {"Huber", LOSS_HUBER},
     };
     const char *name;
     const YNode *args = NULL;
@@ -431,9 +435,17 @@ static int parse_loss(const YNode *v, OutputLoss *out)
         if (strcmp(names[i].name, name) != 0)
             continue;
         out->kind = names[i].kind;
+        out->delta = 1.0f;
         for (int j = 0; args && j < args->n; j++) {
             const YNode *k = ymap_key(args, j);
-            if (!strcmp(k->text, "from_logits") && loss_info[out->kind].softmax_fusable | (out->kind == LOSS_BINARY_CROSSENTROPY)) {
+            if (!strcmp(k->text, "delta") && out->kind == LOSS_HUBER) {
+                double d;
+                if (get_double(ymap_value(args, j), &d, "delta"))
+                    return -1;
+                if (!(d > 0))
+                    return error_at(ymap_value(args, j)->loc, "delta must be positive");
+                out->delta = (float)d;
+            } else if (!strcmp(k->text, "from_logits") && loss_info[out->kind].softmax_fusable | (out->kind == LOSS_BINARY_CROSSENTROPY)) {
                 if (get_bool(ymap_value(args, j), &out->from_logits, "from_logits"))
                     return -1;
             } else {
@@ -443,8 +455,6 @@ static int parse_loss(const YNode *v, OutputLoss *out)
         return 0;
     }
     Loc at = v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc;
-    if (!strcmp(name, "huber") || !strcmp(name, "Huber") || !strcmp(name, "huber_loss"))
-        return error_at(at, "the huber loss is not supported yet");
     error_at(at, "unknown loss '%s'", name);
     const char *all[sizeof names / sizeof names[0]];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -454,6 +464,95 @@ static int parse_loss(const YNode *v, OutputLoss *out)
         hint("did you mean '%s'?", near);
     else
         hint("losses: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae");
+    return -1;
+}
+
+/* Keras optimizers: the arguments each takes and its defaults. A field is
+ * a double unless listed in the bool set; clipping applies to all. */
+typedef struct {
+    const char *key;
+    size_t offset;
+    bool is_bool;
+} OptField;
+
+#define F(k, f) {k, offsetof(OptimizerSpec, f), false}
+#define FB(k, f) {k, offsetof(OptimizerSpec, f), true}
+static const OptField opt_fields[] = {
+    F("learning_rate", learning_rate), F("lr", learning_rate), F("momentum", momentum), FB("nesterov", nesterov),
+    F("beta_1", beta_1), F("beta_2", beta_2), F("epsilon", epsilon), F("rho", rho), FB("centered", centered),
+    FB("amsgrad", amsgrad), F("weight_decay", weight_decay), F("initial_accumulator_value", initial_accumulator_value),
+    F("clipvalue", clipvalue), F("clipnorm", clipnorm), F("global_clipnorm", global_clipnorm),
+};
+#undef F
+#undef FB
+
+static const struct {
+    const char *name, *keys;     /* keys: the fields it takes besides learning_rate and clipping */
+    OptimizerSpec defaults;
+} optimizer_classes[] = {
+    {"SGD", "momentum nesterov", {.kind = OPT_SGD, .learning_rate = 0.01}},
+    {"Adagrad", "initial_accumulator_value epsilon",
+     {.kind = OPT_ADAGRAD, .learning_rate = 0.001, .initial_accumulator_value = 0.1, .epsilon = 1e-7}},
+    {"RMSprop", "rho momentum epsilon centered", {.kind = OPT_RMSPROP, .learning_rate = 0.001, .rho = 0.9, .epsilon = 1e-7}},
+    {"Adam", "beta_1 beta_2 epsilon amsgrad",
+     {.kind = OPT_ADAM, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7}},
+    {"Nadam", "beta_1 beta_2 epsilon", {.kind = OPT_NADAM, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7}},
+    {"Adamax", "beta_1 beta_2 epsilon", {.kind = OPT_ADAMAX, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7}},
+    {"AdamW", "weight_decay beta_1 beta_2 epsilon amsgrad",
+     {.kind = OPT_ADAMW, .learning_rate = 0.001, .weight_decay = 0.004, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7}},
+};
+
+/* {ExponentialDecay: {initial_learning_rate, decay_steps, decay_rate, staircase}}
+ * or {PiecewiseConstantDecay: {boundaries: [...], values: [...]}} */
+static int parse_schedule(const YNode *v, OptimizerSpec *o)
+{
+    if (v->kind != Y_MAP || v->n != 1) {
+        error_at(v->loc, "a learning-rate schedule is {ExponentialDecay: {...}} or {PiecewiseConstantDecay: {...}}");
+        return -1;
+    }
+    const YNode *k = ymap_key(v, 0), *args = ymap_value(v, 0);
+    if (expect_kind(args, Y_MAP, "schedule arguments"))
+        return -1;
+    if (!strcmp(k->text, "ExponentialDecay")) {
+        static const char *const keys[] = {"initial_learning_rate", "decay_steps", "decay_rate", "staircase", NULL};
+        if (check_keys(args, "ExponentialDecay", keys))
+            return -1;
+        const YNode *a = ymap_get(args, "initial_learning_rate"), *s = ymap_get(args, "decay_steps"),
+                    *r = ymap_get(args, "decay_rate"), *st = ymap_get(args, "staircase");
+        if (!a || !s || !r)
+            return error_at(args->loc, "ExponentialDecay needs initial_learning_rate, decay_steps and decay_rate");
+        o->schedule.kind = SCHEDULE_EXPONENTIAL;
+        if (get_double(a, &o->learning_rate, "initial_learning_rate") ||
+            get_double(s, &o->schedule.decay_steps, "decay_steps") || get_double(r, &o->schedule.decay_rate, "decay_rate") ||
+            (st && get_bool(st, &o->schedule.staircase, "staircase")))
+            return -1;
+        if (o->schedule.decay_steps <= 0)
+            return error_at(s->loc, "decay_steps must be positive");
+        return 0;
+    }
+    if (!strcmp(k->text, "PiecewiseConstantDecay")) {
+        static const char *const keys[] = {"boundaries", "values", NULL};
+        if (check_keys(args, "PiecewiseConstantDecay", keys))
+            return -1;
+        const YNode *b = ymap_get(args, "boundaries"), *vals = ymap_get(args, "values");
+        if (!b || !vals || b->kind != Y_SEQ || vals->kind != Y_SEQ || b->n > 16 || vals->n != b->n + 1) {
+            error_at(args->loc, "PiecewiseConstantDecay takes boundaries (up to 16) and one more value than boundaries");
+            hint("for example: {boundaries: [1000, 2000], values: [0.01, 0.005, 0.001]}");
+            return -1;
+        }
+        o->schedule.kind = SCHEDULE_PIECEWISE;
+        o->schedule.nboundaries = b->n;
+        for (int i = 0; i < b->n; i++)
+            if (get_double(b->items[i], &o->schedule.boundaries[i], "a boundary"))
+                return -1;
+        for (int i = 0; i < vals->n; i++)
+            if (get_double(vals->items[i], &o->schedule.values[i], "a value"))
+                return -1;
+        o->learning_rate = o->schedule.values[0];
+        return 0;
+    }
+    error_at(k->loc, "unknown learning-rate schedule '%s'", k->text);
+    hint("schedules: ExponentialDecay, PiecewiseConstantDecay");
     return -1;
 }
 
@@ -472,67 +571,71 @@ static int parse_optimizer(const YNode *v, OptimizerSpec *o)
             return -1;
     } else
         return error_at(v->loc, "expected an optimizer: a name like sgd, or {SGD: {learning_rate: 0.01}}");
-    *o = (OptimizerSpec){0};
-    const char *const *allowed;
-    static const char *const sgd_args[] = {"learning_rate", "lr", "momentum", "nesterov", NULL};
-    static const char *const adam_args[] = {"learning_rate", "lr", "beta_1", "beta_2", "epsilon", "amsgrad", NULL};
-    if (!strcmp(name, "SGD") || !strcmp(name, "sgd")) {
-        *o = (OptimizerSpec){.kind = OPT_SGD, .learning_rate = 0.01};
-        allowed = sgd_args;
-    } else if (!strcmp(name, "Adam") || !strcmp(name, "adam")) {
-        *o = (OptimizerSpec){.kind = OPT_ADAM, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7};
-        allowed = adam_args;
-    } else {
-        static const char *const later[] = {"Adagrad", "RMSprop", "Nadam", "Adamax", "AdamW", "adagrad",
-                                            "rmsprop", "nadam", "adamax", "adamw"};
-        Loc at = v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc;
-        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-            if (!strcmp(name, later[i]))
-                return error_at(at, "the %s optimizer is not supported yet (SGD and Adam are)", name);
+    Loc at = v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc;
+    int c = -1, n = (int)(sizeof optimizer_classes / sizeof optimizer_classes[0]);
+    for (int i = 0; i < n; i++)
+        if (!strcasecmp(name, optimizer_classes[i].name))
+            c = i;
+    if (c < 0) {
         error_at(at, "unknown optimizer '%s'", name);
-        static const char *const known[] = {"SGD", "Adam", "sgd", "adam"};
-        const char *near = closest_name(name, known, 4);
+        const char *names[8];
+        for (int i = 0; i < n; i++)
+            names[i] = optimizer_classes[i].name;
+        const char *near = closest_name(name, names, n);
         if (near)
             hint("did you mean '%s'?", near);
         else
-            hint("optimizers: SGD, Adam");
+            hint("optimizers: SGD, Adagrad, RMSprop, Adam, Nadam, Adamax, AdamW");
         return -1;
     }
-    if (!args)
-        return 0;
-    if (check_keys(args, name, allowed))
-        return -1;
-    for (int i = 0; i < args->n; i++) {
-        const char *k = ymap_key(args, i)->text;
-        const YNode *val = ymap_value(args, i);
-        int rc = 0;
-        if (!strcmp(k, "learning_rate") || !strcmp(k, "lr")) {
-            if (val->kind == Y_MAP)
-                return error_at(val->loc, "learning-rate schedules are not supported yet");
-            rc = get_double(val, &o->learning_rate, k);
-            if (!rc && o->learning_rate <= 0)
-                return error_at(val->loc, "learning_rate must be positive, not %g", o->learning_rate);
-        } else if (!strcmp(k, "momentum")) {
-            rc = get_double(val, &o->momentum, k);
-            if (!rc && (o->momentum < 0 || o->momentum > 1))
-                return error_at(val->loc, "momentum must be in [0, 1], not %g", o->momentum);
-        } else if (!strcmp(k, "nesterov"))
-            rc = get_bool(val, &o->nesterov, k);
-        else if (!strcmp(k, "beta_1"))
-            rc = get_double(val, &o->beta_1, k);
-        else if (!strcmp(k, "beta_2"))
-            rc = get_double(val, &o->beta_2, k);
-        else if (!strcmp(k, "epsilon"))
-            rc = get_double(val, &o->epsilon, k);
-        else if (!strcmp(k, "amsgrad")) {
-            bool ams;
-            rc = get_bool(val, &ams, k);
-            if (!rc && ams)
-                return error_at(val->loc, "amsgrad is not supported yet");
-        }
-        if (rc)
+    *o = optimizer_classes[c].defaults;
+    for (int i = 0; args && i < args->n; i++) {
+        const YNode *k = ymap_key(args, i), *val = ymap_value(args, i);
+        bool common = !strcmp(k->text, "learning_rate") || !strcmp(k->text, "lr") || strstr(k->text, "clip");
+        const char *keys = optimizer_classes[c].keys, *hit = strstr(keys, k->text);
+        size_t len = strlen(k->text);
+        bool own = hit && (hit == keys || hit[-1] == ' ') && (hit[len] == 0 || hit[len] == ' ');
+        const OptField *f = NULL;
+        for (size_t j = 0; j < sizeof opt_fields / sizeof opt_fields[0]; j++)
+            if (!strcmp(opt_fields[j].key, k->text))
+                f = &opt_fields[j];
+        if (!f || !(common || own)) {
+            error_at(k->loc, "%s has no argument '%s'", optimizer_classes[c].name, k->text);
+            char buf[256];
+            const char *names[16];
+            int nn = 0;
+            snprintf(buf, sizeof buf, "learning_rate clipvalue clipnorm global_clipnorm %s", keys);
+            for (char *tok = strtok(buf, " "); tok && nn < 16; tok = strtok(NULL, " "))
+                names[nn++] = tok;
+            const char *near = closest_name(k->text, names, nn);
+            if (near)
+                hint("did you mean '%s'?", near);
+            else
+                hint("%s takes: learning_rate, %s, clipvalue, clipnorm, global_clipnorm", optimizer_classes[c].name,
+                     keys);
             return -1;
+        }
+        if (!strcmp(f->key, "learning_rate") || !strcmp(f->key, "lr")) {
+            if (val->kind == Y_MAP) {
+                if (parse_schedule(val, o))
+                    return -1;
+                continue;
+            }
+        }
+        void *field = (char *)o + f->offset;
+        if (f->is_bool ? get_bool(val, field, k->text) : get_double(val, field, k->text))
+            return -1;
+        double x = f->is_bool ? 0 : *(double *)field;
+        if ((!strcmp(f->key, "learning_rate") || !strcmp(f->key, "lr")) && x <= 0)
+            return error_at(val->loc, "learning_rate must be positive, not %g", x);
+        if ((!strcmp(f->key, "momentum") || !strncmp(f->key, "beta", 4) || !strcmp(f->key, "rho")) && (x < 0 || x > 1))
+            return error_at(val->loc, "%s must be in [0, 1], not %g", f->key, x);
+        if ((strstr(f->key, "clip") || !strcmp(f->key, "epsilon") || !strcmp(f->key, "weight_decay") ||
+             !strcmp(f->key, "initial_accumulator_value")) && x < 0)
+            return error_at(val->loc, "%s must not be negative", f->key);
     }
+    if ((o->clipnorm != 0) + (o->global_clipnorm != 0) > 1)
+        return error_at(v->loc, "clipnorm and global_clipnorm cannot both be set (as in Keras)");
     return 0;
 }
 
@@ -880,6 +983,287 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
     return -1;
 }
 
+/* The layers (HDF5 groups) that own weights, for freeze lists. */
+static bool layer_has_weights(const Model *m, const char *name)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const Layer *l = m->layers[i];
+        if (strcmp(l->group, name) != 0)
+            continue;
+        for (int j = 0; l->cls->args[j].name; j++)
+            if (l->cls->args[j].type == ARG_INITIALIZER)
+                return true;
+    }
+    return false;
+}
+
+/* phases: [{epochs: 4, freeze: [dense, dense_1]}, {epochs: 16, optimizer: {SGD: {learning_rate: 0.001}}}] */
+static int parse_phases(Arena *a, Model *m, const YNode *v, FitSpec *fit)
+{
+    (void)a;
+    if (expect_kind(v, Y_SEQ, "phases"))
+        return -1;
+    if (v->n < 1 || v->n > 8)
+        return error_at(v->loc, "phases takes 1 to 8 phases");
+    fit->num_phases = v->n;
+    int total = 0;
+    for (int i = 0; i < v->n; i++) {
+        const YNode *p = v->items[i], *o;
+        PhaseSpec *ph = &fit->phases[i];
+        if (expect_kind(p, Y_MAP, "a phase"))
+            return -1;
+        static const char *const keys[] = {"epochs", "freeze", "optimizer", NULL};
+        if (check_keys(p, "a phase", keys))
+            return -1;
+        long x;
+        if (!(o = ymap_get(p, "epochs")))
+            return error_at(p->loc, "each phase needs its epochs");
+        if (get_long(o, &x, 1, "epochs"))
+            return -1;
+        ph->epochs = (int)x;
+        total += ph->epochs;
+        if ((o = ymap_get(p, "freeze"))) {
+            if (expect_kind(o, Y_SEQ, "freeze") || o->n > 64)
+                return o->kind == Y_SEQ ? error_at(o->loc, "at most 64 layers per freeze list") : -1;
+            for (int j = 0; j < o->n; j++) {
+                if (expect_kind(o->items[j], Y_SCALAR, "a layer name"))
+                    return -1;
+                if (!layer_has_weights(m, o->items[j]->text)) {
+                    error_at(o->items[j]->loc, "no layer '%s' with weights to freeze", o->items[j]->text);
+                    const char *names[256];
+                    int nn = 0;
+                    for (int q = 0; q < m->nlayers && nn < 256; q++)
+                        names[nn++] = m->layers[q]->group;
+                    const char *near = closest_name(o->items[j]->text, names, nn);
+                    if (near)
+                        hint("did you mean '%s'?", near);
+                    return -1;
+                }
+                ph->freeze[ph->num_freeze++] = o->items[j]->text;
+            }
+        }
+        if ((o = ymap_get(p, "optimizer"))) {
+            OptimizerSpec spec;
+            if (parse_optimizer(o, &spec))
+                return -1;
+            if (spec.kind != m->optimizer.kind || spec.schedule.kind != SCHEDULE_CONSTANT) {
+                error_at(o->loc, "a phase may change the learning rate of the compiled %s, not the optimizer",
+                         optimizer_info[m->optimizer.kind].name);
+                hint("the generated code holds one optimizer; compile with the one the phases share");
+                return -1;
+            }
+            ph->learning_rate = spec.learning_rate;
+        }
+    }
+    fit->epochs = total;
+    return 0;
+}
+
+/* mode: auto / min / max */
+static int parse_mode(const YNode *v, int *out)
+{
+    if (expect_kind(v, Y_SCALAR, "mode"))
+        return -1;
+    if (!strcmp(v->text, "auto"))
+        *out = 0;
+    else if (!strcmp(v->text, "min"))
+        *out = 1;
+    else if (!strcmp(v->text, "max"))
+        *out = 2;
+    else
+        return error_at(v->loc, "mode is auto, min or max, not '%s'", v->text);
+    return 0;
+}
+
+static int get_string(const YNode *v, const char **out, const char *what)
+{
+    if (expect_kind(v, Y_SCALAR, what))
+        return -1;
+    if (!*v->text)
+        return error_at(v->loc, "%s must not be empty", what);
+    *out = v->text;
+    return 0;
+}
+
+/* fit.callbacks: a list of {Callback: {arguments}} with Keras's defaults. */
+static int parse_callbacks(const YNode *list, CallbackSpec *c)
+{
+    if (expect_kind(list, Y_SEQ, "callbacks"))
+        return -1;
+    for (int i = 0; i < list->n; i++) {
+        const YNode *item = list->items[i], *args = NULL, *v;
+        const char *name;
+        if (item->kind == Y_SCALAR) {
+            name = item->text;
+        } else if (item->kind == Y_MAP && item->n == 1) {
+            name = ymap_key(item, 0)->text;
+            args = ymap_value(item, 0);
+            if (yscalar_is_null(args))
+                args = NULL;
+            else if (expect_kind(args, Y_MAP, "callback arguments"))
+                return -1;
+        } else {
+            return error_at(item->loc, "each callback is {Name: {arguments}}, e.g. - EarlyStopping: {patience: 10}");
+        }
+        static const YNode empty = {.kind = Y_MAP};
+        if (!args)
+            args = &empty;
+        Loc at = item->kind == Y_MAP ? ymap_key(item, 0)->loc : item->loc;
+        long x;
+        bool b;
+        if (!strcmp(name, "ModelCheckpoint")) {
+            static const char *const keys[] = {"filepath", "monitor", "save_best_only", "save_weights_only", "mode",
+                                               "verbose", "save_freq", NULL};
+            if (check_keys(args, "ModelCheckpoint", keys))
+                return -1;
+            c->checkpoint.enabled = true;
+            c->checkpoint.monitor = "val_loss";
+            if (!(v = ymap_get(args, "filepath")))
+                return error_at(at, "ModelCheckpoint needs a filepath, like my_model.h5 or ckpt_{epoch:02d}.h5");
+            if (get_string(v, &c->checkpoint.filepath, "filepath"))
+                return -1;
+            if ((v = ymap_get(args, "monitor")) && get_string(v, &c->checkpoint.monitor, "monitor"))
+                return -1;
+            if ((v = ymap_get(args, "save_best_only")) && get_bool(v, &c->checkpoint.save_best_only, "save_best_only"))
+                return -1;
+            if ((v = ymap_get(args, "save_weights_only")) &&
+                get_bool(v, &c->checkpoint.save_weights_only, "save_weights_only"))
+                return -1;
+            if ((v = ymap_get(args, "mode")) && parse_mode(v, &c->checkpoint.mode))
+                return -1;
+            if ((v = ymap_get(args, "save_freq")) && (v->kind != Y_SCALAR || strcmp(v->text, "epoch")))
+                return error_at(v->loc, "only save_freq: epoch is supported");
+        } else if (!strcmp(name, "EarlyStopping")) {
+            static const char *const keys[] = {"monitor", "min_delta", "patience", "mode", "baseline",
+                                               "restore_best_weights", "start_from_epoch", "verbose", NULL};
+            if (check_keys(args, "EarlyStopping", keys))
+                return -1;
+            c->early_stopping.enabled = true;
+            c->early_stopping.monitor = "val_loss";
+            c->early_stopping.baseline = NAN;
+            if ((v = ymap_get(args, "monitor")) && get_string(v, &c->early_stopping.monitor, "monitor"))
+                return -1;
+            if ((v = ymap_get(args, "min_delta")) && get_double(v, &c->early_stopping.min_delta, "min_delta"))
+                return -1;
+            if ((v = ymap_get(args, "baseline")) && !yscalar_is_null(v) &&
+                get_double(v, &c->early_stopping.baseline, "baseline"))
+                return -1;
+            if ((v = ymap_get(args, "patience"))) {
+                if (get_long(v, &x, 0, "patience"))
+                    return -1;
+                c->early_stopping.patience = (int)x;
+            }
+            if ((v = ymap_get(args, "start_from_epoch"))) {
+                if (get_long(v, &x, 0, "start_from_epoch"))
+                    return -1;
+                c->early_stopping.start_from_epoch = (int)x;
+            }
+            if ((v = ymap_get(args, "mode")) && parse_mode(v, &c->early_stopping.mode))
+                return -1;
+            if ((v = ymap_get(args, "restore_best_weights")) &&
+                get_bool(v, &c->early_stopping.restore_best_weights, "restore_best_weights"))
+                return -1;
+        } else if (!strcmp(name, "ReduceLROnPlateau")) {
+            static const char *const keys[] = {"monitor", "factor", "patience", "mode", "min_delta", "cooldown",
+                                               "min_lr", "verbose", NULL};
+            if (check_keys(args, "ReduceLROnPlateau", keys))
+                return -1;
+            c->reduce_lr.enabled = true;
+            c->reduce_lr.monitor = "val_loss";
+            c->reduce_lr.factor = 0.1;
+            c->reduce_lr.patience = 10;
+            c->reduce_lr.min_delta = 1e-4;
+            if ((v = ymap_get(args, "monitor")) && get_string(v, &c->reduce_lr.monitor, "monitor"))
+                return -1;
+            if ((v = ymap_get(args, "factor"))) {
+                if (get_double(v, &c->reduce_lr.factor, "factor"))
+                    return -1;
+                if (!(c->reduce_lr.factor > 0 && c->reduce_lr.factor < 1))
+                    return error_at(v->loc, "factor must be between 0 and 1 (Keras refuses >= 1)");
+            }
+            if ((v = ymap_get(args, "min_delta")) && get_double(v, &c->reduce_lr.min_delta, "min_delta"))
+                return -1;
+            if ((v = ymap_get(args, "min_lr")) && get_double(v, &c->reduce_lr.min_lr, "min_lr"))
+                return -1;
+            if ((v = ymap_get(args, "patience"))) {
+                if (get_long(v, &x, 0, "patience"))
+                    return -1;
+                c->reduce_lr.patience = (int)x;
+            }
+            if ((v = ymap_get(args, "cooldown"))) {
+                if (get_long(v, &x, 0, "cooldown"))
+                    return -1;
+                c->reduce_lr.cooldown = (int)x;
+            }
+            if ((v = ymap_get(args, "mode")) && parse_mode(v, &c->reduce_lr.mode))
+                return -1;
+        } else if (!strcmp(name, "CSVLogger")) {
+            static const char *const keys[] = {"filename", "separator", "append", NULL};
+            if (check_keys(args, "CSVLogger", keys))
+                return -1;
+            c->csv_logger.enabled = true;
+            c->csv_logger.separator = ',';
+            if (!(v = ymap_get(args, "filename")))
+                return error_at(at, "CSVLogger needs a filename");
+            if (get_string(v, &c->csv_logger.filename, "filename"))
+                return -1;
+            if ((v = ymap_get(args, "separator"))) {
+                if (v->kind != Y_SCALAR || strlen(v->text) != 1)
+                    return error_at(v->loc, "separator is one character");
+                c->csv_logger.separator = v->text[0];
+            }
+            if ((v = ymap_get(args, "append"))) {
+                if (get_bool(v, &b, "append"))
+                    return -1;
+                c->csv_logger.append = b;
+            }
+        } else if (!strcmp(name, "TerminateOnNaN")) {
+            static const char *const keys[] = {NULL};
+            if (check_keys(args, "TerminateOnNaN", keys))
+                return -1;
+            c->terminate_on_nan = true;
+        } else {
+            static const char *const known[] = {"ModelCheckpoint", "EarlyStopping", "ReduceLROnPlateau", "CSVLogger",
+                                                "TerminateOnNaN"};
+            error_at(at, "unknown callback '%s'", name);
+            const char *near = closest_name(name, known, 5);
+            hint(near ? "did you mean '%s'?" : "callbacks: ModelCheckpoint, EarlyStopping, ReduceLROnPlateau, "
+                                               "CSVLogger, TerminateOnNaN%s",
+                 near ? near : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* classes: [0, 1, 2, 3, 4, 7, 8, 9] keeps those labels, numbered 0.. in
+ * that order; binary_class: 6 makes the target 1.0 for label 6, else 0.0
+ * (the notes' transfer-learning split of Fashion-MNIST). */
+static int parse_label_filter(const YNode *data, DataSpec *d)
+{
+    const YNode *c = ymap_get(data, "classes"), *b = ymap_get(data, "binary_class");
+    long x;
+    if (c) {
+        if (c->kind != Y_SEQ || c->n == 0 || c->n > 64)
+            return error_at(c->loc, "classes is a list of 1 to 64 class labels, like [5, 6]");
+        for (int i = 0; i < c->n; i++) {
+            if (get_long(c->items[i], &x, 0, "a class label"))
+                return -1;
+            for (int j = 0; j < i; j++)
+                if (d->classes[j] == x)
+                    return error_at(c->items[i]->loc, "class %ld is listed twice", x);
+            d->classes[d->num_classes++] = (int)x;
+        }
+    }
+    if (b) {
+        if (get_long(b, &x, 0, "binary_class"))
+            return -1;
+        d->binary = 1;
+        d->binary_class = (int)x;
+    }
+    return 0;
+}
+
 /* {dataset: time_series, n_steps: 50, ahead: 1, count: 10000, seed: 42, seq2seq: false}
  * and, for models whose output sequence is shorter (a strided Conv1D front
  * end), target_start / target_stride: the seq2seq targets [start::stride]. */
@@ -930,7 +1314,7 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
     if (expect_kind(f, Y_MAP, "fit"))
         return -1;
     static const char *const keys[] = {"data", "validation", "epochs", "batch_size", "shuffle", "seed", "callbacks",
-                                       NULL};
+                                       "phases", "train_limit", "weights_from", NULL};
     if (check_keys(f, "fit", keys))
         return -1;
     FitSpec *fit = &m->fit;
@@ -956,8 +1340,8 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
             hint("built-in datasets: fashion_mnist, time_series");
             return -1;
         } else {
-        static const char *const dkeys[] = {"dataset", NULL};
-        if (check_keys(data, "a built-in dataset", dkeys))
+        static const char *const dkeys[] = {"dataset", "classes", "binary_class", NULL};
+        if (check_keys(data, "the fashion_mnist dataset", dkeys))
             return -1;
         const double scale = 1.0 / 255.0;
         fit->train = (DataSpec){.format = NNRT_DATA_IDX, .x = FASHION_DIR "train-images-idx3-ubyte.gz",
@@ -965,6 +1349,12 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
         fit->test = (DataSpec){.format = NNRT_DATA_IDX, .x = FASHION_DIR "t10k-images-idx3-ubyte.gz",
                                .y = FASHION_DIR "t10k-labels-idx1-ubyte.gz", .scale = scale};
         fit->split_first = 5000;
+        if (parse_label_filter(data, &fit->train))
+            return -1;
+        memcpy(fit->test.classes, fit->train.classes, sizeof fit->test.classes);
+        fit->test.num_classes = fit->train.num_classes;
+        fit->test.binary = fit->train.binary;
+        fit->test.binary_class = fit->train.binary_class;
         const char *files[] = {fit->train.x, fit->train.y, fit->test.x, fit->test.y};
         for (int i = 0; i < 4; i++)
             if (access(files[i], R_OK) != 0) {
@@ -1018,8 +1408,17 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
             return -1;
         fit->seed = (uint64_t)lv;
     }
-    if ((v = ymap_get(f, "callbacks")))
-        return error_at(v->loc, "callbacks are not supported yet; nncc train writes history.csv and the final weights");
+    if ((v = ymap_get(f, "callbacks")) && parse_callbacks(v, &fit->callbacks))
+        return -1;
+    if ((v = ymap_get(f, "train_limit")) && get_long(v, &fit->train_limit, 1, "train_limit"))
+        return -1;
+    if ((v = ymap_get(f, "weights_from"))) {
+        if (expect_kind(v, Y_SCALAR, "weights_from"))
+            return -1;
+        fit->weights_from = resolve_path(a, m, v);
+    }
+    if ((v = ymap_get(f, "phases")) && parse_phases(a, m, v, fit))
+        return -1;
     return 0;
 }
 

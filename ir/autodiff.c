@@ -41,7 +41,9 @@ void ir_accumulate_grad(Graph *g, Node *x, Node *dx)
 void ir_weight_grad_by(Graph *g, Node *w, Node *producer)
 {
     (void)g;
-    assert(w->op == OP_WEIGHT && !w->grad);  /* recurrent weights have one consumer */
+    assert(w->op == OP_WEIGHT);
+    /* other writers (a regularizer's penalty) add into the same gradient
+     * block; the emitter orders their betas; the update follows them all */
     if (w->requires_grad)
         w->grad = producer;
 }

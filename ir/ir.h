@@ -196,11 +196,27 @@ const char *graph_unique_name(Graph *g, const char *base);
 
 /* ---- The compilation unit the backend consumes ------------------------- */
 
+typedef enum { SCHEDULE_CONSTANT, SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE } ScheduleKind;
+
+/* A Keras optimizer: its class, arguments (Keras defaults filled in),
+ * gradient clipping and learning-rate schedule. */
 typedef struct {
     OptimizerKind kind;
-    double learning_rate, momentum, beta_1, beta_2, epsilon;
-    bool nesterov;
+    double learning_rate, momentum, beta_1, beta_2, epsilon, rho, weight_decay, initial_accumulator_value;
+    bool nesterov, centered, amsgrad;
+    double clipvalue, clipnorm, global_clipnorm;  /* 0: off */
+    struct {
+        ScheduleKind kind;
+        double decay_steps, decay_rate;          /* exponential: lr * rate^(step / decay_steps) */
+        bool staircase;
+        double boundaries[16], values[17];       /* piecewise constant */
+        int nboundaries;
+    } schedule;
 } OptimizerSpec;
+
+/* The state slots an optimizer keeps per trainable float, with the names
+ * tf.keras gives them ("m", "v", "momentum", ...); returns the count. */
+int optimizer_slots(const OptimizerSpec *o, const char *names[3]);
 
 /* Where `nncc train` reads data (mirrors NnrtDataSource). */
 typedef struct {
@@ -213,10 +229,50 @@ typedef struct {
     double split[3];
     uint64_t seed;
     int n_steps, ahead, count, seq2seq, target_start, target_stride;  /* time_series */
+    int classes[64], num_classes, binary, binary_class;                /* label filters */
 } DataSpec;
 
 typedef struct {
+    int epochs;
+    const char *freeze[64];
+    int num_freeze;
+    double learning_rate;        /* 0: the compiled one */
+} PhaseSpec;
+
+/* Keras callbacks (mirrors NnrtCallbacks of the runtime). mode: 0 auto, 1 min, 2 max. */
+typedef struct {
+    struct {
+        bool enabled, save_best_only, save_weights_only;
+        const char *filepath, *monitor;
+        int mode;
+    } checkpoint;
+    struct {
+        bool enabled, restore_best_weights;
+        const char *monitor;
+        int patience, mode, start_from_epoch;
+        double min_delta, baseline;  /* baseline NAN: none */
+    } early_stopping;
+    struct {
+        bool enabled;
+        const char *monitor;
+        double factor, min_delta, min_lr;
+        int patience, cooldown, mode;
+    } reduce_lr;
+    struct {
+        bool enabled, append;
+        const char *filename;
+        char separator;
+    } csv_logger;
+    bool terminate_on_nan;
+} CallbackSpec;
+
+typedef struct {
     bool present;
+    CallbackSpec callbacks;
+    long train_limit;
+    const char *weights_from;    /* resolved path, or NULL */
+    PhaseSpec phases[8];
+    int num_phases;
     DataSpec train, test, validation;
     long split_first;
     double split_last;

@@ -473,6 +473,7 @@ static void grad_loss(Graph *g, Node *n, Node *dy)
     d->attr = n->attr;
     d->from_logits = n->from_logits;
     d->weight = n->weight;
+    d->alpha = n->alpha;
     ir_accumulate_grad(g, n->src[0], d);
 }
 
@@ -528,3 +529,39 @@ const OptimizerInfo optimizer_info[OPT_COUNT] = {
     OPTIMIZER_TABLE(X)
 #undef X
 };
+
+int optimizer_slots(const OptimizerSpec *o, const char *names[3])
+{
+    int n = 0;
+    switch (o->kind) {
+    case OPT_SGD:
+        if (o->momentum != 0)
+            names[n++] = "momentum";
+        break;
+    case OPT_ADAGRAD:
+        names[n++] = "accumulator";
+        break;
+    case OPT_RMSPROP:
+        names[n++] = "rms";
+        if (o->momentum != 0)
+            names[n++] = "momentum";
+        if (o->centered)
+            names[n++] = "mg";
+        break;
+    case OPT_ADAM:
+    case OPT_ADAMW:
+        names[n++] = "m";
+        names[n++] = "v";
+        if (o->amsgrad)
+            names[n++] = "vhat";
+        break;
+    case OPT_NADAM:
+    case OPT_ADAMAX:
+        names[n++] = "m";
+        names[n++] = "v";
+        break;
+    case OPT_COUNT:
+        break;
+    }
+    return n;
+}

@@ -105,7 +105,8 @@ extern const ActInfo act_info[ACT_COUNT];
     X(CATEGORICAL_CROSSENTROPY, "categorical_crossentropy", "xent", 0, 1)              \
     X(BINARY_CROSSENTROPY, "binary_crossentropy", "bxent", 0, 0)                         \
     X(MEAN_SQUARED_ERROR, "mean_squared_error", "mse", 0, 0)                            \
-    X(MEAN_ABSOLUTE_ERROR, "mean_absolute_error", "mae", 0, 0)
+    X(MEAN_ABSOLUTE_ERROR, "mean_absolute_error", "mae", 0, 0)                          \
+    X(HUBER, "huber", "huber", 0, 0)  /* the node's alpha is delta */
 
 typedef enum {
 #define X(e, n, k, s, f) LOSS_##e,
@@ -144,10 +145,16 @@ typedef struct {
 } MetricInfo;
 extern const MetricInfo metric_info[METRIC_COUNT];
 
-/* X(ENUM, Keras class name, optimizer state slots per trainable float) */
-#define OPTIMIZER_TABLE(X) \
-    X(SGD, "SGD", 1)       \
-    X(ADAM, "Adam", 2)
+/* X(ENUM, Keras class name, the most state slots per trainable float)
+ * The slots an instance uses depend on its options (optimizer_slots()). */
+#define OPTIMIZER_TABLE(X)     \
+    X(SGD, "SGD", 1)           \
+    X(ADAGRAD, "Adagrad", 1)   \
+    X(RMSPROP, "RMSprop", 3)   \
+    X(ADAM, "Adam", 3)         \
+    X(NADAM, "Nadam", 2)       \
+    X(ADAMAX, "Adamax", 2)     \
+    X(ADAMW, "AdamW", 3)
 
 typedef enum {
 #define X(e, n, s) OPT_##e,

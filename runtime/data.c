@@ -1,5 +1,5 @@
 /* data.c — in-memory arrays and the files they come from: IDX (MNIST),
- * NumPy .npy and CSV.
+ * NumPy .npy, HDF5 datasets and CSV.
  *
  * IDX: a 4-byte magic (0, 0, type code, rank), rank big-endian uint32
  * dimensions, then the elements big-endian in row-major order. It is read
@@ -16,6 +16,11 @@
  * bool; floats become float32 and integers int32 (out of range is an error).
  * Saving writes version 1.0, header padded with spaces and '\n' to a multiple
  * of 64 bytes, through a temporary file renamed into place.
+ *
+ * HDF5: one dataset per array, named by its path in the file (h5py's
+ * f["x_train"]); float types are read as float32 and integer types as
+ * 64-bit then narrowed to int32 with a range check (HDF5 itself would clamp
+ * silently); HDF5 converts byte order and chunked or compressed layouts.
  *
  * CSV: read line by line with gzgets (gzipped or plain alike). skip_rows
  * lines go unread, then the header when there is one; blank lines are
@@ -40,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
+#include <hdf5.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -673,6 +679,158 @@ fail:
     if (tmp_made)
         remove(tmp);
     free(tmp);
+    return rc;
+}
+
+/* ---- HDF5 datasets --------------------------------------------------------- */
+
+#if H5_VERSION_GE(1, 12, 0)
+#define hdf5_signature(path) H5Fis_accessible(path, H5P_DEFAULT)
+#else
+#define hdf5_signature(path) H5Fis_hdf5(path)
+#endif
+
+/* Whether `name` ("a/b/x", a leading '/' allowed) is a dataset: every
+ * link on the way is checked first, as H5Lexists requires. */
+static int hdf5_dataset_exists(hid_t file, const char *name)
+{
+    char partial[1024];
+    size_t len = strlen(name);
+    if (len >= sizeof partial)
+        return 0;
+    for (size_t i = 1; i <= len; i++) {
+        if ((i < len && name[i] != '/') || (i == 1 && name[0] == '/'))
+            continue;
+        memcpy(partial, name, i);
+        partial[i] = '\0';
+        if (H5Lexists(file, partial, H5P_DEFAULT) <= 0)
+            return 0;
+    }
+    hid_t obj = H5Oopen(file, name, H5P_DEFAULT);
+    if (obj < 0)
+        return 0;
+    int is_dataset = H5Iget_type(obj) == H5I_DATASET;
+    H5Oclose(obj);
+    return is_dataset;
+}
+
+int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *err, size_t errlen)
+{
+    int rc = NNRT_EINVAL;
+    hid_t file = -1, ds = -1, type = -1, space = -1;
+    void *data = NULL;
+    int64_t *wide = NULL;
+    NnrtArray a = {0};
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    int restore_auto = 0;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !dataset || !*dataset || !out) {
+        set_err(err, errlen, "nnrt_hdf5_load: bad arguments");
+        return NNRT_EINVAL;
+    }
+    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
+        restore_auto = 1;
+    rc = NNRT_EIO;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    fclose(probe);
+    rc = NNRT_EFORMAT;
+    if (hdf5_signature(path) <= 0) {
+        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature)", path);
+        goto fail;
+    }
+    if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        set_err(err, errlen, "%s: cannot open as HDF5; the file is damaged or truncated", path);
+        goto fail;
+    }
+    if (!hdf5_dataset_exists(file, dataset)) {
+        set_err(err, errlen, "%s: no dataset '%s' in the file", path, dataset);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if ((ds = H5Dopen2(file, dataset, H5P_DEFAULT)) < 0 || (type = H5Dget_type(ds)) < 0 ||
+        (space = H5Dget_space(ds)) < 0) {
+        set_err(err, errlen, "%s: cannot open dataset '%s'; the file is damaged", path, dataset);
+        goto fail;
+    }
+    H5T_class_t cls = H5Tget_class(type);
+    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+        set_err(err, errlen, "%s: dataset '%s' holds neither floats nor integers; store it as float32 or int32",
+                path, dataset);
+        goto fail;
+    }
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[NNRT_MAX_RANK];
+    if (rank < 0 || rank > NNRT_MAX_RANK || H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+        set_err(err, errlen, "%s: dataset '%s' has rank %d (at most %d)", path, dataset, rank, NNRT_MAX_RANK);
+        goto fail;
+    }
+    a.rank = rank;
+    for (int i = 0; i < rank; i++)
+        a.shape[i] = (int64_t)dims[i];
+    size_t count, bytes;
+    rc = NNRT_ENOMEM;
+    if (checked_size(rank, a.shape, 8, &count, &bytes) < 0 || !(data = malloc(count ? count * 4 : 1))) {
+        set_err(err, errlen, "%s: dataset '%s' is too large for memory", path, dataset);
+        goto fail;
+    }
+    rc = NNRT_EFORMAT;
+    if (cls == H5T_FLOAT) {
+        a.dtype = NNRT_F32;
+        if (count && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+            goto read_fail;
+    } else {
+        /* read wide, then check the range: HDF5 would clamp silently */
+        a.dtype = NNRT_I32;
+        rc = NNRT_ENOMEM;
+        if (!(wide = malloc(count ? bytes : 1))) {
+            set_err(err, errlen, "%s: dataset '%s' is too large for memory", path, dataset);
+            goto fail;
+        }
+        rc = NNRT_EFORMAT;
+        int is_unsigned = H5Tget_sign(type) == H5T_SGN_NONE;
+        if (count && H5Dread(ds, is_unsigned ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                             H5P_DEFAULT, wide) < 0)
+            goto read_fail;
+        int32_t *dst = data;
+        for (size_t i = 0; i < count; i++) {
+            uint64_t u;
+            memcpy(&u, &wide[i], sizeof u);
+            if (is_unsigned ? u > INT32_MAX : (wide[i] < INT32_MIN || wide[i] > INT32_MAX)) {
+                if (is_unsigned)
+                    set_err(err, errlen, "%s: dataset '%s' element %zu (%llu) does not fit int32", path, dataset, i,
+                            (unsigned long long)u);
+                else
+                    set_err(err, errlen, "%s: dataset '%s' element %zu (%lld) does not fit int32", path, dataset, i,
+                            (long long)wide[i]);
+                goto fail;
+            }
+            dst[i] = (int32_t)wide[i];
+        }
+    }
+    a.data = data;
+    data = NULL;
+    *out = a;
+    rc = NNRT_OK;
+    goto fail;
+read_fail:
+    set_err(err, errlen, "%s: cannot read dataset '%s'; the file may be truncated", path, dataset);
+fail:
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (ds >= 0) H5Dclose(ds);
+    if (file >= 0) H5Fclose(file);
+    free(data);
+    free(wide);
+    H5Eclear2(H5E_DEFAULT);
+    if (restore_auto)
+        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
     return rc;
 }
 

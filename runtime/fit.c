@@ -27,18 +27,38 @@
  * Data: an idx/npy source's x lists one file per model input and y one per
  * output (or one for all outputs), separated by ';'; a csv source's x and y
  * are column groups separated by '|' (data.c parses, splits and
- * standardizes; this file checks the result against the model). nnrt_fit
- * reads neither cfg->init_weights nor cfg->out_dir: loading and saving are
- * the driver's (main.c). *history is always initialized and must be freed,
- * even after an error, when it holds the epochs completed before it.
+ * standardizes; this file checks the result against the model); hdf5
+ * sources name datasets of one file the same way. nnrt_fit does not read
+ * cfg->init_weights and saves nothing but what the callbacks ask for:
+ * loading and the final save are the driver's (main.c). *history is always
+ * initialized and must be freed, even after an error, when it holds the
+ * epochs completed before it.
+ *
+ * Callbacks (cfg->callbacks) follow Keras: each is checked before the first
+ * step (a monitor the history lacks, a bad filepath template, a model
+ * without weights or learning rate access are errors then, not warnings
+ * after hours of training); at each epoch end, after validation and the
+ * progress line, ModelCheckpoint, EarlyStopping, ReduceLROnPlateau and
+ * CSVLogger run in that order (the YAML order is not kept); TerminateOnNaN
+ * checks the running loss after every step and ends the epoch there, which
+ * is then recorded and seen by the callbacks like any other. Keras's model.
+ * stop_training is Callbacks.stop, read between epochs. At the end (by
+ * epochs, EarlyStopping or Ctrl-C) EarlyStopping's best weights are put back,
+ * as Keras 3 does. Files the callbacks write are relative to cfg->out_dir;
+ * checkpoints go through model->save, which is atomic, so a stop at any
+ * point leaves the last complete checkpoint. With ReduceLROnPlateau the
+ * history gains the column "lr" (the rate each epoch ran with), as Keras 2's
+ * does.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,21 +127,33 @@ static int split_paths(char *list, const char **paths, int max)
     }
 }
 
-static int load_array(NnrtDataFormat format, const char *path, double scale, NnrtArray *a,
-                      char *err, size_t errlen)
+/* One array of an idx, npy or hdf5 source: `name` is a file, or for hdf5 a
+ * dataset in src->path. */
+static int load_array(const NnrtDataSource *src, const char *name, NnrtArray *a, char *err, size_t errlen)
 {
     int rc;
-    if (format == NNRT_DATA_IDX)
-        rc = nnrt_idx_load(path, scale != 0 ? (float)scale : 1.0f, a, err, errlen);
+    if (src->format == NNRT_DATA_IDX)
+        rc = nnrt_idx_load(name, src->scale != 0 ? (float)src->scale : 1.0f, a, err, errlen);
+    else if (src->format == NNRT_DATA_HDF5)
+        rc = nnrt_hdf5_load(src->path, name, a, err, errlen);
     else
-        rc = nnrt_npy_load(path, a, err, errlen);
-    if (rc < 0 && err && !strstr(err, path)) {
+        rc = nnrt_npy_load(name, a, err, errlen);
+    if (rc < 0 && err && src->format != NNRT_DATA_HDF5 && !strstr(err, name)) {
         /* The loader's message may not name the file; make sure it does. */
         char inner[512];
         snprintf(inner, sizeof inner, "%s", err);
-        set_error(err, errlen, "%s: %s", path, inner);
+        set_error(err, errlen, "%s: %s", name, inner);
     }
     return rc;
+}
+
+/* How messages name an array: its file, or "file.h5:dataset". */
+static const char *array_label(const NnrtDataSource *src, const char *name, char *buf, size_t len)
+{
+    if (src->format != NNRT_DATA_HDF5)
+        return name;
+    snprintf(buf, len, "%s:%s", src->path, name);
+    return buf;
 }
 
 /* Samples (first axis) and values per sample of a loaded array. */
@@ -245,15 +277,17 @@ static int check_target(const NnrtModel *model, int j, NnrtArray *a, const char 
 
 /* nnrt_dataset_free is in data.c, beside nnrt_array_free. */
 
-/* idx and npy: one file per input and per output (or one for all outputs). */
+/* idx, npy and hdf5: one file (dataset) per input and per output (or one
+ * for all outputs). */
 static int load_files(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,
                       char *err, size_t errlen)
 {
     const char *xpath[NNRT_MAX_IO], *ypath[NNRT_MAX_IO];
-    const char *first_path = NULL;
+    char first_label[1024] = "", label[1024];
     char *xlist = NULL, *ylist = NULL;
     size_t first_n = 0, n;
     int num_x, num_y = 0, rc;
+    const char *what = src->format == NNRT_DATA_HDF5 ? "datasets" : "data files";
 
     if (!(xlist = strdup(src->x)) || (src->y && !(ylist = strdup(src->y)))) {
         rc = NNRT_ENOMEM;
@@ -265,14 +299,15 @@ static int load_files(const NnrtModel *model, const NnrtDataSource *src, NnrtDat
         num_y = split_paths(ylist, ypath, NNRT_MAX_IO);
     if (num_x < 0 || num_y < 0) {
         rc = NNRT_EINVAL;
-        set_error(err, errlen, "bad list of data files '%s' / '%s' (one per input or output, "
-                  "separated by ';')", src->x, src->y ? src->y : "");
+        set_error(err, errlen, "bad list of %s '%s' / '%s' (one per input or output, "
+                  "separated by ';')", what, src->x, src->y ? src->y : "");
         goto fail;
     }
     if (num_x != model->num_inputs) {
         rc = NNRT_EMISMATCH;
-        set_error(err, errlen, "%s takes %d input array(s), but the data gives '%s'",
-                  model->name, model->num_inputs, src->x);
+        set_error(err, errlen, "%s takes %d input array(s), but the data gives '%s'%s%s",
+                  model->name, model->num_inputs, src->x, src->format == NNRT_DATA_HDF5 ? " in " : "",
+                  src->format == NNRT_DATA_HDF5 ? src->path : "");
         goto fail;
     }
     if (num_y != 0 && num_y != 1 && num_y != model->num_outputs) {
@@ -288,41 +323,40 @@ static int load_files(const NnrtModel *model, const NnrtDataSource *src, NnrtDat
     }
 
     for (int i = 0; i < num_x; i++) {
-        if ((rc = load_array(src->format, xpath[i], src->scale, &d->x[i], err, errlen)) < 0)
+        const char *at = array_label(src, xpath[i], label, sizeof label);
+        if ((rc = load_array(src, xpath[i], &d->x[i], err, errlen)) < 0)
             goto fail;
-        if ((rc = check_input(model, i, &d->x[i], xpath[i], &n, err, errlen)) < 0)
+        if ((rc = check_input(model, i, &d->x[i], at, &n, err, errlen)) < 0)
             goto fail;
-        if (!first_path) {
-            first_path = xpath[i];
+        if (!first_label[0]) {
+            snprintf(first_label, sizeof first_label, "%s", at);
             first_n = n;
         } else if (n != first_n) {
             rc = NNRT_EMISMATCH;
-            set_error(err, errlen, "%s has %zu samples but %s has %zu", first_path, first_n,
-                      xpath[i], n);
+            set_error(err, errlen, "%s has %zu samples but %s has %zu", first_label, first_n, at, n);
             goto fail;
         }
     }
     if (num_y > 0) {
-        if ((rc = load_array(src->format, ypath[0], src->scale, &d->y[0], err, errlen)) < 0)
+        if ((rc = load_array(src, ypath[0], &d->y[0], err, errlen)) < 0)
             goto fail;
         for (int j = 1; j < model->num_outputs; j++) {
             if (num_y == 1)
-                rc = copy_array(&d->y[j], &d->y[0]);    /* one target file for every output */
+                rc = copy_array(&d->y[j], &d->y[0]);    /* one target array for every output */
             else
-                rc = load_array(src->format, ypath[j], src->scale, &d->y[j], err, errlen);
+                rc = load_array(src, ypath[j], &d->y[j], err, errlen);
             if (rc == NNRT_ENOMEM)
                 set_error(err, errlen, "out of memory");
             if (rc < 0)
                 goto fail;
         }
         for (int j = 0; j < model->num_outputs; j++) {
-            const char *path = ypath[num_y == 1 ? 0 : j];
-            if ((rc = check_target(model, j, &d->y[j], path, &n, err, errlen)) < 0)
+            const char *at = array_label(src, ypath[num_y == 1 ? 0 : j], label, sizeof label);
+            if ((rc = check_target(model, j, &d->y[j], at, &n, err, errlen)) < 0)
                 goto fail;
             if (n != first_n) {
                 rc = NNRT_EMISMATCH;
-                set_error(err, errlen, "%s has %zu samples but %s has %zu", first_path, first_n,
-                          path, n);
+                set_error(err, errlen, "%s has %zu samples but %s has %zu", first_label, first_n, at, n);
                 goto fail;
             }
         }
@@ -409,7 +443,7 @@ static int has_data(const NnrtDataSource *src)
     if (src->format == NNRT_DATA_TIME_SERIES)
         return src->count > 0;
     return src->format != NNRT_DATA_NONE && src->x && *src->x &&
-           (src->format != NNRT_DATA_CSV || (src->path && *src->path));
+           ((src->format != NNRT_DATA_CSV && src->format != NNRT_DATA_HDF5) || (src->path && *src->path));
 }
 
 static int has_targets(const NnrtDataSource *src)
@@ -462,7 +496,7 @@ static const char *source_name(const NnrtDataSource *src)
 {
     if (src->format == NNRT_DATA_TIME_SERIES)
         return "the time_series dataset";
-    return src->format == NNRT_DATA_CSV ? src->path : src->x;
+    return src->format == NNRT_DATA_CSV || src->format == NNRT_DATA_HDF5 ? src->path : src->x;
 }
 
 /* Load src into parts[0..2], checked against the model: a csv split gives
@@ -482,8 +516,9 @@ static int load_source(const NnrtModel *model, const NnrtDataSource *src, const 
         return NNRT_EINVAL;
     }
     if (!has_data(src)) {
-        set_error(err, errlen, src->format == NNRT_DATA_CSV ? "csv data needs a path and x columns"
-                                                             : "no data files given");
+        set_error(err, errlen, src->format == NNRT_DATA_CSV    ? "csv data needs a path and x columns"
+                               : src->format == NNRT_DATA_HDF5 ? "hdf5 data needs a path and an x dataset"
+                                                               : "no data files given");
         return NNRT_EINVAL;
     }
     if (src->format == NNRT_DATA_CSV)
@@ -692,11 +727,17 @@ static char *prefixed(const char *prefix, const char *name)
     return s;
 }
 
-/* Names: loss, metrics, then val_ forms when there is validation. */
-static int history_init(NnrtHistory *h, const NnrtModel *model, int with_validation, int epochs)
+/* Names: loss, metrics, then val_ forms when there is validation, then
+ * "lr" when asked (Keras 2's ReduceLROnPlateau logs it) and there is room. */
+static int history_init(NnrtHistory *h, const NnrtModel *model, int with_validation, int with_lr, int epochs)
 {
     int per = 1 + model->num_metrics;
     h->cols = with_validation ? 2 * per : per;
+    if (with_lr && h->cols < (int)(sizeof h->names / sizeof h->names[0])) {
+        if (!(h->names[h->cols] = prefixed("", "lr")))
+            return NNRT_ENOMEM;
+        h->cols++;
+    }
     for (int pass = 0; pass < (with_validation ? 2 : 1); pass++) {
         const char *prefix = pass ? "val_" : "";
         for (int k = 0; k < per; k++) {
@@ -787,6 +828,483 @@ static void redraw(const Line *l, size_t *prev_len, int final)
     *prev_len = final ? 0 : l->len;
 }
 
+/* ---- callbacks (Keras semantics) ------------------------------------------- */
+
+/* Python's repr of a float (as history.c writes history.csv): the shortest
+ * %.Ng from 15 digits on that reads back exactly, ".0" on integral values. */
+static void python_float(char *buf, size_t len, double v)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    if (isfinite(v) && !strpbrk(buf, ".e"))
+        strncat(buf, ".0", len - strlen(buf) - 1);
+}
+
+/* Keras's "auto" mode: max for accuracy-like names, min for the rest. */
+static int monitor_is_max(const char *name, int mode)
+{
+    size_t n = strlen(name);
+    if (mode != 0)
+        return mode == 2;
+    return strstr(name, "acc") || !strncmp(name, "fmeasure", 8) || (n >= 3 && !strcmp(name + n - 3, "auc"));
+}
+
+/* Column of `name` in the history, or -1. */
+static int history_column(const NnrtHistory *h, const char *name)
+{
+    for (int c = 0; c < h->cols; c++)
+        if (h->names[c] && !strcmp(h->names[c], name))
+            return c;
+    return -1;
+}
+
+/* "loss, accuracy, val_loss": the history's names, for messages. */
+static void history_names(char *buf, size_t len, const NnrtHistory *h)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < h->cols && at < len; c++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", c ? ", " : "", h->names[c]);
+}
+
+/* One replacement field of a Python format string: value v (an int when
+ * is_int) with format spec `spec` of spec_len bytes: [sign][0][width]
+ * [.precision][type], type one of d f F e E g G or none (ints as %d, floats
+ * as Python's str). Returns 0, or -1 for a spec Python would refuse or this
+ * does not support. */
+static int format_field(char *buf, size_t len, const char *spec, size_t spec_len, int is_int, double v)
+{
+    char fmt[32], flags[4] = "";
+    size_t k = 0, nf = 0;
+    int width = -1, precision = -1;
+    char type = 0;
+    if (k < spec_len && (spec[k] == '+' || spec[k] == ' '))
+        flags[nf++] = spec[k++];
+    else if (k < spec_len && spec[k] == '-')  /* Python's default: a sign for negatives only */
+        k++;
+    if (k < spec_len && spec[k] == '0')
+        flags[nf++] = '0', k++;
+    flags[nf] = '\0';
+    if (k < spec_len && spec[k] >= '1' && spec[k] <= '9')
+        for (width = 0; k < spec_len && spec[k] >= '0' && spec[k] <= '9' && width < 1000; k++)
+            width = 10 * width + (spec[k] - '0');
+    if (k < spec_len && spec[k] == '.') {
+        k++;
+        if (k == spec_len || spec[k] < '0' || spec[k] > '9')
+            return -1;
+        for (precision = 0; k < spec_len && spec[k] >= '0' && spec[k] <= '9' && precision < 100; k++)
+            precision = 10 * precision + (spec[k] - '0');
+    }
+    if (k < spec_len && strchr("dfFeEgG", spec[k]))
+        type = spec[k++];
+    if (k != spec_len || (type == 'd' && (!is_int || precision >= 0)))
+        return -1;
+    if (!type && is_int && precision >= 0)   /* Python: "Precision not allowed in integer format specifier" */
+        return -1;
+    if (!type && !is_int && precision < 0) {
+        char repr[64];
+        python_float(repr, sizeof repr, v);
+        snprintf(buf, len, "%*s", width > 0 ? width : 0, repr);
+        return 0;
+    }
+    if (!type)
+        type = is_int ? 'd' : 'g';
+    int at = snprintf(fmt, sizeof fmt, "%%%s", flags);
+    if (width > 0)
+        at += snprintf(fmt + at, sizeof fmt - (size_t)at, "%d", width);
+    if (precision >= 0)
+        at += snprintf(fmt + at, sizeof fmt - (size_t)at, ".%d", precision);
+    snprintf(fmt + at, sizeof fmt - (size_t)at, "%s%c", type == 'd' ? "ll" : "", type);
+    if (type == 'd')
+        snprintf(buf, len, fmt, (long long)v);
+    else
+        snprintf(buf, len, fmt, v);
+    return 0;
+}
+
+/* ModelCheckpoint's filepath.format(epoch=epoch + 1, **logs): "{epoch:02d}",
+ * "{val_loss:.2f}", any history name, "{{" and "}}" for braces. row NULL
+ * only checks the template. Returns 0, or -1 with the reason in why. */
+static int format_filepath(char *out, size_t len, const char *tmpl, int epoch1, const NnrtHistory *h,
+                           const double *row, char *why, size_t whylen)
+{
+    size_t at = 0;
+    for (const char *p = tmpl; *p; p++) {
+        char piece[256];
+        if ((*p == '{' && p[1] == '{') || (*p == '}' && p[1] == '}')) {
+            snprintf(piece, sizeof piece, "%c", *p++);
+        } else if (*p == '}') {
+            snprintf(why, whylen, "a single '}' (write '}}' for a brace)");
+            return -1;
+        } else if (*p == '{') {
+            const char *end = strchr(p, '}'), *colon = memchr(p, ':', end ? (size_t)(end - p) : 0);
+            if (!end) {
+                snprintf(why, whylen, "a '{' without its '}'");
+                return -1;
+            }
+            const char *name_end = colon ? colon : end;
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)(name_end - p - 1), p + 1);
+            int col = history_column(h, name), is_epoch = !strcmp(name, "epoch");
+            if (!is_epoch && col < 0) {
+                char names[512];
+                history_names(names, sizeof names, h);
+                snprintf(why, whylen, "'{%s}' names no value of this fit (it has epoch, %s)", name, names);
+                return -1;
+            }
+            double v = is_epoch ? epoch1 : row ? row[col] : 0;
+            const char *spec = colon ? colon + 1 : end;
+            if (format_field(piece, sizeof piece, spec, (size_t)(end - spec), is_epoch, v) < 0) {
+                snprintf(why, whylen, "the format '%.*s' of {%s} is not supported (use forms like {epoch:02d} or "
+                         "{val_loss:.2f})", (int)(end - p + 1), p, name);
+                return -1;
+            }
+            p = end;
+        } else {
+            snprintf(piece, sizeof piece, "%c", *p);
+        }
+        size_t n = strlen(piece);
+        if (at + n >= len) {
+            snprintf(why, whylen, "the path is too long");
+            return -1;
+        }
+        memcpy(out + at, piece, n + 1);
+        at += n;
+    }
+    if (at == 0) {
+        snprintf(why, whylen, "the path is empty");
+        return -1;
+    }
+    out[at] = '\0';
+    return 0;
+}
+
+/* file relative to the output folder (absolute paths stay as they are). */
+static void output_path(char *buf, size_t len, const char *out_dir, const char *file)
+{
+    if (file[0] == '/' || !out_dir || !out_dir[0])
+        snprintf(buf, len, "%s", file);
+    else
+        snprintf(buf, len, "%s/%s", out_dir, file);
+}
+
+/* mkdir -p of the folder that holds path. */
+static int make_parent_dirs(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+                return -1;
+            *p = c;
+            if (!c)
+                return 0;
+        }
+    }
+}
+
+/* What the callbacks remember between epochs (Keras's instance state). */
+typedef struct {
+    const NnrtCallbacks *cb;
+    const char *out_dir;
+    int lr_col;                  /* history column "lr" (ReduceLROnPlateau), -1: none */
+    int stop;                    /* Keras's model.stop_training */
+    /* ModelCheckpoint */
+    int ckpt_col, ckpt_max;
+    double ckpt_best;
+    /* EarlyStopping */
+    int es_col, es_max, es_wait, es_stopped_epoch, es_best_epoch;
+    double es_best;
+    float *es_weights;           /* num_params floats: the best epoch's weights */
+    int es_has_weights;
+    /* ReduceLROnPlateau */
+    int lr_monitor_col, lr_max, lr_wait, lr_cooldown;
+    double lr_best;
+    /* CSVLogger */
+    FILE *csv;
+    char csv_path[4096];
+    int csv_header;              /* write the header before the first row */
+    int csv_order[66];           /* history columns sorted by name */
+} Callbacks;
+
+static void callbacks_free(Callbacks *s)
+{
+    if (s->csv)
+        fclose(s->csv);
+    s->csv = NULL;
+    free(s->es_weights);
+    s->es_weights = NULL;
+}
+
+/* Monitor column of a callback; an error names what the fit records. */
+static int find_monitor(const NnrtHistory *h, const char *callback, const char *monitor, int mode, int *col,
+                        int *is_max, char *err, size_t errlen)
+{
+    char names[512];
+    if (mode < 0 || mode > 2) {
+        set_error(err, errlen, "%s: mode %d is not auto (0), min (1) or max (2)", callback, mode);
+        return NNRT_EINVAL;
+    }
+    if ((*col = history_column(h, monitor)) < 0) {
+        history_names(names, sizeof names, h);
+        set_error(err, errlen, "%s monitors '%s', which this fit does not record (it records %s)%s", callback,
+                  monitor, names, !strncmp(monitor, "val_", 4) ? "; give it validation data" : "");
+        return NNRT_EMISMATCH;
+    }
+    *is_max = monitor_is_max(monitor, mode);
+    return 0;
+}
+
+/* on_train_begin: check every callback against the model and the history
+ * (before any training), open the CSV log. */
+static int callbacks_begin(Callbacks *s, const NnrtModel *model, const NnrtFitConfig *cfg, const NnrtHistory *h,
+                           char *err, size_t errlen)
+{
+    const NnrtCallbacks *cb = &cfg->callbacks;
+    char why[512], path[4096];
+    int rc;
+    memset(s, 0, sizeof *s);
+    s->cb = cb;
+    s->out_dir = cfg->out_dir;
+    s->lr_col = cb->reduce_lr.enabled && h->cols > 0 && !strcmp(h->names[h->cols - 1], "lr") ? h->cols - 1 : -1;
+    if (cb->checkpoint.enabled) {
+        const NnrtCheckpoint *c = &cb->checkpoint;
+        if (!c->filepath || format_filepath(path, sizeof path, c->filepath, 1, h, NULL, why, sizeof why) < 0) {
+            set_error(err, errlen, "ModelCheckpoint filepath '%s': %s", c->filepath ? c->filepath : "",
+                      c->filepath ? why : "missing");
+            return NNRT_EINVAL;
+        }
+        if (c->save_best_only && (rc = find_monitor(h, "ModelCheckpoint", c->monitor ? c->monitor : "val_loss",
+                                                    c->mode, &s->ckpt_col, &s->ckpt_max, err, errlen)) < 0)
+            return rc;
+        s->ckpt_best = s->ckpt_max ? -INFINITY : INFINITY;
+    }
+    if (cb->early_stopping.enabled) {
+        const NnrtEarlyStopping *e = &cb->early_stopping;
+        if ((rc = find_monitor(h, "EarlyStopping", e->monitor ? e->monitor : "val_loss", e->mode, &s->es_col,
+                               &s->es_max, err, errlen)) < 0)
+            return rc;
+        if (e->patience < 0) {
+            set_error(err, errlen, "EarlyStopping: patience %d is negative", e->patience);
+            return NNRT_EINVAL;
+        }
+        s->es_best = s->es_max ? -INFINITY : INFINITY;
+        if (e->restore_best_weights) {
+            if (!model->params || model->num_params == 0) {
+                set_error(err, errlen, "EarlyStopping restore_best_weights: %s does not expose its weights",
+                          model->name);
+                return NNRT_EINVAL;
+            }
+            if (!(s->es_weights = malloc(model->num_params * sizeof *s->es_weights))) {
+                set_error(err, errlen, "out of memory");
+                return NNRT_ENOMEM;
+            }
+        }
+    }
+    if (cb->reduce_lr.enabled) {
+        const NnrtReduceLr *r = &cb->reduce_lr;
+        if ((rc = find_monitor(h, "ReduceLROnPlateau", r->monitor ? r->monitor : "val_loss", r->mode,
+                               &s->lr_monitor_col, &s->lr_max, err, errlen)) < 0)
+            return rc;
+        if (!(r->factor > 0 && r->factor < 1) || r->patience < 0 || r->cooldown < 0) {
+            set_error(err, errlen, "ReduceLROnPlateau: factor %g must lie in (0, 1), patience %d and cooldown %d "
+                      "not be negative", r->factor, r->patience, r->cooldown);
+            return NNRT_EINVAL;
+        }
+        if (!model->get_learning_rate || !model->set_learning_rate) {
+            set_error(err, errlen, "ReduceLROnPlateau: %s does not expose its learning rate", model->name);
+            return NNRT_EINVAL;
+        }
+        s->lr_best = s->lr_max ? -INFINITY : INFINITY;
+    }
+    if (cb->csv_logger.enabled) {
+        const NnrtCsvLogger *l = &cb->csv_logger;
+        if (!l->filename || !l->filename[0]) {
+            set_error(err, errlen, "CSVLogger: no filename");
+            return NNRT_EINVAL;
+        }
+        output_path(s->csv_path, sizeof s->csv_path, cfg->out_dir, l->filename);
+        /* Keras: append writes the header only into an empty or new file */
+        s->csv_header = 1;
+        FILE *old = l->append ? fopen(s->csv_path, "r") : NULL;
+        if (old) {
+            s->csv_header = fgetc(old) == EOF;
+            fclose(old);
+        }
+        if (make_parent_dirs(s->csv_path) < 0 || !(s->csv = fopen(s->csv_path, l->append ? "a" : "w"))) {
+            set_error(err, errlen, "CSVLogger: cannot open %s: %s", s->csv_path, strerror(errno));
+            return NNRT_EIO;
+        }
+        for (int c = 0; c < h->cols; c++)   /* insertion sort: sorted(logs.keys()) */
+            for (int k = c; k >= 0; k--) {
+                if (k == 0 || strcmp(h->names[s->csv_order[k - 1]], h->names[c]) < 0) {
+                    s->csv_order[k] = c;
+                    break;
+                }
+                s->csv_order[k] = s->csv_order[k - 1];
+            }
+    }
+    return 0;
+}
+
+/* One CSVLogger row (Keras: csv.DictWriter, excel dialect, so "\r\n"). */
+static int csv_log(Callbacks *s, const NnrtHistory *h, int epoch, const double *row, char *err, size_t errlen)
+{
+    char sep = s->cb->csv_logger.separator ? s->cb->csv_logger.separator : ',', num[64];
+    int bad = 0;
+    if (s->csv_header) {
+        bad |= fprintf(s->csv, "epoch") < 0;
+        for (int c = 0; c < h->cols; c++)
+            bad |= fprintf(s->csv, "%c%s", sep, h->names[s->csv_order[c]]) < 0;
+        bad |= fprintf(s->csv, "\r\n") < 0;
+        s->csv_header = 0;
+    }
+    bad |= fprintf(s->csv, "%d", epoch) < 0;
+    for (int c = 0; c < h->cols; c++) {
+        python_float(num, sizeof num, row[s->csv_order[c]]);
+        bad |= fprintf(s->csv, "%c%s", sep, num) < 0;
+    }
+    bad |= fprintf(s->csv, "\r\n") < 0;
+    if (bad || fflush(s->csv) != 0) {
+        set_error(err, errlen, "CSVLogger: cannot write %s: %s", s->csv_path, strerror(errno));
+        return NNRT_EIO;
+    }
+    return 0;
+}
+
+/* on_epoch_end of every callback, in a fixed order: ModelCheckpoint,
+ * EarlyStopping, ReduceLROnPlateau, CSVLogger. epoch counts from 0. */
+static int callbacks_epoch_end(Callbacks *s, const NnrtModel *model, void *m, const NnrtHistory *h, int epoch,
+                               char *err, size_t errlen)
+{
+    const NnrtCallbacks *cb = s->cb;
+    const double *row = h->values + (size_t)epoch * (size_t)h->cols;
+    char why[512], file[4096], path[4096];
+    int rc;
+
+    if (cb->checkpoint.enabled) {
+        const NnrtCheckpoint *c = &cb->checkpoint;
+        const char *monitor = c->monitor ? c->monitor : "val_loss";
+        int save = 1;
+        if (format_filepath(file, sizeof file, c->filepath, epoch + 1, h, row, why, sizeof why) < 0) {
+            set_error(err, errlen, "ModelCheckpoint filepath '%s': %s", c->filepath, why);
+            return NNRT_EINVAL;
+        }
+        output_path(path, sizeof path, s->out_dir, file);
+        if (c->save_best_only) {
+            double current = row[s->ckpt_col];
+            save = s->ckpt_max ? current > s->ckpt_best : current < s->ckpt_best;
+            if (save)
+                printf("Epoch %d: %s improved from %.5f to %.5f, saving model to %s\n", epoch + 1, monitor,
+                       s->ckpt_best, current, path);
+            else
+                printf("Epoch %d: %s did not improve from %.5f\n", epoch + 1, monitor, s->ckpt_best);
+            if (save)
+                s->ckpt_best = current;
+        } else {
+            printf("Epoch %d: saving model to %s\n", epoch + 1, path);
+        }
+        fflush(stdout);
+        if (save && make_parent_dirs(path) < 0) {
+            set_error(err, errlen, "ModelCheckpoint: cannot create the folder of %s: %s", path, strerror(errno));
+            return NNRT_EIO;
+        }
+        if (save && (rc = model->save(m, path)) < 0) {
+            set_error(err, errlen, "ModelCheckpoint: cannot save %s: %s", path,
+                      model->last_error ? model->last_error(m) : "(no message)");
+            return rc;
+        }
+    }
+
+    if (cb->early_stopping.enabled && epoch >= cb->early_stopping.start_from_epoch) {
+        const NnrtEarlyStopping *e = &cb->early_stopping;
+        double current = row[s->es_col], delta = fabs(e->min_delta);
+        float *w = s->es_weights ? model->params(m) : NULL;
+        if (w && !s->es_has_weights) {       /* the first epoch's weights, if nothing ever improves */
+            memcpy(s->es_weights, w, model->num_params * sizeof *w);
+            s->es_has_weights = 1;
+            s->es_best_epoch = epoch;
+        }
+        s->es_wait++;
+        int improved = s->es_max ? current - delta > s->es_best : current + delta < s->es_best;
+        if (improved) {
+            s->es_best = current;
+            s->es_best_epoch = epoch;
+            if (w)
+                memcpy(s->es_weights, w, model->num_params * sizeof *w);
+            /* only a value that also beats the baseline restarts the wait */
+            if (isnan(e->baseline) || (s->es_max ? current - delta > e->baseline : current + delta < e->baseline))
+                s->es_wait = 0;
+        } else if (s->es_wait >= e->patience && epoch > 0) {
+            s->es_stopped_epoch = epoch;
+            s->stop = 1;
+        }
+    }
+
+    if (cb->reduce_lr.enabled) {
+        const NnrtReduceLr *r = &cb->reduce_lr;
+        double current = row[s->lr_monitor_col], delta = r->min_delta;
+        if (s->lr_cooldown > 0) {
+            s->lr_cooldown--;
+            s->lr_wait = 0;
+        }
+        if (s->lr_max ? current > s->lr_best + delta : current < s->lr_best - delta) {
+            s->lr_best = current;
+            s->lr_wait = 0;
+        } else if (s->lr_cooldown == 0 && ++s->lr_wait >= r->patience) {
+            float old_lr = model->get_learning_rate(m);
+            if (old_lr > (float)r->min_lr) {
+                double new_lr = fmax((double)old_lr * r->factor, r->min_lr);
+                char num[64];
+                model->set_learning_rate(m, (float)new_lr);
+                python_float(num, sizeof num, new_lr);
+                printf("Epoch %d: ReduceLROnPlateau reducing learning rate to %s.\n", epoch + 1, num);
+                fflush(stdout);
+                s->lr_cooldown = r->cooldown;
+                s->lr_wait = 0;
+            }
+        }
+    }
+
+    if (s->csv && (rc = csv_log(s, h, epoch, row, err, errlen)) < 0)
+        return rc;
+    return 0;
+}
+
+/* on_train_end: EarlyStopping's message and its best weights (also after a
+ * normal end or Ctrl-C, as Keras 3), the CSV log closed. */
+static int callbacks_end(Callbacks *s, const NnrtModel *model, void *m, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (s->es_stopped_epoch > 0)
+        printf("Epoch %d: early stopping\n", s->es_stopped_epoch + 1);
+    if (s->es_weights && s->es_has_weights) {
+        printf("Restoring model weights from the end of the best epoch: %d.\n", s->es_best_epoch + 1);
+        memcpy(model->params(m), s->es_weights, model->num_params * sizeof *s->es_weights);
+    }
+    fflush(stdout);
+    if (s->csv) {
+        int closed = fclose(s->csv);
+        s->csv = NULL;
+        if (closed != 0) {
+            set_error(err, errlen, "CSVLogger: cannot write %s: %s", s->csv_path, strerror(errno));
+            rc = NNRT_EIO;
+        }
+    }
+    callbacks_free(s);
+    return rc;
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 /* Pointers to every input and target array of d. */
@@ -806,6 +1324,7 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
     size_t *order = NULL;
     void *xbuf[NNRT_MAX_IO] = {0}, *ybuf[NNRT_MAX_IO] = {0};
     struct sigaction previous;
+    Callbacks callbacks = {0};
     int handler_installed = 0, rc = 0;
 
     if (history)
@@ -838,7 +1357,7 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
 
     if (batch > train_n)
         batch = train_n;
-    rc = history_init(history, model, val != NULL, cfg->epochs);
+    rc = history_init(history, model, val != NULL, cfg->callbacks.reduce_lr.enabled, cfg->epochs);
     if (rc == 0 && !(order = malloc(train_n * sizeof *order)))
         rc = NNRT_ENOMEM;
     for (int i = 0; rc == 0 && i < model->num_inputs; i++)
@@ -851,6 +1370,8 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
         set_error(err, errlen, "out of memory");
         goto fail;
     }
+    if ((rc = callbacks_begin(&callbacks, model, cfg, history, err, errlen)) < 0)
+        goto fail;
     for (size_t i = 0; i < train_n; i++)
         order[i] = i;
 
@@ -870,9 +1391,9 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
     const float *in[NNRT_MAX_IO];
     const void *tg[NNRT_MAX_IO];
 
-    for (int epoch = 0; epoch < cfg->epochs && !fit_interrupted; epoch++) {
+    for (int epoch = 0; epoch < cfg->epochs && !fit_interrupted && !callbacks.stop; epoch++) {
         double sums[33] = {0}, seen = 0, last_draw = -1;
-        size_t prev_len = 0, step;
+        size_t prev_len = 0, step, steps_run = steps;
         Line line;
         printf("Epoch %d/%d\n", epoch + 1, cfg->epochs);
         fflush(stdout);
@@ -909,6 +1430,19 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
             for (int k = 1; k < per; k++)
                 sums[k] += (double)metrics[k - 1] * (double)n;
             seen += (double)n;
+            /* TerminateOnNaN looks at the running loss, as Keras's logs["loss"]; the epoch
+             * then ends early but completely (validation, history, callbacks) */
+            if (cfg->callbacks.terminate_on_nan && !isfinite(sums[0] / seen)) {
+                if (tty && prev_len)
+                    printf("\n");
+                printf("Batch %zu: Invalid loss, terminating training\n", step);
+                fflush(stdout);
+                callbacks.stop = 1;
+                steps_run = step + 1;
+                prev_len = 0;
+                step = steps;
+                break;
+            }
 
             double now = now_seconds();
             if (tty && step + 1 < steps && (last_draw < 0 || now - last_draw >= REDRAW_INTERVAL)) {
@@ -921,7 +1455,7 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
                 last_draw = now;
             }
         }
-        if (step < steps) {
+        if (step < steps) {            /* Ctrl-C: the epoch is not recorded */
             if (tty && prev_len)
                 printf("\n");
             fflush(stdout);
@@ -948,27 +1482,33 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
             for (int k = 1; k < per; k++)
                 row[per + k] = metrics[k - 1];
         }
+        if (callbacks.lr_col >= 0)
+            row[callbacks.lr_col] = (double)model->get_learning_rate(m);
         history->epochs = epoch + 1;
 
         double elapsed = now_seconds() - start;
         line.len = 0;
-        line_bar(&line, steps, steps);
+        line_bar(&line, steps_run, steps);
         line_add(&line, " - %.0fs", elapsed);
-        line_step_time(&line, elapsed / (double)steps);
+        line_step_time(&line, elapsed / (double)steps_run);
         for (int k = 0; k < history->cols; k++)
-            line_value(&line, history->names[k], row[k]);
+            if (k != callbacks.lr_col)    /* Keras's progress bar prints before the callback adds it */
+                line_value(&line, history->names[k], row[k]);
         if (tty)
             redraw(&line, &prev_len, 1);
         else
             printf("%s\n", line.text);
         fflush(stdout);
+        if ((rc = callbacks_epoch_end(&callbacks, model, m, history, epoch, err, errlen)) < 0)
+            goto fail;
         if (fit_interrupted)
             fprintf(stderr, "interrupted after epoch %d/%d; the weights are kept\n", epoch + 1,
                     cfg->epochs);
     }
-    rc = 0;
+    rc = callbacks_end(&callbacks, model, m, err, errlen);
 
 fail:
+    callbacks_free(&callbacks);
     if (handler_installed)
         sigaction(SIGINT, &previous, NULL);
     for (int i = 0; i < NNRT_MAX_IO; i++) {

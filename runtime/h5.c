@@ -1,18 +1,22 @@
-/* h5.c — Keras-layout HDF5 weights: nnrt_h5_save and nnrt_h5_load.
+/* h5.c — Keras-layout HDF5 weights: nnrt_h5_save, nnrt_h5_load and
+ * nnrt_h5_load_optimizer.
  *
- * Save writes exactly what tf.keras 2.x model.save('x.h5') writes, minus the
- * optimizer: root attributes keras_version and backend (scalar vlen UTF-8)
- * and model_config (scalar vlen ASCII JSON); group model_weights with
+ * Save writes exactly what tf.keras 2.x model.save('x.h5') writes, minus
+ * training_config: root attributes keras_version and backend (scalar vlen
+ * UTF-8) and model_config (scalar vlen ASCII JSON); group model_weights with
  * layer_names (1-D fixed-length NUL-padded ASCII, numpy S<n>) and backend,
  * keras_version (scalar vlen ASCII); per layer, in the order given, a group
  * with weight_names (same kind as layer_names; an empty list is a 0-length
  * float64 array, as numpy makes of []) and one contiguous <f4 dataset per
  * weight at <layer>/<weight name>, the '/' in the name making nested groups.
- * A list over 64512 bytes is split into name0, name1, ... as Keras does. The
- * file is built under a temporary name beside the target and renamed into
- * place only after it was closed and synced, so the target is either the old
- * file or the complete new one. Time stamps are off: equal weights give
- * byte-identical files.
+ * With an optimizer state, group optimizer_weights too: weight_names lists
+ * "<Optimizer>/iter:0" (an int64 scalar dataset) then every slot by its full
+ * name ("Adam/dense/kernel/m:0", a <f4 dataset nested by '/'), as
+ * save_optimizer_weights_to_hdf5_group does. A list over 64512 bytes is
+ * split into name0, name1, ... as Keras does. The file is built under a
+ * temporary name beside the target and renamed into place only after it was
+ * closed and synced, so the target is either the old file or the complete
+ * new one. Time stamps are off: equal weights give byte-identical files.
  *
  * Load finds the layer groups (model_weights/, or the root for save_weights
  * files), then for each NnrtWeightInfo opens the group named by its layer and
@@ -24,6 +28,13 @@
  * and big-endian data on read. All data goes to a scratch block first, so a
  * strict load that fails leaves the caller's block untouched.
  *
+ * The optimizer state loads all or nothing: the file's weight_names must be
+ * exactly "<Optimizer>/iter:0" (or tf.keras 2.0's ".../iterations:0"; int or
+ * float) plus one entry per slot, matched by exact name (":0" optional) with
+ * the slot's shape. Anything else (another optimizer, Keras 2.11+'s or
+ * Keras 3's layout, a changed model) is "not ours": 0 and the caller's state
+ * untouched, since a fresh optimizer is always a valid start.
+ *
  * Invariants: HDF5's own error printing is off for the length of each call
  * (and restored after), every HDF5 call is checked, and every failure becomes
  * one line in err naming the file.
@@ -34,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,14 +219,16 @@ static hid_t open_or_create_group(hid_t parent, const char *name, hid_t gcpl)
     return H5Gcreate2(parent, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
 }
 
-/* Dataset <group>/<name> (name may hold '/') of w's shape, <f4, contiguous. */
-static int write_weight(hid_t group, const NnrtWeightInfo *w, const float *data,
-                        hid_t gcpl, hid_t dcpl)
+/* Dataset <group>/<name> (name may hold '/', making nested groups) of the
+ * given shape (rank 0: scalar), contiguous, stored as file_type and written
+ * from data in mem_type. */
+static int write_dataset(hid_t group, const char *name, int rank, const int64_t *shape, hid_t file_type,
+                         hid_t mem_type, const void *data, hid_t gcpl, hid_t dcpl)
 {
     int rc = -1;
     hid_t parent = -1, space = -1, ds = -1;
     char path[MAX_NAME];
-    snprintf(path, sizeof path, "%s", w->name);
+    snprintf(path, sizeof path, "%s", name);
     if ((parent = H5Gopen2(group, ".", H5P_DEFAULT)) < 0)
         goto fail;
     char *part = path, *slash;
@@ -228,15 +242,14 @@ static int write_weight(hid_t group, const NnrtWeightInfo *w, const float *data,
         part = slash + 1;
     }
     hsize_t dims[NNRT_MAX_RANK];
-    for (int i = 0; i < w->rank; i++)
-        dims[i] = (hsize_t)w->shape[i];
-    space = w->rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(w->rank, dims, NULL);
+    for (int i = 0; i < rank; i++)
+        dims[i] = (hsize_t)shape[i];
+    space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
     if (space < 0)
         goto fail;
-    if ((ds = H5Dcreate2(parent, part, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+    if ((ds = H5Dcreate2(parent, part, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
         goto fail;
-    if (H5Sget_simple_extent_npoints(space) > 0 &&
-        H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    if (H5Sget_simple_extent_npoints(space) > 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         goto fail;
     rc = 0;
 fail:
@@ -244,6 +257,19 @@ fail:
     if (space >= 0) H5Sclose(space);
     if (parent >= 0) H5Gclose(parent);
     return rc;
+}
+
+static int write_weight(hid_t group, const NnrtWeightInfo *w, const float *data, hid_t gcpl, hid_t dcpl)
+{
+    return write_dataset(group, w->name, w->rank, w->shape, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, gcpl, dcpl);
+}
+
+/* A weight or slot name usable as an HDF5 path below a group: not empty, no
+ * leading, trailing or doubled '/', shorter than MAX_NAME. */
+static int valid_path_name(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    return len && len < MAX_NAME && name[0] != '/' && name[len - 1] != '/' && !strstr(name, "//");
 }
 
 /* Arguments a Keras file can hold: unique layer names without '/', each
@@ -270,8 +296,7 @@ static int check_save_args(const char *path, const char *const *layer_names, siz
         const NnrtWeightInfo *w = &weights[i];
         int ok;
         weight_count(w, &ok);
-        if (!w->layer || !w->name || !w->name[0] || w->name[0] == '/' || strlen(w->name) >= MAX_NAME ||
-            w->name[strlen(w->name) - 1] == '/' || strstr(w->name, "//") || !ok) {
+        if (!w->layer || !valid_path_name(w->name) || !ok) {
             set_err(err, errlen, "%s: cannot save: weight %zu ('%s') has a bad name or shape", path, i,
                     w->name ? w->name : "(null)");
             return -1;
@@ -294,9 +319,78 @@ static int check_save_args(const char *path, const char *const *layer_names, siz
     return 0;
 }
 
+/* "<Optimizer>/iter:0": the step counter tf.keras 2.x lists first. */
+static void iterations_name(char *buf, size_t len, const char *optimizer)
+{
+    snprintf(buf, len, "%s/iter:0", optimizer);
+}
+
+/* An optimizer state a Keras file can hold: a class name without '/', slot
+ * names usable as paths, unique, and none the step counter's. */
+static int check_optimizer_args(const char *path, const NnrtOptimizerState *opt, char *err, size_t errlen)
+{
+    char iter[MAX_NAME + 16];
+    if (!opt->optimizer || !opt->optimizer[0] || strchr(opt->optimizer, '/') || strlen(opt->optimizer) >= 256 ||
+        opt->iterations < 0 || (opt->num_slots && (!opt->slots || !opt->state))) {
+        set_err(err, errlen, "%s: cannot save: bad optimizer state (name '%s', %lld iterations, %zu slots)", path,
+                opt->optimizer ? opt->optimizer : "(null)", (long long)opt->iterations, opt->num_slots);
+        return -1;
+    }
+    iterations_name(iter, sizeof iter, opt->optimizer);
+    for (size_t i = 0; i < opt->num_slots; i++) {
+        const NnrtWeightInfo *s = &opt->slots[i];
+        int ok;
+        weight_count(s, &ok);
+        size_t stem = strlen(iter) - 2;     /* "Adam/iter" */
+        int clash = valid_path_name(s->name) && !strncmp(s->name, iter, stem) &&
+                    (s->name[stem] == '\0' || !strcmp(s->name + stem, ":0"));
+        if (!valid_path_name(s->name) || !ok || clash) {
+            set_err(err, errlen, "%s: cannot save: optimizer slot %zu ('%s') has a bad name or shape", path, i,
+                    s->name ? s->name : "(null)");
+            return -1;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(opt->slots[k].name, s->name)) {
+                set_err(err, errlen, "%s: cannot save: optimizer slot '%s' is listed twice", path, s->name);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* Group optimizer_weights as tf.keras 2.x writes it: weight_names lists the
+ * step counter then the slots, each a dataset at its name (int64 scalar,
+ * then <f4 tensors), in that order. */
+static int write_optimizer(hid_t file, const NnrtOptimizerState *opt, hid_t gcpl, hid_t dcpl)
+{
+    int rc = -1;
+    hid_t group = -1;
+    char iter[MAX_NAME + 16];
+    const char **names = malloc((opt->num_slots + 1) * sizeof *names);
+    if (!names)
+        return -1;
+    iterations_name(iter, sizeof iter, opt->optimizer);
+    names[0] = iter;
+    for (size_t i = 0; i < opt->num_slots; i++)
+        names[i + 1] = opt->slots[i].name;
+    if ((group = H5Gcreate2(file, "optimizer_weights", H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0 ||
+        write_name_list(group, "weight_names", names, opt->num_slots + 1) < 0 ||
+        write_dataset(group, iter, 0, NULL, H5T_STD_I64LE, H5T_NATIVE_INT64, &opt->iterations, gcpl, dcpl) < 0)
+        goto fail;
+    for (size_t i = 0; i < opt->num_slots; i++)
+        if (write_weight(group, &opt->slots[i], opt->state + opt->slots[i].offset, gcpl, dcpl) < 0)
+            goto fail;
+    rc = 0;
+fail:
+    if (group >= 0 && H5Gclose(group) < 0)
+        rc = -1;
+    free(names);
+    return rc;
+}
+
 int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_layers,
                  const NnrtWeightInfo *weights, size_t num_weights, const float *block,
-                 const char *model_config_json, char *err, size_t errlen)
+                 const char *model_config_json, const NnrtOptimizerState *opt, char *err, size_t errlen)
 {
     int rc = NNRT_EINVAL;
     char *tmp = NULL;
@@ -314,7 +408,8 @@ int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_la
         set_err(err, errlen, "nnrt_h5_save: bad arguments");
         return NNRT_EINVAL;
     }
-    if (check_save_args(path, layer_names, num_layers, weights, num_weights, err, errlen) < 0)
+    if (check_save_args(path, layer_names, num_layers, weights, num_weights, err, errlen) < 0 ||
+        (opt && check_optimizer_args(path, opt, err, errlen) < 0))
         return NNRT_EINVAL;
     if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 &&
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
@@ -387,6 +482,10 @@ int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_la
     mw = -1;
     if (closed < 0)
         goto hdf5_fail;
+    if (opt && write_optimizer(file, opt, gcpl, dcpl) < 0) {
+        set_err(err, errlen, "%s: cannot write the optimizer state (HDF5: %s)", path, h5_detail(detail, sizeof detail));
+        goto fail;
+    }
     closed = H5Fclose(file);     /* flushes everything */
     file = -1;
     if (closed < 0)
@@ -913,6 +1012,275 @@ fail:
     free(scratch);
     free(at);
     free(ok);
+    H5Eclear2(H5E_DEFAULT);
+    if (restore_auto)
+        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    return rc;
+}
+
+/* ---- optimizer state ------------------------------------------------------ */
+
+/* Index in names of the entry equal to want (":0" optional on either), or -1. */
+static long find_name(const StrList *names, const char *want)
+{
+    size_t wl = name_len(want);
+    for (size_t i = 0; i < names->n; i++)
+        if (name_len(names->s[i]) == wl && !memcmp(names->s[i], want, wl))
+            return (long)i;
+    return -1;
+}
+
+/* The step counter: an integer or integral float scalar (one element).
+ * Returns NNRT_OK, NNRT_EMISMATCH (note says why) or NNRT_EFORMAT. */
+static int read_iterations(hid_t group, const char *name, int64_t *out, char *note, size_t notelen)
+{
+    int rc = NNRT_EFORMAT;
+    hid_t ds = -1, type = -1, space = -1;
+    if ((ds = H5Dopen2(group, name, H5P_DEFAULT)) < 0 || (type = H5Dget_type(ds)) < 0 ||
+        (space = H5Dget_space(ds)) < 0)
+        goto fail;
+    H5T_class_t cls = H5Tget_class(type);
+    if (H5Sget_simple_extent_npoints(space) != 1 || (cls != H5T_INTEGER && cls != H5T_FLOAT)) {
+        snprintf(note, notelen, "its step counter '%s' is not one number", name);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if (cls == H5T_INTEGER) {
+        if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+            goto fail;
+    } else {
+        double v;
+        if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+            goto fail;
+        if (!(v >= 0 && v < 9.2e18)) {
+            snprintf(note, notelen, "its step counter '%s' is %g", name, v);
+            rc = NNRT_EMISMATCH;
+            goto fail;
+        }
+        *out = (int64_t)llround(v);
+    }
+    if (*out < 0) {
+        snprintf(note, notelen, "its step counter '%s' is %lld", name, (long long)*out);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    rc = NNRT_OK;
+fail:
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (ds >= 0) H5Dclose(ds);
+    return rc;
+}
+
+/* One slot tensor into dst: NNRT_OK, NNRT_EMISMATCH (shape or type; note
+ * says which) or NNRT_EFORMAT. */
+static int read_slot(hid_t group, const char *name, const NnrtWeightInfo *s, float *dst, char *note, size_t notelen)
+{
+    int rc = NNRT_EFORMAT;
+    hid_t ds = -1, type = -1, space = -1;
+    hsize_t dims[NNRT_MAX_RANK];
+    int64_t shape[NNRT_MAX_RANK];
+    char want[160], have[160];
+    if ((ds = H5Dopen2(group, name, H5P_DEFAULT)) < 0 || (type = H5Dget_type(ds)) < 0 ||
+        (space = H5Dget_space(ds)) < 0)
+        goto fail;
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank < 0)
+        goto fail;
+    int same = rank == s->rank && H5Sget_simple_extent_type(space) != H5S_NULL;
+    if (same && rank > 0 && H5Sget_simple_extent_dims(space, dims, NULL) < 0)
+        goto fail;
+    for (int i = 0; same && i < rank; i++)
+        same = (int64_t)dims[i] == s->shape[i];
+    if (!same) {
+        if (rank >= 0 && rank <= NNRT_MAX_RANK && H5Sget_simple_extent_dims(space, dims, NULL) >= 0) {
+            for (int i = 0; i < rank; i++)
+                shape[i] = (int64_t)dims[i];
+            format_shape(have, sizeof have, rank, shape);
+        } else {
+            snprintf(have, sizeof have, "rank %d", rank);
+        }
+        format_shape(want, sizeof want, s->rank, s->shape);
+        snprintf(note, notelen, "slot '%s' has shape %s in the file, the model's is %s", name, have, want);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if (H5Tget_class(type) != H5T_FLOAT) {
+        snprintf(note, notelen, "slot '%s' is not floating point in the file", name);
+        rc = NNRT_EMISMATCH;
+        goto fail;
+    }
+    if (H5Sget_simple_extent_npoints(space) > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+        goto fail;
+    rc = NNRT_OK;
+fail:
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (ds >= 0) H5Dclose(ds);
+    return rc;
+}
+
+/* Whose state the file holds, for the message when it is not ours: the
+ * class name before "/iter:0" of the first entry, else the entry itself. */
+static void describe_foreign_state(char *buf, size_t len, const StrList *names)
+{
+    if (names->n == 0) {
+        snprintf(buf, len, "an empty optimizer state");
+        return;
+    }
+    const char *first = names->s[0], *slash = strchr(first, '/');
+    size_t n = name_len(first);
+    if (slash && ((size_t)(slash - first) + 5 == n) && !strncmp(slash, "/iter", 5))
+        snprintf(buf, len, "%.*s's optimizer state", (int)(slash - first), first);
+    else
+        snprintf(buf, len, "an optimizer state in another layout (first entry '%s')", first);
+}
+
+int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err, size_t errlen)
+{
+    int rc = NNRT_EINVAL;
+    hid_t file = -1, group = -1;
+    StrList names = {0};
+    float *scratch = NULL;
+    size_t *at = NULL;
+    char detail[256], note[512] = "", iter[MAX_NAME + 16], list[256];
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    int restore_auto = 0;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !opt || !opt->optimizer || !opt->optimizer[0] || (opt->num_slots && (!opt->slots || !opt->state))) {
+        set_err(err, errlen, "nnrt_h5_load_optimizer: bad arguments");
+        return NNRT_EINVAL;
+    }
+    if (!(at = malloc((opt->num_slots + 1) * sizeof *at))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return NNRT_ENOMEM;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < opt->num_slots; i++) {
+        int valid;
+        size_t n = weight_count(&opt->slots[i], &valid);
+        if (!valid || !opt->slots[i].name || n > SIZE_MAX / sizeof(float) - total) {
+            set_err(err, errlen, "nnrt_h5_load_optimizer: slot %zu has a bad name or shape", i);
+            free(at);
+            return NNRT_EINVAL;
+        }
+        at[i] = total;
+        total += n;
+    }
+    if (!(scratch = malloc((total ? total : 1) * sizeof *scratch))) {
+        set_err(err, errlen, "%s: out of memory (%zu optimizer floats)", path, total);
+        free(at);
+        return NNRT_ENOMEM;
+    }
+    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
+        restore_auto = 1;
+    H5Eclear2(H5E_DEFAULT);
+
+    rc = NNRT_EIO;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    fclose(probe);
+    rc = NNRT_EFORMAT;
+    htri_t is_hdf5 = is_hdf5_file(path);
+    if (is_hdf5 == 0) {
+        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature); expected a Keras .h5 file", path);
+        goto fail;
+    }
+    if (is_hdf5 < 0 || (file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        set_err(err, errlen, "%s: cannot open as HDF5 (%s); the file is damaged or truncated", path,
+                h5_detail(detail, sizeof detail));
+        goto fail;
+    }
+    htri_t exists = H5Lexists(file, "optimizer_weights", H5P_DEFAULT);
+    if (exists < 0)
+        goto damaged;
+    if (!exists) {
+        set_err(err, errlen, "%s: no optimizer state (no optimizer_weights group); the optimizer starts afresh", path);
+        rc = 0;
+        goto fail;
+    }
+    int listed;
+    if ((group = H5Gopen2(file, "optimizer_weights", H5P_DEFAULT)) < 0)
+        goto damaged;
+    if ((rc = read_name_list(group, "weight_names", &names, &listed)) < 0) {
+        if (rc == NNRT_ENOMEM)
+            set_err(err, errlen, "%s: out of memory", path);
+        else
+            set_err(err, errlen, "%s: unreadable optimizer_weights/weight_names (HDF5: %s)", path,
+                    h5_detail(detail, sizeof detail));
+        goto fail;
+    }
+    rc = NNRT_EFORMAT;
+    if (!listed) {
+        set_err(err, errlen, "%s: group optimizer_weights has no weight_names attribute; not a Keras file", path);
+        goto fail;
+    }
+
+    /* ours: "<optimizer>/iter:0" (older tf.keras: ".../iterations:0") and every slot by name */
+    rc = 0;
+    iterations_name(iter, sizeof iter, opt->optimizer);
+    long k_iter = find_name(&names, iter);
+    if (k_iter < 0) {
+        snprintf(iter, sizeof iter, "%s/iterations:0", opt->optimizer);
+        k_iter = find_name(&names, iter);
+    }
+    if (k_iter < 0) {
+        describe_foreign_state(note, sizeof note, &names);
+        set_err(err, errlen, "%s: the file holds %s, not %s's; the optimizer starts afresh", path, note,
+                opt->optimizer);
+        goto fail;
+    }
+    if (names.n != opt->num_slots + 1) {
+        set_err(err, errlen, "%s: the file's %s state has %zu slot tensors, the model's %zu; the optimizer starts "
+                "afresh", path, opt->optimizer, names.n - 1, opt->num_slots);
+        goto fail;
+    }
+    int64_t iterations = 0;
+    if ((rc = read_iterations(group, names.s[k_iter], &iterations, note, sizeof note)) < 0)
+        goto read_failed;
+    for (size_t i = 0; i < opt->num_slots; i++) {
+        const NnrtWeightInfo *s = &opt->slots[i];
+        long k = find_name(&names, s->name);
+        if (k < 0 || k == k_iter) {
+            join_names(list, sizeof list, &names);
+            set_err(err, errlen, "%s: no optimizer slot '%s' in the file (it has: %s); the optimizer starts afresh",
+                    path, s->name, list);
+            rc = 0;
+            goto fail;
+        }
+        if ((rc = read_slot(group, names.s[k], s, scratch + at[i], note, sizeof note)) < 0)
+            goto read_failed;
+    }
+    for (size_t i = 0; i < opt->num_slots; i++) {
+        int valid;
+        memcpy(opt->state + opt->slots[i].offset, scratch + at[i], weight_count(&opt->slots[i], &valid) * sizeof(float));
+    }
+    opt->iterations = iterations;
+    rc = 1;
+    goto fail;
+
+read_failed:
+    if (rc == NNRT_EMISMATCH) {
+        set_err(err, errlen, "%s: %s; the optimizer starts afresh", path, note);
+        rc = 0;
+        goto fail;
+    }
+damaged:
+    set_err(err, errlen, "%s: damaged optimizer state (HDF5: %s); the file may be truncated", path,
+            h5_detail(detail, sizeof detail));
+    rc = NNRT_EFORMAT;
+fail:
+    strlist_free(&names);
+    if (group >= 0) H5Gclose(group);
+    if (file >= 0) H5Fclose(file);
+    free(scratch);
+    free(at);
     H5Eclear2(H5E_DEFAULT);
     if (restore_auto)
         H5Eset_auto2(H5E_DEFAULT, old_func, old_data);

@@ -419,3 +419,22 @@ float nnrt_last_time_step_mse(const float *p, const float *t, size_t batch, size
     }
     return batch && cols ? (float)(sum / (double)(batch * cols)) : 0.0f;
 }
+
+float nnrt_huber(const float *p, const float *t, size_t rows, size_t cols, float delta)
+{
+    double sum = 0;
+    for (size_t i = 0; i < rows * cols; i++) {
+        double e = fabs((double)p[i] - t[i]);
+        sum += e <= delta ? 0.5 * e * e : delta * (e - 0.5 * delta);
+    }
+    return rows && cols ? (float)(sum / (double)cols / (double)rows) : 0.0f;
+}
+
+void nnrt_huber_grad(float *dp, const float *p, const float *t, size_t rows, size_t cols, float scale, float delta)
+{
+    const float s = scale / (float)cols;
+    for (size_t i = 0; i < rows * cols; i++) {
+        float e = p[i] - t[i];
+        dp[i] = s * (e > delta ? delta : e < -delta ? -delta : e);
+    }
+}

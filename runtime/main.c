@@ -453,6 +453,22 @@ fail:
 
 /* ---- train --------------------------------------------------------------- */
 
+/* Whether the fit's CSVLogger wrote `path` (its filename is relative to the
+ * output folder): then that file, the one the user asked for, stays. */
+static bool is_csv_logger_file(const NnrtFitConfig *cfg, const char *path)
+{
+    const NnrtCsvLogger *l = &cfg->callbacks.csv_logger;
+    char logged[4096 + 256];
+    struct stat a, b;
+    if (!l->enabled || !l->filename || !l->filename[0])
+        return false;
+    if (l->filename[0] == '/')
+        snprintf(logged, sizeof logged, "%s", l->filename);
+    else
+        snprintf(logged, sizeof logged, "%s/%s", cfg->out_dir, l->filename);
+    return stat(logged, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
 {
     NnrtFitConfig cfg;
@@ -512,7 +528,7 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         goto fail;
     }
     snprintf(path, sizeof path, "%s/history.csv", dir);
-    if ((rc = nnrt_history_write_csv(&history, path, err, sizeof err)) < 0) {
+    if (!is_csv_logger_file(&cfg, path) && (rc = nnrt_history_write_csv(&history, path, err, sizeof err)) < 0) {
         status = status_of(rc);
         error("%s", err);
         goto fail;

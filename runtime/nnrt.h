@@ -116,6 +116,9 @@ void  nnrt_bxent_logits_grad(float *dz, const float *z, const float *t, size_t r
 float nnrt_mse(const float *p, const float *t, size_t rows, size_t cols);
 void  nnrt_mse_grad(float *dp, const float *p, const float *t, size_t rows, size_t cols, float scale);
 float nnrt_mae(const float *p, const float *t, size_t rows, size_t cols);
+/* Huber (Keras): e = p - t; 0.5 e^2 where |e| <= delta, else delta (|e| - 0.5 delta); mean over cols */
+float nnrt_huber(const float *p, const float *t, size_t rows, size_t cols, float delta);
+void  nnrt_huber_grad(float *dp, const float *p, const float *t, size_t rows, size_t cols, float scale, float delta);
 void  nnrt_mae_grad(float *dp, const float *p, const float *t, size_t rows, size_t cols, float scale);
 
 /* Metrics return the batch mean. argmax ties go to the first maximum;
@@ -236,10 +239,29 @@ typedef struct NnrtWeightInfo {
     int trainable;               /* 0 for non-trainable weights (moving statistics) */
 } NnrtWeightInfo;
 
-/* Write atomically: a temporary file beside path, then rename. */
+/* Optimizer state as tf.keras 2.x saves it: group optimizer_weights with
+ * attribute weight_names, first "<Optimizer>/iter:0" (int64 scalar), then
+ * one dataset per slot and weight, e.g. "Adam/dense/kernel/m:0". Each slot
+ * is described like a weight, its offset into the caller's state block. */
+typedef struct {
+    const char *optimizer;       /* Keras class name: "Adam" */
+    int64_t iterations;          /* steps taken */
+    const NnrtWeightInfo *slots; /* names and shapes of the state tensors */
+    size_t num_slots;
+    float *state;                /* the state block (read on save, written on load) */
+} NnrtOptimizerState;
+
+/* Write atomically: a temporary file beside path, then rename. opt may be
+ * NULL (no optimizer_weights group). */
 int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_layers,
                  const NnrtWeightInfo *weights, size_t num_weights, const float *block,
-                 const char *model_config_json, char *err, size_t errlen);
+                 const char *model_config_json, const NnrtOptimizerState *opt, char *err, size_t errlen);
+
+/* Read the optimizer state saved with the weights, all or nothing: 1 when
+ * loaded (iterations and the state block set), 0 when the file has none or
+ * it belongs to another optimizer or shape (nothing changed; the reason in
+ * err), negative on a damaged file. */
+int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err, size_t errlen);
 
 /* Read weights into block. strict: every weight must be present with its
  * shape, else NNRT_EMISMATCH and block untouched. Not strict (transfer
@@ -268,23 +290,29 @@ int nnrt_idx_load(const char *path, float scale, NnrtArray *out, char *err, size
 /* NumPy .npy, float32/float64/int32/int64/uint8 (converted to f32, or i32 for integers). */
 int nnrt_npy_load(const char *path, NnrtArray *out, char *err, size_t errlen);
 int nnrt_npy_save(const char *path, const NnrtArray *a, char *err, size_t errlen);  /* atomic */
+/* One dataset of an HDF5 file ("x_train", "data/images"): any float type
+ * becomes f32, any integer type i32 (out of range is an error). */
+int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *err, size_t errlen);
 
 /* Data sources: what a fit: data: entry names. nnrt_dataset_load (fit.c)
  * loads one and checks it against a model; nnrt_fit_data_load (fit.c) loads
  * a fit config's training, validation and test sets. */
 
-typedef enum { NNRT_DATA_NONE, NNRT_DATA_IDX, NNRT_DATA_NPY, NNRT_DATA_CSV, NNRT_DATA_TIME_SERIES } NnrtDataFormat;
+typedef enum { NNRT_DATA_NONE, NNRT_DATA_IDX, NNRT_DATA_NPY, NNRT_DATA_CSV, NNRT_DATA_TIME_SERIES,
+               NNRT_DATA_HDF5 } NnrtDataFormat;
 
 typedef struct {
     NnrtDataFormat format;
     const char *x;               /* idx: images file; npy: x array ("a.npy;b.npy" per input);
+                                    hdf5: x dataset(s) in path ("x_train", "in/a;in/b" per input);
                                     csv: x columns, "CRIM,ZN" (names, or 0-based indices
                                     without a header), '|' between model inputs */
-    const char *y;               /* idx: labels file; npy: y array(s); csv: y columns ('|' per output;
-                                    one group serves every output) */
+    const char *y;               /* idx: labels file; npy: y array(s); hdf5: y dataset(s) in path
+                                    (';' per output, or one for every output); csv: y columns
+                                    ('|' per output; one group serves every output) */
     double scale;                /* idx: pixel scale (1/255) */
+    const char *path;            /* csv: the file, gzipped or not; hdf5: the .h5 file */
     /* csv only */
-    const char *path;            /* the file, gzipped or not */
     int header;                  /* the first line read holds the column names */
     int skip_rows;               /* lines skipped before it (sklearn's boston file has a count line) */
     char delimiter;              /* ',' (0 too) or ' ' (any run of blanks; '\t' too) */
@@ -292,6 +320,11 @@ typedef struct {
     double split[3];             /* train, validation, test fractions of the rows (shuffled with seed);
                                     all 0: the whole file is this source */
     uint64_t seed;
+    /* sparse-label filters (idx, npy): keep the samples whose label is in classes[] and number
+     * them 0.. in that order; binary: the target becomes 1.0f for label binary_class, else 0.0f */
+    const int *classes;
+    int num_classes;
+    int binary, binary_class;
     /* time_series only: the sum of two sines plus noise (model-format.md §4) */
     int n_steps, ahead, count;
     int seq2seq;                 /* y[t, k] = series[t + k + 1] for every step t */
@@ -375,9 +408,64 @@ typedef struct NnrtModel {
     float *(*params)(void *m);           /* the weight block, num_params floats */
     float *(*grads)(void *m);            /* same layout; 0 for non-trainable weights */
     const char *(*last_error)(const void *m);
+    /* the optimizer's learning rate, for ReduceLROnPlateau (NULL: inference only) */
+    float (*get_learning_rate)(const void *m);
+    void  (*set_learning_rate)(void *m, float lr);
+    /* fit phases: freeze or unfreeze a layer's weights; start a fresh optimizer state */
+    int   (*set_trainable)(void *m, const char *layer, int trainable);
+    void  (*reset_optimizer)(void *m);
 } NnrtModel;
 
 /* ---- fit.c: the Keras fit loop ---------------------------------------- */
+
+/* Keras callbacks (model-format.md §4). monitor is a history name
+ * ("val_loss", "accuracy"); mode 0 = auto (max for accuracy-like names,
+ * else min), 1 = min, 2 = max. Files are relative to the output folder. */
+typedef struct {
+    int enabled;
+    const char *filepath;        /* "{epoch}" "{epoch:02d}" "{val_loss:.4f}" formatted, Keras style */
+    const char *monitor;
+    int save_best_only, save_weights_only, mode;
+} NnrtCheckpoint;
+
+typedef struct {
+    int enabled;
+    const char *monitor;
+    int patience, restore_best_weights, mode, start_from_epoch;
+    double min_delta, baseline;  /* baseline: NaN when not given */
+} NnrtEarlyStopping;
+
+typedef struct {
+    int enabled;
+    const char *monitor;
+    double factor, min_delta, min_lr;
+    int patience, cooldown, mode;
+} NnrtReduceLr;
+
+typedef struct {
+    int enabled;
+    const char *filename;
+    int append;
+    char separator;
+} NnrtCsvLogger;
+
+/* One phase of a phased fit: its epochs, the layers frozen during it (the
+ * others train), and a fresh optimizer state with this learning rate (0:
+ * the compiled one), as a Keras recompile gives. */
+typedef struct {
+    int epochs;
+    const char *const *freeze;
+    int num_freeze;
+    double learning_rate;
+} NnrtPhase;
+
+typedef struct {
+    NnrtCheckpoint checkpoint;
+    NnrtEarlyStopping early_stopping;
+    NnrtReduceLr reduce_lr;
+    NnrtCsvLogger csv_logger;
+    int terminate_on_nan;
+} NnrtCallbacks;
 
 typedef struct {
     const char *model_file;      /* for messages */
@@ -390,13 +478,18 @@ typedef struct {
     uint64_t seed;
     const char *out_dir;         /* NAME.h5, history.csv, learning_curves.svg */
     const char *init_weights;    /* --weights: transfer-learning start */
+    NnrtCallbacks callbacks;
+    long train_limit;            /* keep the first N training samples (0: all), after the validation split */
+    const NnrtPhase *phases;     /* training in phases (the notes' freeze-then-unfreeze); NULL: one of `epochs` */
+    int num_phases;
 } NnrtFitConfig;
 
 /* Load src into d and check it against the model: per-sample sizes, sparse
  * labels int32 and in range (integer-valued floats are converted), other
  * targets float (integers converted), equal sample counts; messages name the
  * file. idx/npy: src->x lists one file per model input, src->y one per output
- * (or one for every output), separated by ';'. csv: one x column group per
+ * (or one for every output), separated by ';'; hdf5 likewise with dataset
+ * paths inside src->path. csv: one x column group per
  * input, one y group per output (or one for every output); with a split, d
  * is the training part. y NULL or "" loads inputs only. */
 int nnrt_dataset_load(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,

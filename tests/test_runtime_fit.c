@@ -14,6 +14,16 @@
  * shapes and labels give messages naming the file; SIGINT stops after the
  * current step; nnrt_main's train, evaluate, predict and check commands,
  * including a check that must fail on a wrong gradient, and usage errors.
+ *
+ * Callbacks, on a scripted validation loss (evaluate reports given values):
+ * EarlyStopping stops at the right epoch (patience, min_delta, baseline,
+ * start_from_epoch, mode) and restores the best epoch's weights, which the
+ * ModelCheckpoint(save_best_only) file holds too, also after Ctrl-C;
+ * checkpoint filepath templates; ReduceLROnPlateau's cuts (patience,
+ * cooldown, min_lr, min_delta) and the "lr" history column; CSVLogger's
+ * file byte for byte (sorted columns, separator, "\r\n", append);
+ * TerminateOnNaN; config errors before the first step. The hdf5 data
+ * format gives the same fit as the same arrays in .npy files.
  */
 #define _XOPEN_SOURCE 700
 
@@ -50,6 +60,8 @@ static int failures;
 /* Test knobs the model reads (a test may have them; the runtime may not). */
 static int grad_bug;              /* loss_grad returns 1.5x the gradient */
 static long interrupt_at_step = -1; /* train_step raises SIGINT at this step */
+static long nan_at_step = -1;     /* train_step reports a NaN loss at this step */
+static const double *scripted_val_loss; /* evaluate call k reports this [k] as its loss */
 
 /* ---- the hand-written model ---------------------------------------------- */
 
@@ -63,6 +75,8 @@ typedef struct {
     size_t max_n;
     long evals;
     size_t eval_n;                /* n of the last evaluate */
+    float lr;                     /* SGD learning rate */
+    float seen_w[64][NP];         /* the weights at each evaluate call (epoch ends) */
 } Lin;
 
 static void *lin_new(uint64_t seed)
@@ -72,6 +86,7 @@ static void *lin_new(uint64_t seed)
     if (!m)
         return NULL;
     nnrt_rng_seed(&r, seed);
+    m->lr = 0.5f;
     for (int i = 0; i < D * C; i++)
         m->w[i] = (float)(0.2 * nnrt_rng_uniform(&r) - 0.1);
     return m;
@@ -145,7 +160,9 @@ static int lin_train_step(void *mv, size_t n, const float *const in[], const voi
     if (rc < 0)
         return rc;
     for (int i = 0; i < NP; i++)
-        m->w[i] -= 0.5f * m->g[i];
+        m->w[i] -= m->lr * m->g[i];
+    if (m->steps == nan_at_step)
+        *loss = NAN;
     if (m->steps < MAX_LOG) {
         m->step_n[m->steps] = n;
         m->step_loss[m->steps] = *loss;
@@ -161,9 +178,14 @@ static int lin_evaluate(void *mv, size_t n, const float *const in[], const void 
                         float *loss, float *metrics)
 {
     Lin *m = mv;
-    m->evals++;
+    if (m->evals < 64)
+        memcpy(m->seen_w[m->evals], m->w, sizeof m->w);
     m->eval_n = n;
-    return lin_loss(m, n, in, tg, loss, &metrics[0], 0);
+    int rc = lin_loss(m, n, in, tg, loss, &metrics[0], 0);
+    if (rc == 0 && scripted_val_loss)
+        *loss = (float)scripted_val_loss[m->evals];
+    m->evals++;
+    return rc;
 }
 
 static int lin_loss_grad(void *mv, size_t n, const float *const in[], const void *const tg[],
@@ -224,6 +246,8 @@ static int lin_load_partial(void *mv, const char *path, FILE *report)
 static float *lin_params(void *mv) { return ((Lin *)mv)->w; }
 static float *lin_grads(void *mv) { return ((Lin *)mv)->g; }
 static const char *lin_last_error(const void *mv) { return ((const Lin *)mv)->error; }
+static float lin_get_learning_rate(const void *mv) { return ((const Lin *)mv)->lr; }
+static void lin_set_learning_rate(void *mv, float lr) { ((Lin *)mv)->lr = lr; }
 
 static NnrtModel lin_model(void)
 {
@@ -256,6 +280,8 @@ static NnrtModel lin_model(void)
     M.params = lin_params;
     M.grads = lin_grads;
     M.last_error = lin_last_error;
+    M.get_learning_rate = lin_get_learning_rate;
+    M.set_learning_rate = lin_set_learning_rate;
     return M;
 }
 
@@ -338,26 +364,39 @@ static void read_text(const char *path, char *buf, size_t len)
         fclose(f);
 }
 
-static int run_main(const NnrtModel *M, const NnrtFitConfig *fit, int argc, char **argv)
+static int saved_out = -1, saved_err = -1;
+
+/* stdout and stderr into files until capture_end, which reads them into captured_out/err */
+static void capture_begin(void)
 {
     fflush(stdout);
     fflush(stderr);
-    int saved_out = dup(1), saved_err = dup(2);
+    saved_out = dup(1), saved_err = dup(2);
     int fo = open(at("stdout.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int fe = open(at("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fo, 1);
     dup2(fe, 2);
-    int status = nnrt_main(argc, argv, M, fit);
+    close(fo);
+    close(fe);
+}
+
+static void capture_end(void)
+{
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, 1);
     dup2(saved_err, 2);
-    close(fo);
-    close(fe);
     close(saved_out);
     close(saved_err);
     read_text(at("stdout.txt"), captured_out, sizeof captured_out);
     read_text(at("stderr.txt"), captured_err, sizeof captured_err);
+}
+
+static int run_main(const NnrtModel *M, const NnrtFitConfig *fit, int argc, char **argv)
+{
+    capture_begin();
+    int status = nnrt_main(argc, argv, M, fit);
+    capture_end();
     return status;
 }
 
@@ -592,6 +631,387 @@ static void test_bad_data(const NnrtModel *M)
     free(m);
 }
 
+/* ---- callbacks -------------------------------------------------------------- */
+
+/* nnrt_fit with stdout and stderr captured */
+static Lin *capture_fit(const NnrtModel *M, const NnrtFitConfig *cfg, NnrtHistory *h, int *rc, char *err,
+                        size_t errlen)
+{
+    capture_begin();
+    Lin *m = run_fit(M, cfg, h, rc, err, errlen);
+    capture_end();
+    return m;
+}
+
+/* the raw weights file lin_save wrote equals w */
+static int weights_file_equals(const char *path, const float *w)
+{
+    float back[NP + 1];
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(back, sizeof(float), NP + 1, f) : 0;
+    if (f)
+        fclose(f);
+    return got == NP && !memcmp(back, w, sizeof back[0] * NP);
+}
+
+static NnrtFitConfig callback_config(void)
+{
+    NnrtFitConfig cfg = base_config();
+    cfg.out_dir = dir;
+    cfg.epochs = 10;
+    return cfg;
+}
+
+/* val_loss falls for three epochs, then rises: EarlyStopping(patience=2,
+ * restore_best_weights) stops after epoch 5 and puts back epoch 3's weights,
+ * which ModelCheckpoint(save_best_only) wrote. */
+static void test_early_stopping(const NnrtModel *M)
+{
+    static const double val[] = {0.9, 0.7, 0.5, 0.6, 0.65, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1};
+    NnrtFitConfig cfg = callback_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+    cfg.callbacks.early_stopping = (NnrtEarlyStopping){.enabled = 1, .monitor = "val_loss", .patience = 2,
+                                                       .restore_best_weights = 1, .baseline = NAN};
+    cfg.callbacks.checkpoint = (NnrtCheckpoint){.enabled = 1, .filepath = "ckpt/best.h5", .monitor = "val_loss",
+                                                .save_best_only = 1};
+    scripted_val_loss = val;
+    Lin *m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 5 && m->steps == 50 && m->evals == 5, "early stopping: rc %d (%s), %d epochs, "
+          "%ld steps", rc, err, h.epochs, m->steps);
+    CHECK(h.epochs == 5 && h.values[2 * 4 + 2] == (double)(float)0.5 && h.values[4 * 4 + 2] == (double)(float)0.65,
+          "scripted val_loss in the history");
+    CHECK(!memcmp(m->w, m->seen_w[2], sizeof m->w) && memcmp(m->seen_w[4], m->seen_w[2], sizeof m->w),
+          "restored weights are not epoch 3's");
+    CHECK(weights_file_equals(at("ckpt/best.h5"), m->seen_w[2]), "checkpoint file is not epoch 3's weights");
+    CHECK(strstr(captured_out, "Epoch 1: val_loss improved from inf to 0.90000, saving model to ") &&
+              strstr(captured_out, "Epoch 3: val_loss improved from 0.70000 to 0.50000, saving model to ") &&
+              strstr(captured_out, "ckpt/best.h5\n") &&
+              strstr(captured_out, "Epoch 4: val_loss did not improve from 0.50000\n") &&
+              strstr(captured_out, "Epoch 5: early stopping\n") &&
+              strstr(captured_out, "Restoring model weights from the end of the best epoch: 3.\n") &&
+              !strstr(captured_out, "Epoch 6/10"),
+          "early stopping messages:\n%s", captured_out);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* the same run stopped by Ctrl-C in epoch 5: the checkpoint stays epoch 3's, the best weights come back */
+    remove(at("ckpt/best.h5"));
+    interrupt_at_step = 43;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    interrupt_at_step = -1;
+    CHECK(rc == 0 && h.epochs == 4 && m->steps == 44, "interrupt: rc %d, %d epochs, %ld steps", rc, h.epochs,
+          m->steps);
+    CHECK(!memcmp(m->w, m->seen_w[2], sizeof m->w) && weights_file_equals(at("ckpt/best.h5"), m->seen_w[2]),
+          "after Ctrl-C: weights and checkpoint not epoch 3's");
+    nnrt_history_free(&h);
+    free(m);
+
+    /* without restore_best_weights the last weights stay; patience 0 stops at the first non-improvement */
+    cfg.callbacks.checkpoint.enabled = 0;
+    cfg.callbacks.early_stopping.restore_best_weights = 0;
+    cfg.callbacks.early_stopping.patience = 0;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 4 && !memcmp(m->w, m->seen_w[3], sizeof m->w) &&
+              !strstr(captured_out, "Restoring"), "patience 0: %d epochs", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* min_delta 0.15: 0.7 -> 0.5 counts, 0.5 -> 0.45 -> 0.4 does not (without it, no stop) */
+    static const double slow[] = {0.9, 0.7, 0.5, 0.45, 0.4, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1};
+    scripted_val_loss = slow;
+    cfg.callbacks.early_stopping.patience = 2;
+    cfg.callbacks.early_stopping.min_delta = -0.15;   /* Keras takes |min_delta| */
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 5, "min_delta 0.15: %d epochs (want 5)", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+    cfg.callbacks.early_stopping.min_delta = 0;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 9, "min_delta 0: %d epochs (want 9)", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* baseline: improvements that do not beat it never restart the wait; an improving epoch never stops */
+    scripted_val_loss = val;
+    cfg.callbacks.early_stopping.baseline = 0.4;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 4 && strstr(captured_out, "Epoch 4: early stopping"), "baseline 0.4: %d epochs "
+          "(want 4)", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+    cfg.callbacks.early_stopping.baseline = NAN;
+
+    /* start_from_epoch 3: epochs 1-3 are not watched, so 0.6 (epoch 4) is the first best */
+    cfg.callbacks.early_stopping.start_from_epoch = 3;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 10, "start_from_epoch 3: %d epochs (want 10)", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+    cfg.callbacks.early_stopping.start_from_epoch = 0;
+
+    /* mode max on val_loss: 0.9 is the best, epochs 2 and 3 are worse */
+    cfg.callbacks.early_stopping.mode = 2;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 3, "mode max: %d epochs (want 3)", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+    scripted_val_loss = NULL;
+}
+
+/* filepath templates, every epoch saved */
+static void test_checkpoint_paths(const NnrtModel *M)
+{
+    static const double val[] = {0.9, 0.7, 0.5};
+    NnrtFitConfig cfg = callback_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+    cfg.epochs = 3;
+    cfg.callbacks.checkpoint = (NnrtCheckpoint){.enabled = 1,
+                                                .filepath = "e{epoch}-{epoch:03d}-{val_loss:.2f}-{loss}{{x}}.h5"};
+    scripted_val_loss = val;
+    Lin *m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    scripted_val_loss = NULL;
+    char name[256], repr[64];
+    snprintf(repr, sizeof repr, "%.17g", h.values[0]);   /* Python's repr: shortest that reads back */
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(repr, sizeof repr, "%.*g", digits, h.values[0]);
+        if (strtod(repr, NULL) == h.values[0])
+            break;
+    }
+    snprintf(name, sizeof name, "e1-001-0.90-%s{x}.h5", repr);
+    CHECK(rc == 0 && weights_file_equals(at(name), m->seen_w[0]), "checkpoint %s missing (%s)", name, err);
+    CHECK(strstr(captured_out, "Epoch 1: saving model to ") && strstr(captured_out, name), "message:\n%s",
+          captured_out);
+    snprintf(name, sizeof name, "e3-003-0.50-");
+    CHECK(strstr(captured_out, name), "epoch 3 checkpoint:\n%s", captured_out);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* bad templates and monitors fail before the first step */
+    static const struct { const char *filepath, *monitor, *want; int rc; } bad[] = {
+        {"w_{val_acc}.h5", "val_loss", "'{val_acc}' names no value", NNRT_EINVAL},
+        {"w_{epoch:.2d}.h5", "val_loss", "not supported", NNRT_EINVAL},
+        {"w_{val_loss:d}.h5", "val_loss", "not supported", NNRT_EINVAL},
+        {"w_{epoch.h5", "val_loss", "without its '}'", NNRT_EINVAL},
+        {"w_}.h5", "val_loss", "single '}'", NNRT_EINVAL},
+        {"w.h5", "val_mse", "monitors 'val_mse'", NNRT_EMISMATCH},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg.callbacks.checkpoint = (NnrtCheckpoint){.enabled = 1, .filepath = bad[i].filepath,
+                                                    .monitor = bad[i].monitor, .save_best_only = 1};
+        m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+        CHECK(rc == bad[i].rc && strstr(err, bad[i].want) && m->steps == 0, "%s: rc %d: %s", bad[i].filepath, rc,
+              err);
+        nnrt_history_free(&h);
+        free(m);
+    }
+    /* val_ monitors without validation data */
+    cfg.callbacks.checkpoint.enabled = 0;
+    cfg.split_first = 0;
+    cfg.callbacks.early_stopping = (NnrtEarlyStopping){.enabled = 1, .monitor = "val_loss", .baseline = NAN};
+    m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "EarlyStopping monitors 'val_loss'") &&
+              strstr(err, "records loss, accuracy") && strstr(err, "validation data"), "no validation: %s", err);
+    nnrt_history_free(&h);
+    free(m);
+}
+
+/* ReduceLROnPlateau(factor 0.5, patience 2, cooldown 1, min_lr 0.1) on a plateau from epoch 2 */
+static void test_reduce_lr(const NnrtModel *model)
+{
+    static const double val[] = {1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95};
+    NnrtModel M = *model;
+    NnrtFitConfig cfg = callback_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+    cfg.callbacks.reduce_lr = (NnrtReduceLr){.enabled = 1, .monitor = "val_loss", .factor = 0.5, .min_delta = 1e-4,
+                                             .min_lr = 0.1, .patience = 2, .cooldown = 1};
+    scripted_val_loss = val;
+    Lin *m = capture_fit(&M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 10 && h.cols == 5 && !strcmp(h.names[4], "lr"), "reduce lr: rc %d (%s), cols %d",
+          rc, err, h.cols);
+    /* the rate each epoch ran with: cut after epochs 4, 6 and 8 (to min_lr), not after 10 */
+    static const float want[10] = {0.5f, 0.5f, 0.5f, 0.5f, 0.25f, 0.25f, 0.125f, 0.125f, 0.1f, 0.1f};
+    for (int e = 0; e < h.epochs && h.cols == 5; e++)
+        CHECK(h.values[e * 5 + 4] == (double)want[e], "lr of epoch %d: %g, want %g", e + 1, h.values[e * 5 + 4],
+              (double)want[e]);
+    CHECK(m->lr == 0.1f, "final lr %g", (double)m->lr);
+    CHECK(strstr(captured_out, "Epoch 4: ReduceLROnPlateau reducing learning rate to 0.25.\n") &&
+              strstr(captured_out, "Epoch 6: ReduceLROnPlateau reducing learning rate to 0.125.\n") &&
+              strstr(captured_out, "Epoch 8: ReduceLROnPlateau reducing learning rate to 0.1.\n") &&
+              count_of(captured_out, "ReduceLROnPlateau") == 3 && !strstr(captured_out, " - lr: "),
+          "reduce lr messages:\n%s", captured_out);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* min_delta: 1.0 -> 0.9 is no improvement beyond 0.2, so the first cut comes after epoch 3 */
+    cfg.callbacks.reduce_lr.min_delta = 0.2;
+    cfg.callbacks.reduce_lr.min_lr = 0;
+    cfg.epochs = 3;
+    m = capture_fit(&M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && m->lr == 0.25f && strstr(captured_out, "Epoch 3: ReduceLROnPlateau"), "min_delta 0.2: lr %g",
+          (double)m->lr);
+    nnrt_history_free(&h);
+    free(m);
+    scripted_val_loss = NULL;
+
+    cfg.callbacks.reduce_lr.factor = 1.0;
+    m = run_fit(&M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EINVAL && strstr(err, "factor") && m->steps == 0, "factor 1: %s", err);
+    nnrt_history_free(&h);
+    free(m);
+    cfg.callbacks.reduce_lr.factor = 0.5;
+    M.set_learning_rate = NULL;
+    m = run_fit(&M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == NNRT_EINVAL && strstr(err, "learning rate") && m->steps == 0, "no set_learning_rate: %s", err);
+    nnrt_history_free(&h);
+    free(m);
+}
+
+/* CSVLogger: Keras's columns (epoch, then the names sorted), "\r\n", append */
+static void test_csv_logger(const NnrtModel *M)
+{
+    NnrtFitConfig cfg = callback_config();
+    NnrtHistory h;
+    char err[512], text[1 << 14], want[1 << 14];
+    int rc;
+    cfg.epochs = 3;
+    cfg.callbacks.csv_logger = (NnrtCsvLogger){.enabled = 1, .filename = "logs/train.csv", .separator = ';'};
+    Lin *m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 3, "csv logger fit: %d %s", rc, err);
+    /* history order: loss, accuracy, val_loss, val_accuracy; sorted: accuracy, loss, val_accuracy, val_loss */
+    size_t at_ = (size_t)snprintf(want, sizeof want, "epoch;accuracy;loss;val_accuracy;val_loss\r\n");
+    for (int e = 0; e < h.epochs; e++) {
+        int order[4] = {1, 0, 3, 2};
+        at_ += (size_t)snprintf(want + at_, sizeof want - at_, "%d", e);
+        for (int c = 0; c < 4; c++) {
+            char num[64];
+            double v = h.values[e * 4 + order[c]];
+            for (int digits = 15; digits <= 17; digits++) {
+                snprintf(num, sizeof num, "%.*g", digits, v);
+                if (strtod(num, NULL) == v)
+                    break;
+            }
+            if (!strpbrk(num, ".e"))
+                strcat(num, ".0");
+            at_ += (size_t)snprintf(want + at_, sizeof want - at_, ";%s", num);
+        }
+        at_ += (size_t)snprintf(want + at_, sizeof want - at_, "\r\n");
+    }
+    read_text(at("logs/train.csv"), text, sizeof text);
+    CHECK(!strcmp(text, want), "CSVLogger file:\n%s\nwant:\n%s", text, want);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* append: two more rows, no second header */
+    cfg.epochs = 2;
+    cfg.callbacks.csv_logger.append = 1;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    read_text(at("logs/train.csv"), text, sizeof text);
+    CHECK(rc == 0 && count_of(text, "epoch;") == 1 && count_of(text, "\r\n") == 6 && strstr(text, "\r\n1;"),
+          "appended CSVLogger file:\n%s", text);
+    nnrt_history_free(&h);
+    free(m);
+
+    /* without append the file starts over; with ReduceLROnPlateau "lr" joins the sorted columns */
+    cfg.callbacks.csv_logger = (NnrtCsvLogger){.enabled = 1, .filename = "logs/train.csv"};
+    cfg.callbacks.reduce_lr = (NnrtReduceLr){.enabled = 1, .monitor = "loss", .factor = 0.1, .min_delta = 1e-4,
+                                             .patience = 10};
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    read_text(at("logs/train.csv"), text, sizeof text);
+    CHECK(rc == 0 && !strncmp(text, "epoch,accuracy,loss,lr,val_accuracy,val_loss\r\n0,", 48) &&
+              count_of(text, "\r\n") == 3 && count_of(text, ",0.5,") == 2, "CSVLogger with lr:\n%s", text);
+    nnrt_history_free(&h);
+    free(m);
+}
+
+/* TerminateOnNaN: a NaN loss in step 14 (epoch 2, batch 3) ends that epoch and the fit */
+static void test_terminate_on_nan(const NnrtModel *M)
+{
+    NnrtFitConfig cfg = callback_config();
+    NnrtHistory h;
+    char err[512];
+    int rc;
+    cfg.epochs = 4;
+    cfg.callbacks.terminate_on_nan = 1;
+    nan_at_step = 13;
+    Lin *m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 2 && m->steps == 14 && m->evals == 2 && isnan(h.values[4]) && !isnan(h.values[0]),
+          "terminate on NaN: rc %d, %d epochs, %ld steps, %ld evaluations", rc, h.epochs, m->steps, m->evals);
+    CHECK(strstr(captured_out, "Batch 3: Invalid loss, terminating training\n") &&
+              strstr(captured_out, " 4/10 [") && !strstr(captured_out, "Epoch 3/4"),
+          "terminate on NaN output:\n%s", captured_out);
+    nnrt_history_free(&h);
+    free(m);
+    /* without the callback, training goes on */
+    cfg.callbacks.terminate_on_nan = 0;
+    m = capture_fit(M, &cfg, &h, &rc, err, sizeof err);
+    CHECK(rc == 0 && h.epochs == 4 && isnan(h.values[4]), "no TerminateOnNaN: %d epochs", h.epochs);
+    nnrt_history_free(&h);
+    free(m);
+    nan_at_step = -1;
+}
+
+/* The hdf5 data format: the same blobs as x.npy/y.npy, from datasets of one
+ * .h5 file (written with nnrt_h5_save, labels as float), give the same fit. */
+static void test_hdf5_data(const NnrtModel *M)
+{
+    NnrtArray x = {0}, y = {0};
+    char err[512];
+    int rc;
+    if (nnrt_npy_load(at("x.npy"), &x, err, sizeof err) < 0 || nnrt_npy_load(at("y.npy"), &y, err, sizeof err) < 0) {
+        CHECK(0, "reload: %s", err);
+        return;
+    }
+    float *block = malloc(200 * (D + 1) * sizeof *block);
+    memcpy(block, x.data, 200 * D * sizeof *block);
+    for (int i = 0; i < 200; i++)
+        block[200 * D + i] = (float)((int32_t *)y.data)[i];
+    const char *layers[] = {"blobs"};
+    NnrtWeightInfo arrays[] = {{"blobs", "train/x", 2, {200, D}, 0, 1}, {"blobs", "train/y", 1, {200}, 200 * D, 1}};
+    rc = nnrt_h5_save(at("blobs.h5"), layers, 1, arrays, 2, block, NULL, NULL, err, sizeof err);
+    CHECK(rc == 0, "write blobs.h5: %s", err);
+    free(block);
+    nnrt_array_free(&x);
+    nnrt_array_free(&y);
+
+    NnrtFitConfig cfg = base_config();
+    NnrtHistory h, h2;
+    Lin *m = run_fit(M, &cfg, &h, &rc, err, sizeof err);
+    cfg.train = (NnrtDataSource){.format = NNRT_DATA_HDF5, .path = at("blobs.h5"),
+                                 .x = "model_weights/blobs/train/x", .y = "/model_weights/blobs/train/y"};
+    Lin *m2 = run_fit(M, &cfg, &h2, &rc, err, sizeof err);
+    CHECK(rc == 0 && h2.epochs == 5 && h.epochs == 5 && !memcmp(h.values, h2.values, 20 * sizeof(double)) &&
+              !memcmp(m->w, m2->w, sizeof m->w), "hdf5 data fit differs from npy's (rc %d %s)", rc, err);
+    nnrt_history_free(&h);
+    nnrt_history_free(&h2);
+    free(m);
+    free(m2);
+
+    NnrtDataset d;
+    NnrtDataSource src = cfg.train;
+    src.y = "model_weights/blobs/train/z";
+    rc = nnrt_dataset_load(M, &src, &d, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "blobs.h5") && strstr(err, "no dataset 'model_weights/blobs/train/z'"),
+          "missing dataset: %d %s", rc, err);
+    src.y = "model_weights/blobs/train/x";
+    rc = nnrt_dataset_load(M, &src, &d, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "blobs.h5:model_weights/blobs/train/x"), "x as labels: %d %s", rc, err);
+    src.x = "model_weights/blobs/train/x;model_weights/blobs/train/x";
+    rc = nnrt_dataset_load(M, &src, &d, err, sizeof err);
+    CHECK(rc == NNRT_EMISMATCH && strstr(err, "takes 1 input") && strstr(err, "blobs.h5"), "two inputs: %s", err);
+    src = (NnrtDataSource){.format = NNRT_DATA_HDF5, .x = "x"};
+    rc = nnrt_dataset_load(M, &src, &d, err, sizeof err);
+    CHECK(rc == NNRT_EINVAL && strstr(err, "path"), "hdf5 without a path: %s", err);
+    src = (NnrtDataSource){.format = NNRT_DATA_HDF5, .path = at("x.npy"), .x = "x"};
+    rc = nnrt_dataset_load(M, &src, &d, err, sizeof err);
+    CHECK(rc == NNRT_EFORMAT && strstr(err, "x.npy") && strstr(err, "not an HDF5 file"), "npy as hdf5: %s", err);
+}
+
 static void test_main(const NnrtModel *model)
 {
     NnrtModel M = *model;
@@ -623,6 +1043,19 @@ static void test_main(const NnrtModel *model)
     status = MAIN("train", "--epochs", "1", "--out", out_dir, "--weights", weights, "--seed", "3");
     CHECK(status == 0 && strstr(captured_out, "loaded: dense"), "train --weights: %d %s", status,
           captured_out);
+
+    /* callbacks through train: files in --out; a CSVLogger on history.csv is kept, not overwritten */
+    NnrtFitConfig with_callbacks = fit;
+    with_callbacks.callbacks.csv_logger = (NnrtCsvLogger){.enabled = 1, .filename = "history.csv"};
+    with_callbacks.callbacks.checkpoint = (NnrtCheckpoint){.enabled = 1, .filepath = "ckpt_{epoch}.h5"};
+    status = run_args(&M, &with_callbacks, "train", "--epochs", "2", "--out", out_dir, (char *)NULL);
+    char text[4096];
+    snprintf(path, sizeof path, "%s/history.csv", out_dir);
+    read_text(path, text, sizeof text);
+    CHECK(status == 0 && !strncmp(text, "epoch,accuracy,loss,val_accuracy,val_loss\r\n", 43) &&
+              count_of(text, "\r\n") == 3, "train with CSVLogger on history.csv: %d\n%s", status, text);
+    snprintf(path, sizeof path, "%s/ckpt_2.h5", out_dir);
+    CHECK(file_exists(path) && strstr(captured_out, "Epoch 2: saving model to "), "train with ModelCheckpoint");
 
     /* evaluate agrees with the model's own evaluate on those weights */
     status = MAIN("evaluate", "--weights", weights, "--data", xt, "--targets", yt);
@@ -729,6 +1162,12 @@ int main(void)
     test_fit_split_first(&M);
     test_fit_validation_forms(&M);
     test_bad_data(&M);
+    test_early_stopping(&M);
+    test_checkpoint_paths(&M);
+    test_reduce_lr(&M);
+    test_csv_logger(&M);
+    test_terminate_on_nan(&M);
+    test_hdf5_data(&M);
     test_main(&M);
 
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -1,5 +1,5 @@
-/* test_runtime_io.c — the runtime's file I/O: Keras HDF5 weights (h5.c),
- * IDX and .npy arrays (data.c).
+/* test_runtime_io.c — the runtime's file I/O: Keras HDF5 weights and
+ * optimizer state (h5.c), IDX, .npy and HDF5 data arrays (data.c).
  *
  * Usage: test_runtime_io KERAS_H5_DIR OUT_H5 [FASHION_MNIST_DIR]
  *   KERAS_H5_DIR       shared/keras_h5 (real Keras files and damaged/)
@@ -124,7 +124,7 @@ static void test_h5_roundtrip(Ctx *t)
     fill_block(saved, MODEL_FLOATS);
 
     int rc = nnrt_h5_save(t->out_h5, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS,
-                          saved, model_config, err, sizeof err);
+                          saved, model_config, NULL, err, sizeof err);
     check(t, rc == 0, "h5 save %s (rc %d %s)", t->out_h5, rc, err);
 
     memset(back, 0, sizeof back);
@@ -149,9 +149,9 @@ static void test_h5_roundtrip(Ctx *t)
     unsigned char *a = NULL, *b = NULL;
     size_t la = 0, lb = 0;
     rc = nnrt_h5_save(again, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS, saved,
-                      model_config, err, sizeof err);
+                      model_config, NULL, err, sizeof err);
     rc |= nnrt_h5_save(again, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS, saved,
-                       model_config, err, sizeof err);
+                       model_config, NULL, err, sizeof err);
     int same = rc == 0 && file_bytes(t->out_h5, &a, &la) == 0 && file_bytes(again, &b, &lb) == 0 &&
                la == lb && !memcmp(a, b, la);
     check(t, same, "h5 save is deterministic and overwrites (%zu bytes)", la);
@@ -163,9 +163,10 @@ static void test_h5_roundtrip(Ctx *t)
     char bad[600];
     snprintf(bad, sizeof bad, "%s/no/such/dir/w.h5", t->tmp_dir);
     rc = nnrt_h5_save(bad, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS, saved, NULL,
-                      err, sizeof err);
+                      NULL, err, sizeof err);
     check(t, rc == NNRT_EIO && strstr(err, bad), "h5 save into a missing folder: %s", err);
-    rc = nnrt_h5_save(again, model_layers, 1, model_weights, NUM_MODEL_WEIGHTS, saved, NULL, err, sizeof err);
+    rc = nnrt_h5_save(again, model_layers, 1, model_weights, NUM_MODEL_WEIGHTS, saved, NULL, NULL, err,
+                      sizeof err);
     check(t, rc == NNRT_EINVAL && strstr(err, "not in the layer list"), "h5 save, weight of an unlisted layer: %s",
           err);
     same = file_bytes(again, &a, &la) == 0 && la == lb;
@@ -233,7 +234,7 @@ static void test_h5_names(Ctx *t)
     };
     float block[5] = {1, 2, 3, 4, 5}, back[5] = {0};
     snprintf(path, sizeof path, "%s/many.h5", t->tmp_dir);
-    int rc = nnrt_h5_save(path, layers, N, w, 3, block, NULL, err, sizeof err);
+    int rc = nnrt_h5_save(path, layers, N, w, 3, block, NULL, NULL, err, sizeof err);
     hid_t f = rc == 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     hid_t mw = f >= 0 ? H5Gopen2(f, "model_weights", H5P_DEFAULT) : -1;
     int chunked = mw >= 0 && H5Aexists(mw, "layer_names0") > 0 && H5Aexists(mw, "layer_names1") > 0 &&
@@ -256,6 +257,209 @@ static void test_h5_names(Ctx *t)
     check(t, rc == NNRT_EMISMATCH && strstr(err, "more than one candidate"), "h5 ambiguous name is an error: %s",
           err);
     remove(path);
+}
+
+/* ---- optimizer state ------------------------------------------------------ */
+
+/* Adam's slots for the round-trip model's dense layers: m then v per weight. */
+static const NnrtWeightInfo adam_slots[] = {
+    {"dense", "Adam/dense/kernel/m:0", 2, {4, 3}, 0, 1},
+    {"dense", "Adam/dense/bias/m:0", 1, {3}, 12, 1},
+    {"dense_1", "Adam/dense_1/kernel/m:0", 2, {2, 1}, 15, 1},
+    {"dense_1", "Adam/dense_1/bias/m:0", 1, {1}, 17, 1},
+    {"dense", "Adam/dense/kernel/v:0", 2, {4, 3}, 18, 1},
+    {"dense", "Adam/dense/bias/v:0", 1, {3}, 30, 1},
+    {"dense_1", "Adam/dense_1/kernel/v:0", 2, {2, 1}, 33, 1},
+    {"dense_1", "Adam/dense_1/bias/v:0", 1, {1}, 35, 1},
+};
+#define NUM_ADAM_SLOTS (sizeof adam_slots / sizeof adam_slots[0])
+#define ADAM_FLOATS 36
+
+/* weight_names of optimizer_weights as tf.keras writes it: fixed-length
+ * NUL-padded ASCII; first entry the int64 scalar step counter. */
+static int keras_optimizer_layout(const char *path, const char *first, size_t count)
+{
+    int ok = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), g = -1, a = -1, type = -1, space = -1, ds = -1,
+          dtype = -1, dspace = -1;
+    if (f < 0 || (g = H5Gopen2(f, "optimizer_weights", H5P_DEFAULT)) < 0 ||
+        (a = H5Aopen(g, "weight_names", H5P_DEFAULT)) < 0 || (type = H5Aget_type(a)) < 0 ||
+        (space = H5Aget_space(a)) < 0)
+        goto done;
+    size_t width = H5Tget_size(type);
+    char buf[4096] = "";
+    if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) || H5Tget_strpad(type) != H5T_STR_NULLPAD ||
+        H5Tget_cset(type) != H5T_CSET_ASCII || H5Sget_simple_extent_npoints(space) != (hssize_t)count ||
+        width * count >= sizeof buf || H5Aread(a, type, buf) < 0 || strncmp(buf, first, width))
+        goto done;
+    if ((ds = H5Dopen2(g, first, H5P_DEFAULT)) < 0 || (dtype = H5Dget_type(ds)) < 0 ||
+        (dspace = H5Dget_space(ds)) < 0)
+        goto done;
+    ok = H5Tequal(dtype, H5T_STD_I64LE) > 0 && H5Sget_simple_extent_type(dspace) == H5S_SCALAR;
+done:
+    if (dspace >= 0) H5Sclose(dspace);
+    if (dtype >= 0) H5Tclose(dtype);
+    if (ds >= 0) H5Dclose(ds);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (a >= 0) H5Aclose(a);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    return ok;
+}
+
+/* Replace optimizer_weights/<name> by a float64 scalar (older writers). */
+static int make_float_counter(const char *path, const char *name, double value)
+{
+    int ok = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = -1, sp = -1, d = -1;
+    if (f >= 0 && (g = H5Gopen2(f, "optimizer_weights", H5P_DEFAULT)) >= 0 && H5Ldelete(g, name, H5P_DEFAULT) >= 0 &&
+        (sp = H5Screate(H5S_SCALAR)) >= 0 &&
+        (d = H5Dcreate2(g, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
+        ok = H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) >= 0;
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0 && H5Fclose(f) < 0)
+        ok = 0;
+    return ok;
+}
+
+static int all_equal(const float *a, float v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != v)
+            return 0;
+    return 1;
+}
+
+static void test_h5_optimizer(Ctx *t)
+{
+    char path[600], err[512];
+    float weights[MODEL_FLOATS], back_w[MODEL_FLOATS], state[ADAM_FLOATS], back[ADAM_FLOATS];
+    fill_block(weights, MODEL_FLOATS);
+    for (size_t i = 0; i < ADAM_FLOATS; i++)
+        state[i] = (float)(i + 1) * 0.001f - 0.01f;
+    NnrtOptimizerState opt = {"Adam", 1234, adam_slots, NUM_ADAM_SLOTS, state};
+    snprintf(path, sizeof path, "%s/with_adam.h5", t->tmp_dir);
+
+    int rc = nnrt_h5_save(path, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS, weights,
+                          model_config, &opt, err, sizeof err);
+    check(t, rc == 0, "h5 save with an Adam state (rc %d %s)", rc, err);
+    check(t, keras_optimizer_layout(path, "Adam/iter:0", NUM_ADAM_SLOTS + 1),
+          "h5 optimizer_weights: weight_names as Keras's (fixed-length ASCII), Adam/iter:0 first, int64 scalar");
+    rc = nnrt_h5_load(path, model_weights, NUM_MODEL_WEIGHTS, back_w, 1, NULL, err, sizeof err);
+    check(t, rc == 0 && !memcmp(back_w, weights, sizeof weights), "h5 weights of a file with optimizer state load "
+          "(rc %d %s)", rc, err);
+
+    /* round trip, the table in another order: matched by name */
+    NnrtWeightInfo reversed[NUM_ADAM_SLOTS];
+    for (size_t i = 0; i < NUM_ADAM_SLOTS; i++)
+        reversed[i] = adam_slots[NUM_ADAM_SLOTS - 1 - i];
+    for (size_t i = 0; i < ADAM_FLOATS; i++)
+        back[i] = -9.0f;
+    NnrtOptimizerState in = {"Adam", 0, reversed, NUM_ADAM_SLOTS, back};
+    rc = nnrt_h5_load_optimizer(path, &in, err, sizeof err);
+    check(t, rc == 1 && in.iterations == 1234 && !memcmp(back, state, sizeof state),
+          "h5 optimizer state round trip: 1, iterations %lld, every slot bit for bit (rc %d %s)",
+          (long long)in.iterations, rc, err);
+
+    /* absent, another optimizer, another shape, a missing slot: 0, state untouched */
+    for (size_t i = 0; i < ADAM_FLOATS; i++)
+        back[i] = -9.0f;
+    in = (NnrtOptimizerState){"Adam", 77, adam_slots, NUM_ADAM_SLOTS, back};
+    rc = nnrt_h5_load_optimizer(t->out_h5, &in, err, sizeof err);
+    check(t, rc == 0 && in.iterations == 77 && all_equal(back, -9.0f, ADAM_FLOATS) && strstr(err, "no optimizer state"),
+          "h5 file without optimizer_weights: 0, untouched (%s)", err);
+    NnrtWeightInfo sgd_slots[NUM_ADAM_SLOTS];
+    memcpy(sgd_slots, adam_slots, sizeof sgd_slots);
+    in = (NnrtOptimizerState){"SGD", 77, sgd_slots, 4, back};
+    rc = nnrt_h5_load_optimizer(path, &in, err, sizeof err);
+    check(t, rc == 0 && in.iterations == 77 && all_equal(back, -9.0f, ADAM_FLOATS) && strstr(err, "Adam's") &&
+          strstr(err, "SGD"), "h5 Adam state loaded for SGD: 0, untouched (%s)", err);
+    NnrtWeightInfo changed[NUM_ADAM_SLOTS];
+    memcpy(changed, adam_slots, sizeof changed);
+    changed[4].shape[1] = 2;                      /* dense/kernel/v (4,2) */
+    in = (NnrtOptimizerState){"Adam", 77, changed, NUM_ADAM_SLOTS, back};
+    rc = nnrt_h5_load_optimizer(path, &in, err, sizeof err);
+    check(t, rc == 0 && all_equal(back, -9.0f, ADAM_FLOATS) && strstr(err, "[4, 3]") && strstr(err, "[4, 2]"),
+          "h5 optimizer slot of another shape: 0, untouched (%s)", err);
+    memcpy(changed, adam_slots, sizeof changed);
+    changed[7].name = "Adam/dense_2/bias/v:0";
+    rc = nnrt_h5_load_optimizer(path, &in, err, sizeof err);
+    check(t, rc == 0 && all_equal(back, -9.0f, ADAM_FLOATS) && strstr(err, "Adam/dense_2/bias/v:0"),
+          "h5 optimizer slot missing from the file: 0, untouched (%s)", err);
+    in.num_slots = NUM_ADAM_SLOTS - 1;            /* amsgrad-like: the file has more */
+    memcpy(changed, adam_slots, sizeof changed);
+    rc = nnrt_h5_load_optimizer(path, &in, err, sizeof err);
+    check(t, rc == 0 && all_equal(back, -9.0f, ADAM_FLOATS) && strstr(err, "8 slot tensors"),
+          "h5 optimizer state with extra slots: 0 (%s)", err);
+
+    /* a float step counter (older Keras) loads */
+    rc = make_float_counter(path, "Adam/iter:0", 42.0);
+    in = (NnrtOptimizerState){"Adam", 0, adam_slots, NUM_ADAM_SLOTS, back};
+    rc = rc ? nnrt_h5_load_optimizer(path, &in, err, sizeof err) : -100;
+    check(t, rc == 1 && in.iterations == 42 && !memcmp(back, state, sizeof state),
+          "h5 float64 step counter reads as 42 (rc %d %s)", rc, err);
+
+    /* bad states are refused before anything is written */
+    NnrtWeightInfo clash[1] = {{"dense", "Adam/iter:0", 1, {3}, 0, 1}};
+    NnrtOptimizerState bad = {"Adam", 1, clash, 1, state};
+    rc = nnrt_h5_save(path, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS, weights, NULL, &bad,
+                      err, sizeof err);
+    check(t, rc == NNRT_EINVAL && strstr(err, "slot 0"), "h5 save refuses a slot named like the step counter: %s", err);
+    bad = (NnrtOptimizerState){"Ad/am", 1, adam_slots, NUM_ADAM_SLOTS, state};
+    rc = nnrt_h5_save(path, model_layers, NUM_MODEL_LAYERS, model_weights, NUM_MODEL_WEIGHTS, weights, NULL, &bad,
+                      err, sizeof err);
+    check(t, rc == NNRT_EINVAL && strstr(err, "optimizer"), "h5 save refuses an optimizer name with '/': %s", err);
+    in = (NnrtOptimizerState){"Adam", 0, adam_slots, NUM_ADAM_SLOTS, back};
+    check(t, nnrt_h5_load_optimizer(path, &in, err, sizeof err) == 1, "h5 refused saves left the file intact");
+    remove(path);
+    check(t, count_temp_files(t->tmp_dir) == 0, "h5 optimizer saves leave no temporary file");
+
+    /* tf.keras 2.3: mlp_mnist's Adam state against a hand-made table (v before m here) */
+    static const struct { const char *layer; int64_t in, out; } dense[3] = {
+        {"dense_15", 784, 120}, {"dense_16", 120, 120}, {"dense_17", 120, 10}};
+    static char names[12][48];
+    NnrtWeightInfo k2[12];
+    size_t offset = 0, n = 0;
+    for (int slot = 1; slot >= 0; slot--)
+        for (int l = 0; l < 3; l++)
+            for (int bias = 0; bias < 2; bias++) {
+                snprintf(names[n], sizeof names[n], "Adam/%s/%s/%c:0", dense[l].layer, bias ? "bias" : "kernel",
+                         slot ? 'v' : 'm');
+                k2[n] = (NnrtWeightInfo){dense[l].layer, names[n], bias ? 1 : 2,
+                                         {bias ? dense[l].out : dense[l].in, dense[l].out}, offset, 1};
+                offset += (size_t)(bias ? dense[l].out : dense[l].in * dense[l].out);
+                n++;
+            }
+    float *s = malloc(offset * sizeof *s);
+    NnrtOptimizerState keras = {"Adam", 0, k2, 12, s};
+    join(path, sizeof path, t->keras_dir, "mlp_mnist_k2.3.0-tf.h5");
+    rc = s ? nnrt_h5_load_optimizer(path, &keras, err, sizeof err) : -100;
+    check(t, rc == 1 && keras.iterations == 187500, "h5 Keras 2.3 Adam state loads: iterations %lld (rc %d %s)",
+          (long long)keras.iterations, rc, err);
+    /* h5py: dense_15/bias/m[0], dense_16/kernel/m[-1], dense_17/kernel/v[-1], dense_17/bias/v[-1] */
+    const NnrtWeightInfo *b15m = &k2[7], *k16m = &k2[8], *k17v = &k2[4], *b17v = &k2[5];
+    check(t, rc == 1 && !strcmp(b15m->name, "Adam/dense_15/bias/m:0") && s[b15m->offset] == -6.246385e-07f &&
+          s[k16m->offset + 120 * 120 - 1] == 8.95852e-07f && s[k17v->offset + 1199] == 9.253238e-06f &&
+          s[b17v->offset + 9] == 1.121561e-05f, "h5 Keras 2.3 Adam slot values equal h5py's");
+    free(s);
+    NnrtOptimizerState sgd = {"SGD", 0, NULL, 0, NULL};
+    join(path, sizeof path, t->keras_dir, "func_2in2out_concat_k2.4.0.h5");
+    rc = nnrt_h5_load_optimizer(path, &sgd, err, sizeof err);
+    check(t, rc == 1 && sgd.iterations == 7260, "h5 Keras 2.4 SGD state (no slots): iterations %lld (rc %d %s)",
+          (long long)sgd.iterations, rc, err);
+    join(path, sizeof path, t->keras_dir, "dscnn_wakeword_k2.14.0.h5");
+    rc = nnrt_h5_load_optimizer(path, &sgd, err, sizeof err);
+    check(t, rc == 0 && strstr(err, "another layout") && strstr(err, "iteration:0"),
+          "h5 Keras 2.14 optimizer layout: 0 (%s)", err);
+    snprintf(path, sizeof path, "%s/damaged/truncated_func_2in2out_k2.4.0.h5", t->keras_dir);
+    rc = nnrt_h5_load_optimizer(path, &sgd, err, sizeof err);
+    check(t, rc < 0 && strstr(err, "truncated_func"), "h5 truncated file: optimizer load fails (rc %d %s)", rc, err);
+    snprintf(path, sizeof path, "%s/missing.h5", t->tmp_dir);
+    rc = nnrt_h5_load_optimizer(path, &sgd, err, sizeof err);
+    check(t, rc == NNRT_EIO, "h5 missing file: optimizer load NNRT_EIO (%s)", err);
 }
 
 /* A save_weights-layout file as another writer might make it: layer group
@@ -527,6 +731,82 @@ static void test_npy(Ctx *t)
     remove(path);
 }
 
+/* ---- HDF5 datasets ---------------------------------------------------------- */
+
+static int write_h5_dataset(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims,
+                            hid_t mem_type, const void *data)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), sp = -1, d = -1;
+    int ok = lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
+             (sp = H5Screate_simple(rank, dims, NULL)) >= 0 &&
+             (d = H5Dcreate2(file, name, type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+             H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    return ok ? 0 : -1;
+}
+
+static void test_hdf5_data(Ctx *t)
+{
+    char path[600], err[512];
+    double xd[6] = {0.5, -1.25, 2, 3, 4, 1e-3};
+    int64_t labels[4] = {0, 1, 2, -5}, big[2] = {1, (int64_t)1 << 40};
+    unsigned char u8[4] = {0, 7, 255, 9};
+    uint32_t ubig[1] = {4000000000u};
+    const char *strings[1] = {"text"};
+    hsize_t d32[2] = {3, 2}, d4[1] = {4}, d22[2] = {2, 2}, d2[1] = {2}, d1[1] = {1};
+    snprintf(path, sizeof path, "%s/data.h5", t->tmp_dir);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), st = H5Tcopy(H5T_C_S1);
+    int wrote = f >= 0 && st >= 0 && H5Tset_size(st, H5T_VARIABLE) >= 0 &&
+                write_h5_dataset(f, "x", H5T_IEEE_F64BE, 2, d32, H5T_NATIVE_DOUBLE, xd) == 0 &&
+                write_h5_dataset(f, "grp/labels", H5T_STD_I64LE, 1, d4, H5T_NATIVE_INT64, labels) == 0 &&
+                write_h5_dataset(f, "u8", H5T_STD_U8LE, 2, d22, H5T_NATIVE_UCHAR, u8) == 0 &&
+                write_h5_dataset(f, "big", H5T_STD_I64LE, 1, d2, H5T_NATIVE_INT64, big) == 0 &&
+                write_h5_dataset(f, "ubig", H5T_STD_U32LE, 1, d1, H5T_NATIVE_UINT32, ubig) == 0 &&
+                write_h5_dataset(f, "s", st, 1, d1, st, strings) == 0;
+    if (st >= 0)
+        H5Tclose(st);
+    if (f >= 0 && H5Fclose(f) < 0)
+        wrote = 0;
+    check(t, wrote, "wrote an HDF5 data file");
+
+    NnrtArray a = {0};
+    int rc = nnrt_hdf5_load(path, "x", &a, err, sizeof err);
+    float *x = a.data;
+    check(t, rc == 0 && a.dtype == NNRT_F32 && a.rank == 2 && a.shape[0] == 3 && a.shape[1] == 2 && x[1] == -1.25f &&
+          x[5] == 1e-3f, "hdf5 float64 big-endian dataset loads as f32 [3,2] (rc %d %s)", rc, err);
+    nnrt_array_free(&a);
+    rc = nnrt_hdf5_load(path, "/grp/labels", &a, err, sizeof err);
+    int32_t *y = a.data;
+    check(t, rc == 0 && a.dtype == NNRT_I32 && a.rank == 1 && a.shape[0] == 4 && y[2] == 2 && y[3] == -5,
+          "hdf5 int64 dataset in a group loads as i32 (rc %d %s)", rc, err);
+    nnrt_array_free(&a);
+    rc = nnrt_hdf5_load(path, "u8", &a, err, sizeof err);
+    y = a.data;
+    check(t, rc == 0 && a.dtype == NNRT_I32 && a.rank == 2 && y[2] == 255, "hdf5 uint8 loads as i32 (rc %d %s)", rc,
+          err);
+    nnrt_array_free(&a);
+
+    static const struct { const char *dataset, *want; int rc; } bad[] = {
+        {"big", "1099511627776) does not fit int32", NNRT_EFORMAT},
+        {"ubig", "4000000000) does not fit int32", NNRT_EFORMAT},
+        {"s", "neither floats nor integers", NNRT_EFORMAT},
+        {"grp", "no dataset 'grp'", NNRT_EMISMATCH},
+        {"grp/missing/x", "no dataset 'grp/missing/x'", NNRT_EMISMATCH},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = nnrt_hdf5_load(path, bad[i].dataset, &a, err, sizeof err);
+        check(t, rc == bad[i].rc && strstr(err, bad[i].want) && strstr(err, "data.h5") && a.data == NULL,
+              "hdf5 dataset '%s': %s", bad[i].dataset, err);
+    }
+    snprintf(path, sizeof path, "%s/damaged/truncated_func_2in2out_k2.4.0.h5", t->keras_dir);
+    rc = nnrt_hdf5_load(path, "x", &a, err, sizeof err);
+    check(t, rc == NNRT_EFORMAT && strstr(err, "damaged or truncated"), "hdf5 truncated file: %s", err);
+    snprintf(path, sizeof path, "%s/data.h5", t->tmp_dir);
+    remove(path);
+}
+
 /* ---- IDX ------------------------------------------------------------------ */
 
 static void test_idx(Ctx *t)
@@ -603,9 +883,11 @@ int main(int argc, char **argv)
     test_h5_roundtrip(&t);
     test_h5_partial(&t);
     test_h5_names(&t);
+    test_h5_optimizer(&t);
     test_h5_foreign(&t);
     test_h5_keras_files(&t);
     test_npy(&t);
+    test_hdf5_data(&t);
     test_idx(&t);
 
     char path[600];

@@ -24,6 +24,7 @@
 #include "backend.h"
 
 #include <assert.h>
+#include <math.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -156,15 +157,112 @@
       "    }\n"                                                                                      \
       "}\n")                                                                                         \
     X(ADAM,                                                                                          \
-      "/* Adam (Keras): m1 = b1 m1 + (1-b1) g; m2 = b2 m2 + (1-b2) g^2; w -= lr_t m1 / (sqrt(m2) + eps) */\n" \
-      "static void adam_update(float *w, const float *g, float *m1, float *m2, size_t n, float lr_t,\n" \
+      "/* Adam (Keras): m1 = b1 m1 + (1-b1) g; m2 = b2 m2 + (1-b2) g^2; w -= lr_t m1 / (sqrt(m2) + eps);\n" \
+      " * with amsgrad (vhat != NULL) the denominator uses vhat = max(vhat, m2) */\n"                \
+      "static void adam_update(float *w, const float *g, float *m1, float *m2, float *vhat, size_t n, float lr_t,\n" \
       "                        float b1, float b2, float eps)\n"                                     \
       "{\n"                                                                                          \
       "    for (size_t i = 0; i < n; i++) {\n"                                                       \
       "        m1[i] = b1 * m1[i] + (1.0f - b1) * g[i];\n"                                           \
       "        m2[i] = b2 * m2[i] + (1.0f - b2) * g[i] * g[i];\n"                                    \
-      "        w[i] -= lr_t * m1[i] / (sqrtf(m2[i]) + eps);\n"                                       \
+      "        float v = m2[i];\n"                                                                   \
+      "        if (vhat)\n"                                                                          \
+      "            v = vhat[i] = vhat[i] > v ? vhat[i] : v;\n"                                       \
+      "        w[i] -= lr_t * m1[i] / (sqrtf(v) + eps);\n"                                           \
       "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(DECAY,                                                                                         \
+      "/* AdamW's decoupled weight decay: w -= lr * weight_decay * w */\n"                            \
+      "static void decay_weights(float *w, size_t n, float rate)\n"                                  \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        w[i] -= rate * w[i];\n"                                                               \
+      "}\n")                                                                                         \
+    X(ADAGRAD,                                                                                       \
+      "/* Adagrad (Keras): acc += g^2; w -= lr g / (sqrt(acc) + eps) */\n"                            \
+      "static void adagrad_update(float *w, const float *g, float *acc, size_t n, float lr, float eps)\n" \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        acc[i] += g[i] * g[i];\n"                                                             \
+      "        w[i] -= lr * g[i] / (sqrtf(acc[i]) + eps);\n"                                         \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(RMSPROP,                                                                                       \
+      "/* RMSprop (Keras): ms = rho ms + (1-rho) g^2; centered (mg): denominator ms - mg^2 with\n"   \
+      " * mg = rho mg + (1-rho) g; without momentum w -= lr g / (sqrt(den) + eps), with it\n"        \
+      " * mom = momentum mom + lr g / sqrt(den + eps); w -= mom */\n"                                \
+      "static void rmsprop_update(float *w, const float *g, float *ms, float *mom, float *mg, size_t n, float lr,\n" \
+      "                           float rho, float momentum, float eps)\n"                           \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        ms[i] = rho * ms[i] + (1.0f - rho) * g[i] * g[i];\n"                                  \
+      "        float den = ms[i];\n"                                                                 \
+      "        if (mg) {\n"                                                                          \
+      "            mg[i] = rho * mg[i] + (1.0f - rho) * g[i];\n"                                     \
+      "            den -= mg[i] * mg[i];\n"                                                          \
+      "        }\n"                                                                                  \
+      "        if (mom) {\n"                                                                         \
+      "            mom[i] = momentum * mom[i] + lr * g[i] / sqrtf(den + eps);\n"                     \
+      "            w[i] -= mom[i];\n"                                                                \
+      "        } else {\n"                                                                           \
+      "            w[i] -= lr * g[i] / (sqrtf(den) + eps);\n"                                        \
+      "        }\n"                                                                                  \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(NADAM,                                                                                         \
+      "/* Nadam (tf.keras <= 2.10): the step's momentum schedule */\n"                                \
+      "typedef struct {\n"                                                                           \
+      "    double mu_t, mu_next, schedule, schedule_next, v_correction;\n"                          \
+      "} NadamStep;\n\n"                                                                             \
+      "/* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr ((1-mu_t) g / (1-schedule)\n"          \
+      " * + mu_next m / (1-schedule_next)) / (sqrt(v / (1-b2^t)) + eps) */\n"                        \
+      "static void nadam_update(float *w, const float *g, float *m1, float *m2, size_t n, float lr, float b1,\n" \
+      "                         float b2, float eps, const NadamStep *s)\n"                          \
+      "{\n"                                                                                          \
+      "    const float gc = (float)((1.0 - s->mu_t) / (1.0 - s->schedule));\n"                      \
+      "    const float mc = (float)(s->mu_next / (1.0 - s->schedule_next)), vc = (float)(1.0 / s->v_correction);\n" \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        m1[i] = b1 * m1[i] + (1.0f - b1) * g[i];\n"                                           \
+      "        m2[i] = b2 * m2[i] + (1.0f - b2) * g[i] * g[i];\n"                                    \
+      "        w[i] -= lr * (gc * g[i] + mc * m1[i]) / (sqrtf(m2[i] * vc) + eps);\n"                 \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(ADAMAX,                                                                                        \
+      "/* Adamax (Keras): m = b1 m + (1-b1) g; u = max(b2 u, |g|); w -= lr_t m / (u + eps) */\n"      \
+      "static void adamax_update(float *w, const float *g, float *m1, float *u, size_t n, float lr_t, float b1,\n" \
+      "                          float b2, float eps)\n"                                             \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++) {\n"                                                       \
+      "        m1[i] = b1 * m1[i] + (1.0f - b1) * g[i];\n"                                           \
+      "        const float a = fabsf(g[i]), d = b2 * u[i];\n"                                        \
+      "        u[i] = d > a ? d : a;\n"                                                              \
+      "        w[i] -= lr_t * m1[i] / (u[i] + eps);\n"                                               \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
+    X(SUM_SQUARES,                                                                                   \
+      "/* sum of g^2, in double */\n"                                                                 \
+      "static double sum_squares(const float *g, size_t n)\n"                                        \
+      "{\n"                                                                                          \
+      "    double s = 0.0;\n"                                                                        \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        s += (double)g[i] * g[i];\n"                                                          \
+      "    return s;\n"                                                                              \
+      "}\n")                                                                                         \
+    X(CLIP_NORM,                                                                                     \
+      "/* clipnorm: g *= c / max(|g|, c) for this tensor */\n"                                        \
+      "static void clip_by_norm(float *g, size_t n, float c)\n"                                      \
+      "{\n"                                                                                          \
+      "    const double norm = sqrt(sum_squares(g, n));\n"                                           \
+      "    if (norm > c)\n"                                                                          \
+      "        for (size_t i = 0; i < n; i++)\n"                                                     \
+      "            g[i] *= (float)(c / norm);\n"                                                     \
+      "}\n")                                                                                         \
+    X(CLIP_VALUE,                                                                                    \
+      "/* clipvalue: each component into [-c, c] */\n"                                                \
+      "static void clip_by_value(float *g, size_t n, float c)\n"                                     \
+      "{\n"                                                                                          \
+      "    for (size_t i = 0; i < n; i++)\n"                                                         \
+      "        g[i] = g[i] > c ? c : g[i] < -c ? -c : g[i];\n"                                       \
       "}\n")                                                                                         \
     X(NON_NEG,                                                                                       \
       "/* non_neg constraint: w = max(w, 0) */\n"                                                     \
@@ -228,11 +326,11 @@ static void out(Emitter *e, const char *fmt, ...)
 /* ---- expressions for buffers and sizes ------------------------------------------- */
 
 static char *fmt_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char scratch[16][256];
+static char scratch[64][256];  /* a ring: a call may hold many at once */
 static int scratch_next;
 static char *fmt_str(const char *fmt, ...)
 {
-    char *s = scratch[scratch_next++ % 16];
+    char *s = scratch[scratch_next++ % 64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s, sizeof scratch[0], fmt, ap);
@@ -697,18 +795,27 @@ static void emit_rnn_output(Emitter *e, const Node *n)
 static void emit_rnn_grad(Emitter *e, const Node *n)
 {
     const Node *dy = n->src[0], *x = n->src[1], *tape = n->src[2];
-    /* the weights' gradients: NULL when frozen; every written one shares the kernel's beta */
+    /* the weights' gradients (NULL when frozen) share one beta: "acc" when this
+     * kernel writes them first; when another writer (a regularizer) came
+     * before, the others are cleared on the first chunk and all accumulate */
     const char *grads[3] = {"NULL", "NULL", "NULL"}, *beta = "acc";
+    bool any_written = false;
+    for (int i = 3; i < n->nsrc; i++)
+        any_written |= n->src[i]->requires_grad && e->grad_written[n->src[i]->w->index];
+    comment(e, n);
+    define(e, n);
     for (int i = 3; i < n->nsrc; i++) {
         const Node *w = n->src[i];
         if (!w->requires_grad)
             continue;
         grads[i - 3] = fmt_str("m->g.%s", e->field[w->w->index]);
-        beta = e->grad_written[w->w->index] ? "1.0f" : "acc";
+        if (any_written && !e->grad_written[w->w->index])
+            out(e, "    if (acc == 0.0f)\n        memset(%s, 0, %lld * sizeof(float));\n", grads[i - 3],
+                (long long)shape_size(&w->w->shape));
         e->grad_written[w->w->index] = true;
     }
-    comment(e, n);
-    define(e, n);
+    if (any_written)
+        beta = "1.0f";
     const char *d = rnn_desc(e, n, x);
     out(e, "    nnrt_rnn_backward(%s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %s, &%s, B, %s, arena + %zu);\n",
         n->storage == ST_NONE ? "NULL" : ref(e, n), grads[0], grads[1], grads[2], ref(e, dy), n->rnn.return_sequences,
@@ -719,7 +826,7 @@ static void emit_rnn_grad(Emitter *e, const Node *n)
 static const char *loss_kernel(const Node *n)
 {
     const LossInfo *li = &loss_info[n->attr];
-    if (n->attr == LOSS_MEAN_SQUARED_ERROR || n->attr == LOSS_MEAN_ABSOLUTE_ERROR)
+    if (n->attr == LOSS_MEAN_SQUARED_ERROR || n->attr == LOSS_MEAN_ABSOLUTE_ERROR || n->attr == LOSS_HUBER)
         return fmt_str("nnrt_%s", li->kernel);
     return fmt_str("nnrt_%s_%s", li->kernel, n->from_logits ? "logits" : "probs");
 }
@@ -729,13 +836,14 @@ static void emit_loss(Emitter *e, const Node *n)
     const Node *pred = n->src[0];
     const char *w = n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight));
     comment(e, n);
+    const char *param = n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "";
     if (n->slot < 0) {
-        out(e, "    res[0] += %s%s(%s, %s, %s, %lld);\n", w, loss_kernel(n), ref(e, pred), ref(e, n->src[1]), rows(pred),
-            (long long)cols(pred));
+        out(e, "    res[0] += %s%s(%s, %s, %s, %lld%s);\n", w, loss_kernel(n), ref(e, pred), ref(e, n->src[1]),
+            rows(pred), (long long)cols(pred), param);
         return;
     }
-    out(e, "    res[%d] = %s(%s, %s, %s, %lld);  /* reported as %s */\n", 1 + n->slot, loss_kernel(n), ref(e, pred),
-        ref(e, n->src[1]), rows(pred), (long long)cols(pred), e->p->metric_names[n->slot]);
+    out(e, "    res[%d] = %s(%s, %s, %s, %lld%s);  /* reported as %s */\n", 1 + n->slot, loss_kernel(n), ref(e, pred),
+        ref(e, n->src[1]), rows(pred), (long long)cols(pred), param, e->p->metric_names[n->slot]);
     out(e, "    res[0] += %sres[%d];\n", w, 1 + n->slot);
 }
 
@@ -748,8 +856,8 @@ static void emit_loss_grad(Emitter *e, const Node *n)
     int64_t pre = pre_rows(pred);
     snprintf(scale, sizeof scale, "%sgrad_scale%s", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)),
              pre == 1 ? "" : fmt_str(" / %s", flt((double)pre)));
-    out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s);\n", loss_kernel(n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
-        rows(pred), (long long)cols(pred), scale);
+    out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s%s);\n", loss_kernel(n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
+        rows(pred), (long long)cols(pred), scale, n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "");
 }
 
 static void emit_penalty(Emitter *e, const Node *n)
@@ -893,32 +1001,134 @@ static void emit_infer_chunk(Emitter *e)
     out(e, "}\n\n");
 }
 
+/* The optimizer's C call for one weight f of size n (slot pointers s0..s2). */
+static void emit_optimizer_call(Emitter *e, const OptimizerSpec *o, const char *f, long long n, const char *const *slot)
+{
+    switch (o->kind) {
+    case OPT_SGD:
+        if (o->momentum == 0.0) {
+            e->need[H_SGD] = true;
+            out(e, "    sgd_update(m->w.%s, m->g.%s, %lld, lr);\n", f, f, n);
+        } else {
+            e->need[o->nesterov ? H_SGD_NESTEROV : H_SGD_MOMENTUM] = true;
+            out(e, "    sgd_%s_update(m->w.%s, m->g.%s, %s, %lld, lr, %s);\n", o->nesterov ? "nesterov" : "momentum", f, f,
+                slot[0], n, flt(o->momentum));
+        }
+        return;
+    case OPT_ADAGRAD:
+        e->need[H_ADAGRAD] = true;
+        out(e, "    adagrad_update(m->w.%s, m->g.%s, %s, %lld, lr, %s);\n", f, f, slot[0], n, flt(o->epsilon));
+        return;
+    case OPT_RMSPROP:
+        e->need[H_RMSPROP] = true;
+        out(e, "    rmsprop_update(m->w.%s, m->g.%s, %s, %s, %s, %lld, lr, %s, %s, %s);\n", f, f, slot[0],
+            o->momentum != 0 ? slot[1] : "NULL", o->centered ? slot[o->momentum != 0 ? 2 : 1] : "NULL", n, flt(o->rho),
+            flt(o->momentum), flt(o->epsilon));
+        return;
+    case OPT_ADAMW:
+        e->need[H_DECAY] = true;
+        out(e, "    decay_weights(m->w.%s, %lld, lr * %s);\n", f, n, flt(o->weight_decay));
+        /* then the Adam step */
+        /* fall through */
+    case OPT_ADAM:
+        e->need[H_ADAM] = true;
+        out(e, "    adam_update(m->w.%s, m->g.%s, %s, %s, %s, %lld, lr_t, %s, %s, %s);\n", f, f, slot[0], slot[1],
+            o->amsgrad ? slot[2] : "NULL", n, flt(o->beta_1), flt(o->beta_2), flt(o->epsilon));
+        return;
+    case OPT_NADAM:
+        e->need[H_NADAM] = true;
+        out(e, "    nadam_update(m->w.%s, m->g.%s, %s, %s, %lld, lr, %s, %s, %s, &nadam);\n", f, f, slot[0], slot[1], n,
+            flt(o->beta_1), flt(o->beta_2), flt(o->epsilon));
+        return;
+    case OPT_ADAMAX:
+        e->need[H_ADAMAX] = true;
+        out(e, "    adamax_update(m->w.%s, m->g.%s, %s, %s, %lld, lr_t, %s, %s, %s);\n", f, f, slot[0], slot[1], n,
+            flt(o->beta_1), flt(o->beta_2), flt(o->epsilon));
+        return;
+    case OPT_COUNT:
+        break;
+    }
+    assert(0);
+}
+
+/* learning_rate(m): the schedule at the current step, times m->lr_scale
+ * (which ReduceLROnPlateau moves through P_model()->set_learning_rate). */
+static void emit_learning_rate(Emitter *e)
+{
+    const OptimizerSpec *o = &e->p->optimizer;
+    out(e, "/* The learning rate at step m->iterations");
+    if (o->schedule.kind == SCHEDULE_EXPONENTIAL)
+        out(e, ": ExponentialDecay(%g, decay_steps=%g, decay_rate=%g%s)", o->learning_rate, o->schedule.decay_steps,
+            o->schedule.decay_rate, o->schedule.staircase ? ", staircase" : "");
+    else if (o->schedule.kind == SCHEDULE_PIECEWISE)
+        out(e, ": PiecewiseConstantDecay");
+    out(e, ", times the scale ReduceLROnPlateau sets */\nstatic double learning_rate(const %s *m)\n{\n", e->p->name);
+    switch (o->schedule.kind) {
+    case SCHEDULE_CONSTANT:
+        out(e, "    return m->lr_scale * %.17g;\n", o->learning_rate);
+        break;
+    case SCHEDULE_EXPONENTIAL:
+        out(e, "    const double p = (double)m->iterations / %.17g;\n", o->schedule.decay_steps);
+        out(e, "    return m->lr_scale * %.17g * pow(%.17g, %s);\n", o->learning_rate, o->schedule.decay_rate,
+            o->schedule.staircase ? "floor(p)" : "p");
+        break;
+    case SCHEDULE_PIECEWISE:
+        out(e, "    const double step = (double)m->iterations;\n");
+        for (int i = 0; i < o->schedule.nboundaries; i++)
+            out(e, "    if (step <= %.17g)\n        return m->lr_scale * %.17g;\n", o->schedule.boundaries[i],
+                o->schedule.values[i]);
+        out(e, "    return m->lr_scale * %.17g;\n", o->schedule.values[o->schedule.nboundaries]);
+        break;
+    }
+    out(e, "}\n\n");
+}
+
 static void emit_apply_updates(Emitter *e)
 {
     const OptimizerSpec *o = &e->p->optimizer;
     const Graph *g = e->g;
-    out(e, "/* One optimizer step: %s", optimizer_info[o->kind].name);
-    switch (o->kind) {
-    case OPT_SGD:
-        out(e, "(learning_rate=%g, momentum=%g, nesterov=%s) */\n", o->learning_rate, o->momentum,
-            o->nesterov ? "true" : "false");
-        break;
-    case OPT_ADAM:
-        out(e, "(learning_rate=%g, beta_1=%g, beta_2=%g, epsilon=%g) */\n", o->learning_rate, o->beta_1, o->beta_2,
-            o->epsilon);
-        break;
-    case OPT_COUNT:
-        assert(0);
-    }
-    out(e, "static void apply_updates(%s *m)\n{\n", e->p->name);
+    emit_learning_rate(e);
+    out(e, "/* One optimizer step: %s(beta_1=%g, beta_2=%g, epsilon=%g, momentum=%g, rho=%g%s%s%s)", optimizer_info[o->kind].name,
+        o->beta_1, o->beta_2, o->epsilon, o->momentum, o->rho, o->nesterov ? ", nesterov" : "",
+        o->centered ? ", centered" : "", o->amsgrad ? ", amsgrad" : "");
+    if (o->clipnorm || o->global_clipnorm || o->clipvalue)
+        out(e, " after clipping (clipnorm=%g, global_clipnorm=%g, clipvalue=%g)", o->clipnorm, o->global_clipnorm,
+            o->clipvalue);
+    out(e, " */\nstatic void apply_updates(%s *m)\n{\n", e->p->name);
     bool any = graph_has(g, OP_UPDATE);
-    if (!any)
-        out(e, "    (void)m;\n");
-    if (o->kind == OPT_ADAM && any) {
-        e->need[H_ADAM] = true;
+    if (!any) {
+        out(e, "    (void)m;\n}\n\n");
+        return;
+    }
+    out(e, "    const float lr = (float)learning_rate(m);\n");
+    bool adam_like = o->kind == OPT_ADAM || o->kind == OPT_ADAMW || o->kind == OPT_ADAMAX;
+    if (adam_like || o->kind == OPT_NADAM)
         out(e, "    const double t = (double)(m->iterations + 1);\n");
-        out(e, "    const float lr_t = (float)(%.17g * sqrt(1.0 - pow(%.17g, t)) / (1.0 - pow(%.17g, t)));\n",
-            o->learning_rate, o->beta_2, o->beta_1);
+    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW)
+        out(e, "    const float lr_t = (float)(lr * sqrt(1.0 - pow(%.15g, t)) / (1.0 - pow(%.15g, t)));\n", o->beta_2,
+            o->beta_1);
+    if (o->kind == OPT_ADAMAX)
+        out(e, "    const float lr_t = (float)(lr / (1.0 - pow(%.15g, t)));\n", o->beta_1);
+    if (o->kind == OPT_NADAM) {
+        /* tf.keras <= 2.10 Nadam: the momentum schedule mu_t and its running product */
+        out(e, "    NadamStep nadam;\n");
+        out(e, "    nadam.mu_t = %.15g * (1.0 - 0.5 * pow(0.96, 0.004 * t));\n", o->beta_1);
+        out(e, "    nadam.mu_next = %.15g * (1.0 - 0.5 * pow(0.96, 0.004 * (t + 1)));\n", o->beta_1);
+        out(e, "    nadam.schedule = m->m_schedule * nadam.mu_t;\n");
+        out(e, "    nadam.schedule_next = nadam.schedule * nadam.mu_next;\n");
+        out(e, "    nadam.v_correction = 1.0 - pow(%.15g, t);\n", o->beta_2);
+        out(e, "    m->m_schedule = nadam.schedule;\n");
+    }
+    if (o->global_clipnorm) {
+        e->need[H_SUM_SQUARES] = true;
+        e->need[H_SCALE] = true;
+        out(e, "    double norm2 = 0.0;  /* global_clipnorm: the norm over every gradient */\n");
+        for (int i = 0; i < g->nnodes; i++)
+            if (g->nodes[i]->op == OP_UPDATE)
+                out(e, "    norm2 += sum_squares(m->g.%s, %lld);\n", e->field[g->nodes[i]->w->index],
+                    (long long)shape_size(&g->nodes[i]->w->shape));
+        out(e, "    const float global_scale = (float)(%.17g / fmax(sqrt(norm2), %.17g));\n", o->global_clipnorm,
+            o->global_clipnorm);
     }
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
@@ -928,25 +1138,30 @@ static void emit_apply_updates(Emitter *e)
         const char *f = e->field[w->index];
         long long size = (long long)shape_size(&w->shape);
         out(e, "    /* %s/%s:0 %s */\n", w->layer, w->name, shape_str(g->arena, &w->shape, false));
-        switch (o->kind) {
-        case OPT_SGD:
-            if (o->momentum == 0.0) {
-                e->need[H_SGD] = true;
-                out(e, "    sgd_update(m->w.%s, m->g.%s, %lld, %s);\n", f, f, size, flt(o->learning_rate));
-            } else {
-                e->need[o->nesterov ? H_SGD_NESTEROV : H_SGD_MOMENTUM] = true;
-                out(e, "    sgd_%s_update(m->w.%s, m->g.%s, m->slot[0] + %zu, %lld, %s, %s);\n",
-                    o->nesterov ? "nesterov" : "momentum", f, f, w->opt_offset, size, flt(o->learning_rate),
-                    flt(o->momentum));
-            }
-            break;
-        case OPT_ADAM:
-            out(e, "    adam_update(m->w.%s, m->g.%s, m->slot[0] + %zu, m->slot[1] + %zu, %lld, lr_t, %s, %s, %s);\n", f,
-                f, w->opt_offset, w->opt_offset, size, flt(o->beta_1), flt(o->beta_2), flt(o->epsilon));
-            break;
-        case OPT_COUNT:
-            assert(0);
+        /* the weight's step, indented under its P_set_trainable switch */
+        FILE *saved_out = e->out;
+        char *block = NULL;
+        size_t block_len = 0;
+        e->out = open_memstream(&block, &block_len);
+        assert(e->out);
+        if (o->clipnorm) {
+            e->need[H_CLIP_NORM] = true;
+            e->need[H_SUM_SQUARES] = true;
+            out(e, "    clip_by_norm(m->g.%s, %lld, %s);\n", f, size, flt(o->clipnorm));
         }
+        if (o->global_clipnorm)
+            out(e, "    scale(m->g.%s, m->g.%s, global_scale, %lld);\n", f, f, size);
+        if (o->clipvalue) {
+            e->need[H_CLIP_VALUE] = true;
+            out(e, "    clip_by_value(m->g.%s, %lld, %s);\n", f, size, flt(o->clipvalue));
+        }
+        char slots[3][64];
+        const char *slot[3];
+        for (int k = 0; k < 3; k++) {
+            snprintf(slots[k], sizeof slots[k], "m->slot[%d] + %zu", k, w->opt_offset);
+            slot[k] = slots[k];
+        }
+        emit_optimizer_call(e, o, f, size, slot);
         if (!strcmp(w->constraint ? w->constraint : "", "non_neg")) {
             e->need[H_NON_NEG] = true;
             out(e, "    constrain_non_neg(m->w.%s, %lld);\n", f, size);
@@ -968,6 +1183,16 @@ static void emit_apply_updates(Emitter *e)
             out(e, "    constrain_norm(m->w.%s, %lld, %lld, %lld, %s, %s, %s);  /* %s */\n", f, outer,
                 (long long)w->shape.dim[axis], inner, flt(lo), flt(hi), flt(rate), w->constraint);
         }
+        fclose(e->out);
+        e->out = saved_out;
+        out(e, "    if (!m->frozen[%d]) {\n", w->index);
+        for (char *line = block; line && *line;) {
+            char *end = strchr(line, '\n');
+            out(e, "    %.*s\n", (int)(end ? end - line : (long)strlen(line)), line);
+            line = end ? end + 1 : NULL;
+        }
+        out(e, "    }\n");
+        free(block);
     }
     out(e, "}\n\n");
 }
@@ -1099,6 +1324,9 @@ void emit_header(FILE *f, const Program *p)
         fprintf(f, "int  %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
                    "                  float *loss);\n", P, P);
         fprintf(f, "float *%s_grads(%s *m);  /* %s_NUM_WEIGHTS floats, the layout of %s_weights */\n", P, P, P, P);
+        fprintf(f, "/* freeze (trainable 0) or unfreeze a layer's weights between steps; a new optimizer state */\n");
+        fprintf(f, "int  %s_set_trainable(%s *m, const char *layer, int trainable);\n", P, P);
+        fprintf(f, "void %s_reset_optimizer(%s *m);\n", P, P);
     }
     fprintf(f, "int  %s_evaluate(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
                "                 float *loss, float *metrics);\n", P, P);
@@ -1165,9 +1393,8 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     }
     fclose(e.out);
 
-    size_t slots = train ? (size_t)optimizer_info[p->optimizer.kind].slots : 0;
-    if (train && p->optimizer.kind == OPT_SGD && p->optimizer.momentum == 0.0)
-        slots = 0;
+    const char *slot_names[3] = {NULL, NULL, NULL};
+    size_t slots = train ? (size_t)optimizer_slots(&p->optimizer, slot_names) : 0;
     size_t floats_w = ws->total, floats_g = train ? ws->total : 0, floats_s = slots * ws->trainable_total,
            floats_a = arena_floats(p);
 
@@ -1190,20 +1417,26 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     if (ws->n == 0)
         fprintf(f, "    float *none;  /* the model has no weights */\n");
     fprintf(f, "} Weights;\n\n");
+    fprintf(f, "#define WEIGHT_FLOATS %zu\n#define GRAD_FLOATS %zu\n#define SLOT_FLOATS %zu  /* per slot */\n"
+               "#define NUM_SLOTS %zu\n#define ARENA_FLOATS %zu\n#define NUM_TENSORS %d\n\n",
+            floats_w, floats_g, ws->trainable_total, slots, floats_a, ws->n);
     fprintf(f, "struct %s {\n", P);
     fprintf(f, "    float *block;       /* the one allocation below, 64-byte aligned */\n");
     fprintf(f, "    Weights w;          /* weights */\n");
     if (train) {
         fprintf(f, "    Weights g;          /* d(loss)/d(weights), same layout */\n");
-        fprintf(f, "    float *slot[2];     /* optimizer state per trainable float (%zu slots) */\n", slots);
+        fprintf(f, "    float *slot[3];     /* optimizer state per trainable float: %zu slot(s)%s%s%s%s%s%s */\n", slots,
+                slots ? " (" : "", slots > 0 ? slot_names[0] : "", slots > 1 ? ", " : "", slots > 1 ? slot_names[1] : "",
+                slots > 2 ? ", vhat/mg" : "", slots ? ")" : "");
         fprintf(f, "    int64_t iterations; /* optimizer steps taken (Keras `iterations`) */\n");
+        fprintf(f, "    double lr_scale;    /* the learning rate's factor (ReduceLROnPlateau) */\n");
+        fprintf(f, "    double m_schedule;  /* Nadam's running momentum-schedule product */\n");
     }
     fprintf(f, "    float *arena;       /* %zu floats: every activation and gradient buffer, planned */\n", floats_a);
     fprintf(f, "    uint64_t seed;\n");
+    if (train)
+        fprintf(f, "    unsigned char frozen[NUM_TENSORS + 1];  /* P_set_trainable: 1 skips the weight's update */\n");
     fprintf(f, "    char error[512];    /* P_last_error */\n};\n\n");
-    fprintf(f, "#define WEIGHT_FLOATS %zu\n#define GRAD_FLOATS %zu\n#define SLOT_FLOATS %zu  /* per slot */\n"
-               "#define NUM_SLOTS %zu\n#define ARENA_FLOATS %zu\n#define NUM_TENSORS %d\n\n",
-            floats_w, floats_g, ws->trainable_total, slots, floats_a, ws->n);
     emit_tables(f, p, e.field);
     for (int h = 0; h < H_COUNT; h++)
         if (e.need[h])
@@ -1230,6 +1463,11 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    point(&m->g, m->block + WEIGHT_FLOATS);\n");
         fprintf(f, "    m->slot[0] = m->block + WEIGHT_FLOATS + GRAD_FLOATS;\n");
         fprintf(f, "    m->slot[1] = m->slot[0] + SLOT_FLOATS;\n");
+        fprintf(f, "    m->slot[2] = m->slot[1] + SLOT_FLOATS;\n");
+        fprintf(f, "    m->lr_scale = 1.0;\n    m->m_schedule = 1.0;\n");
+        if (p->optimizer.kind == OPT_ADAGRAD)
+            fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)  /* Adagrad's initial accumulator */\n"
+                       "        m->slot[0][i] = %.9gf;\n", p->optimizer.initial_accumulator_value);
     }
     fprintf(f, "    m->arena = m->block + WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS;\n");
     fprintf(f, "    m->seed = seed;\n");
@@ -1262,13 +1500,51 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "float *%s_weights(%s *m)\n{\n    return m ? m->block : NULL;\n}\n\n", P, P);
     if (train)
         fprintf(f, "float *%s_grads(%s *m)\n{\n    return m ? m->block + WEIGHT_FLOATS : NULL;\n}\n\n", P, P);
+    if (train) {
+        /* the optimizer state as tf.keras saves it: "Adam/dense/kernel/m:0" per slot and weight */
+        int nslot_tensors = 0;
+        fprintf(f, "/* The optimizer state, tf.keras names: offsets into the state block m->slot[0]. */\n");
+        fprintf(f, "static const NnrtWeightInfo opt_info[%d] = {\n", (int)(slots * (size_t)ws->n) + 1);
+        for (size_t k = 0; k < slots; k++)
+            for (int i = 0; i < ws->n; i++) {
+                const Weight *w = ws->items[i];
+                if (!w->trainable)
+                    continue;
+                fprintf(f, "    {\"%s\", \"%s/%s/%s/%s:0\", %d, {", w->layer, optimizer_info[p->optimizer.kind].name, w->layer,
+                        w->name, slot_names[k], w->shape.rank);
+                for (int d = 0; d < w->shape.rank; d++)
+                    fprintf(f, "%s%lld", d ? ", " : "", (long long)w->shape.dim[d]);
+                fprintf(f, "}, %zu, 1},\n", k * ws->trainable_total + w->opt_offset);
+                nslot_tensors++;
+            }
+        fprintf(f, "    {\"\", \"\", 0, {0}, 0, 0},  /* (keeps the array non-empty) */\n};\n#define NUM_OPT_TENSORS %d\n\n",
+                nslot_tensors);
+    }
     fprintf(f, "int %s_load(%s *m, const char *h5_path)\n{\n", P, P);
     fprintf(f, "    if (!m || !h5_path)\n        return NNRT_EINVAL;\n");
-    fprintf(f, "    return nnrt_h5_load(h5_path, weight_info, NUM_TENSORS, m->block, 1, NULL, m->error, sizeof m->error);\n}\n\n");
+    fprintf(f, "    int rc = nnrt_h5_load(h5_path, weight_info, NUM_TENSORS, m->block, 1, NULL, m->error, sizeof m->error);\n");
+    if (train) {
+        fprintf(f, "    if (rc)\n        return rc;\n");
+        fprintf(f, "    /* the optimizer state saved with the weights, when it is ours: a resumed run continues exactly */\n");
+        fprintf(f, "    char why[256];\n");
+        fprintf(f, "    NnrtOptimizerState opt = {\"%s\", 0, opt_info, NUM_OPT_TENSORS, m->slot[0]};\n",
+                optimizer_info[p->optimizer.kind].name);
+        fprintf(f, "    if (nnrt_h5_load_optimizer(h5_path, &opt, why, sizeof why) == 1) {\n");
+        fprintf(f, "        m->iterations = opt.iterations;\n");
+        if (p->optimizer.kind == OPT_NADAM)
+            fprintf(f, "        m->m_schedule = 1.0;\n        for (int64_t t = 1; t <= m->iterations; t++)\n"
+                       "            m->m_schedule *= %.17g * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));\n",
+                    p->optimizer.beta_1);
+        fprintf(f, "    }\n");
+    }
+    fprintf(f, "    return rc;\n}\n\n");
     fprintf(f, "int %s_save(const %s *m, const char *h5_path)\n{\n", P, P);
     fprintf(f, "    if (!m || !h5_path)\n        return NNRT_EINVAL;\n");
-    fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, NULL,\n"
-               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers, P);
+    if (train)
+        fprintf(f, "    NnrtOptimizerState opt = {\"%s\", m->iterations, opt_info, NUM_OPT_TENSORS, m->slot[0]};\n",
+                optimizer_info[p->optimizer.kind].name);
+    fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, NULL, %s,\n"
+               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers, train ? "&opt" : "NULL", P);
 
     /* argument checks and chunk slicing */
     fprintf(f, "/* Reject what the API contract rejects, before anything changes. */\n");
@@ -1367,6 +1643,18 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    return 0;\n}\n\n");
         fprintf(f, "int %s_train_step(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n"
                    "    return %s_train_step_metrics(m, n, inputs, targets, loss, NULL);\n}\n\n", P, P, P);
+        fprintf(f, "int %s_set_trainable(%s *m, const char *layer, int trainable)\n{\n", P, P);
+        fprintf(f, "    if (!m || !layer)\n        return NNRT_EINVAL;\n    int found = 0;\n");
+        fprintf(f, "    for (int i = 0; i < NUM_TENSORS; i++)\n        if (!strcmp(weight_info[i].layer, layer)) {\n"
+                   "            m->frozen[i] = !trainable;\n            found = 1;\n        }\n");
+        fprintf(f, "    if (!found) {\n        snprintf(m->error, sizeof m->error, \"%s_set_trainable: no layer '%%s' with weights\", layer);\n"
+                   "        return NNRT_EINVAL;\n    }\n    return 0;\n}\n\n", P);
+        fprintf(f, "void %s_reset_optimizer(%s *m)\n{\n    if (!m)\n        return;\n", P, P);
+        fprintf(f, "    memset(m->slot[0], 0, NUM_SLOTS * SLOT_FLOATS * sizeof(float));\n");
+        if (p->optimizer.kind == OPT_ADAGRAD)
+            fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)\n        m->slot[0][i] = %.9gf;\n",
+                    p->optimizer.initial_accumulator_value);
+        fprintf(f, "    m->iterations = 0;\n    m->lr_scale = 1.0;\n    m->m_schedule = 1.0;\n}\n\n");
         fprintf(f, "int %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n", P, P);
         fprintf(f, "    int rc = check_args(m, \"%s_loss_grad\", n, inputs, targets, NULL, 1, 0);\n", P);
         fprintf(f, "    if (rc)\n        return rc;\n");
@@ -1399,6 +1687,12 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "static int glue_loss_grad(void *m, size_t n, const float *const in[], const void *const tg[], float *loss)\n{\n"
                    "    return %s_loss_grad(m, n, in, tg, loss);\n}\n", P);
         fprintf(f, "static float *glue_grads(void *m) { return %s_grads(m); }\n", P);
+        fprintf(f, "static float glue_get_learning_rate(const void *m) { return (float)learning_rate(m); }\n");
+        fprintf(f, "static int glue_set_trainable(void *m, const char *layer, int trainable)\n{\n"
+                   "    return %s_set_trainable(m, layer, trainable);\n}\n", P);
+        fprintf(f, "static void glue_reset_optimizer(void *m) { %s_reset_optimizer(m); }\n", P);
+        fprintf(f, "static void glue_set_learning_rate(void *mp, float lr)\n{\n    %s *m = mp;\n"
+                   "    const double now = learning_rate(m);\n    if (now > 0)\n        m->lr_scale *= lr / now;\n}\n", P);
     }
     fprintf(f, "\nconst struct NnrtModel *%s_model(void)\n{\n", P);
     fprintf(f, "    static const NnrtModel model = {\n");
@@ -1456,7 +1750,11 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "        .train_step = %s,\n        .evaluate = glue_evaluate,\n", train ? "glue_train_step" : "NULL");
     fprintf(f, "        .loss_grad = %s,\n        .params = glue_weights,\n        .grads = %s,\n",
             train ? "glue_loss_grad" : "NULL", train ? "glue_grads" : "NULL");
-    fprintf(f, "        .last_error = glue_last_error,\n    };\n    return &model;\n}\n");
+    fprintf(f, "        .last_error = glue_last_error,\n");
+    if (train)
+        fprintf(f, "        .get_learning_rate = glue_get_learning_rate,\n        .set_learning_rate = glue_set_learning_rate,\n"
+                   "        .set_trainable = glue_set_trainable,\n        .reset_optimizer = glue_reset_optimizer,\n");
+    fprintf(f, "    };\n    return &model;\n}\n");
 }
 
 void emit_driver(FILE *f, const Program *p, const char *header_name)
@@ -1466,7 +1764,7 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "/* %s_main.c — generated by nncc %s from %s. Do not edit.\n", p->name, NNCC_VERSION, p->source);
     fprintf(f, " * The program behind `nncc train|evaluate|predict|check`: the model's fit section\n"
                " * as an NnrtFitConfig, handed with the model to the runtime's driver. */\n");
-    fprintf(f, "#include \"%s\"\n#include \"nnrt.h\"\n\n", header_name);
+    fprintf(f, "#include <math.h>\n\n#include \"%s\"\n#include \"nnrt.h\"\n\n", header_name);
     fprintf(f, "int main(int argc, char **argv)\n{\n    static const NnrtFitConfig fit = {\n");
     fprintf(f, "        .model_file = ");
     c_string(f, p->source);
@@ -1483,6 +1781,14 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
         fprintf(f, ", .y = ");
         c_string(f, d->y ? d->y : "");
         fprintf(f, ", .scale = %.17g", d->scale);
+        if (d->num_classes) {
+            fprintf(f, ",\n               .classes = (const int[]){");
+            for (int k = 0; k < d->num_classes; k++)
+                fprintf(f, "%s%d", k ? ", " : "", d->classes[k]);
+            fprintf(f, "}, .num_classes = %d", d->num_classes);
+        }
+        if (d->binary)
+            fprintf(f, ", .binary = 1, .binary_class = %d", d->binary_class);
         if (d->format == 4)  /* NNRT_DATA_TIME_SERIES */
             fprintf(f, ",\n               .n_steps = %d, .ahead = %d, .count = %d, .seq2seq = %d, .target_start = %d, "
                        ".target_stride = %d,\n               .split = {%.17g, %.17g, %.17g}, .seed = %lluu",
@@ -1502,6 +1808,66 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "        .epochs = %d,\n        .batch_size = %ld,\n        .shuffle = %d,\n        .seed = %lluu,\n",
             fs->present ? fs->epochs : 1, fs->present ? fs->batch_size : 32, fs->shuffle,
             (unsigned long long)fs->seed);
+    if (fs->train_limit)
+        fprintf(f, "        .train_limit = %ld,\n", fs->train_limit);
+    if (fs->weights_from) {
+        fprintf(f, "        .init_weights = ");
+        c_string(f, fs->weights_from);
+        fprintf(f, ",\n");
+    }
+    if (fs->num_phases) {
+        fprintf(f, "        .phases = (const NnrtPhase[]){\n");
+        for (int i = 0; i < fs->num_phases; i++) {
+            const PhaseSpec *ph = &fs->phases[i];
+            fprintf(f, "            {.epochs = %d, .learning_rate = %.17g", ph->epochs, ph->learning_rate);
+            if (ph->num_freeze) {
+                fprintf(f, ",\n             .freeze = (const char *const[]){");
+                for (int k = 0; k < ph->num_freeze; k++) {
+                    fprintf(f, "%s", k ? ", " : "");
+                    c_string(f, ph->freeze[k]);
+                }
+                fprintf(f, "}, .num_freeze = %d", ph->num_freeze);
+            }
+            fprintf(f, "},\n");
+        }
+        fprintf(f, "        },\n        .num_phases = %d,\n", fs->num_phases);
+    }
+    const CallbackSpec *cb = &fs->callbacks;
+    static const char *const modes[] = {"0 /* auto */", "1 /* min */", "2 /* max */"};
+    fprintf(f, "        .callbacks = {\n");
+    if (cb->checkpoint.enabled) {
+        fprintf(f, "            .checkpoint = {.enabled = 1, .filepath = ");
+        c_string(f, cb->checkpoint.filepath);
+        fprintf(f, ", .monitor = ");
+        c_string(f, cb->checkpoint.monitor);
+        fprintf(f, ",\n                           .save_best_only = %d, .save_weights_only = %d, .mode = %s},\n",
+                cb->checkpoint.save_best_only, cb->checkpoint.save_weights_only, modes[cb->checkpoint.mode]);
+    }
+    if (cb->early_stopping.enabled) {
+        fprintf(f, "            .early_stopping = {.enabled = 1, .monitor = ");
+        c_string(f, cb->early_stopping.monitor);
+        fprintf(f, ", .patience = %d, .restore_best_weights = %d,\n                               .mode = %s, "
+                   ".start_from_epoch = %d, .min_delta = %.17g, .baseline = %s},\n",
+                cb->early_stopping.patience, cb->early_stopping.restore_best_weights, modes[cb->early_stopping.mode],
+                cb->early_stopping.start_from_epoch, cb->early_stopping.min_delta,
+                isnan(cb->early_stopping.baseline) ? "NAN" : fmt_str("%.17g", cb->early_stopping.baseline));
+    }
+    if (cb->reduce_lr.enabled) {
+        fprintf(f, "            .reduce_lr = {.enabled = 1, .monitor = ");
+        c_string(f, cb->reduce_lr.monitor);
+        fprintf(f, ", .factor = %.17g, .min_delta = %.17g, .min_lr = %.17g,\n                          .patience = %d, "
+                   ".cooldown = %d, .mode = %s},\n",
+                cb->reduce_lr.factor, cb->reduce_lr.min_delta, cb->reduce_lr.min_lr, cb->reduce_lr.patience,
+                cb->reduce_lr.cooldown, modes[cb->reduce_lr.mode]);
+    }
+    if (cb->csv_logger.enabled) {
+        fprintf(f, "            .csv_logger = {.enabled = 1, .filename = ");
+        c_string(f, cb->csv_logger.filename);
+        fprintf(f, ", .append = %d, .separator = '%s'},\n", cb->csv_logger.append,
+                cb->csv_logger.separator == '\'' ? "\\'" : cb->csv_logger.separator == '\\' ? "\\\\" :
+                fmt_str("%c", cb->csv_logger.separator));
+    }
+    fprintf(f, "            .terminate_on_nan = %d,\n        },\n", cb->terminate_on_nan);
     fprintf(f, "    };\n    return nnrt_main(argc, argv, %s_model(), &fit);\n}\n", p->name);
 }
 

@@ -6,22 +6,25 @@ Run (Debian's python3, which has torch, numpy, h5py and PyYAML):
     /usr/bin/python3 tests/golden/make_golden.py
 
 from any folder. It reads the model files beside it (golden_mlp_{sgd,adam,
-mse}.yaml, golden_conv.yaml) and rewrites one folder per model (sgd/, adam/,
-mse/, conv/). The output is deterministic: rerunning it gives byte-identical
-files, so a diff after a rerun means the reference changed.
+mse}.yaml, golden_conv.yaml, golden_lstm.yaml, golden_gru.yaml) and rewrites
+one folder per model (sgd/, adam/, mse/, conv/, lstm/, gru/). The output
+is deterministic: rerunning it gives byte-identical files, so a diff after a
+rerun means the reference changed.
 
 The model files use a subset of the model format: one input, one output,
 the layer classes in LAYER_CLASSES below (Dense, Conv2D, BatchNormalization,
-Add, Activation, MaxPooling2D, GlobalAveragePooling2D, Flatten), connected by
-the format's `inputs:` rule. Activations are kept channels-last (NHWC) as in
+Add, Activation, MaxPooling2D, GlobalAveragePooling2D, Flatten, LSTM, GRU),
+connected by the format's `inputs:` rule. Activations are kept channels-last (NHWC) as in
 Keras; convolutions and pooling convert to PyTorch's NCHW and back inside the
 layer, and Keras "same" padding is applied explicitly with F.pad (before =
 total // 2, the extra cell after: bottom/right), never with PyTorch's
 symmetric `padding=`.
 
 For each model, with a fixed numpy seed, it makes initial weights in Keras
-layout (Dense kernel [in, out]; Conv2D kernel [kh, kw, in, out]; kernels
-glorot_uniform with Keras's fans; biases and BatchNormalization beta
+layout (Dense kernel [in, out]; Conv2D kernel [kh, kw, in, out]; LSTM/GRU
+kernel [in, G*units], recurrent_kernel [units, G*units] orthogonal as
+Keras's Orthogonal makes it, bias [G*units] or GRU reset_after [2, 3*units];
+kernels glorot_uniform with Keras's fans; biases and BatchNormalization beta
 U(-0.1, 0.1) and gamma U(0.5, 1.5) rather than Keras's zeros and ones, so
 that those paths are tested; moving_mean 0 and moving_variance 1 as Keras
 initializes them), an input batch x of 8 samples (float32, standard normal)
@@ -34,8 +37,8 @@ stored as float32:
                   Functional otherwise, training_config, model_weights/...;
                   no optimizer_weights, as Keras writes none before training)
     x.npy         inputs (8, *input shape) float32
-    y.npy         targets: (8,) int32 labels or (8, 3) float32
-    out.npy       model outputs at w0 in inference mode (8, 3)
+    y.npy         targets: (8,) int32 labels or (8, outputs) float32
+    out.npy       model outputs at w0 in inference mode (8, outputs)
     loss.npy      [3]: training-mode loss at w0 (what train step 1 and
                   loss_grad report), training-mode loss at w1 (what train
                   step 2 reports), inference-mode loss at w2 (evaluate after
@@ -48,7 +51,8 @@ stored as float32:
     grads.npy     d loss / d w at w0 (training mode), every weight flattened
                   and concatenated in the model's weight order (layer by
                   layer in file order; per layer the HDF5 weight_names order:
-                  kernel, bias / gamma, beta, moving_mean, moving_variance),
+                  kernel, bias / gamma, beta, moving_mean, moving_variance /
+                  kernel, recurrent_kernel, bias),
                   row-major; 0 for the non-trainable moving statistics
     w1.npy        all weights after one training step (same flat order)
     w2.npy        all weights after a second step on the same batch
@@ -79,8 +83,19 @@ As self-checks, the script compares the autograd gradients with central
 finite differences, the optimizer steps with torch.optim (whose SGD and Adam
 are algebraically equal to Keras's once Adam's eps is rescaled per step),
 every convolution and max pooling with a loop over Keras's window definition
-in numpy, and every BatchNormalization (output and moving statistics) with
-torch's F.batch_norm, and stops on any disagreement.
+in numpy, every BatchNormalization (output and moving statistics) with
+torch's F.batch_norm, every LSTM and GRU (reset_after) with torch.nn.LSTM /
+torch.nn.GRU on converted weights (PyTorch's gate orders i,f,g,o and r,z,n,
+transposed matrices, two biases) and every GRU with reset_after false, which
+PyTorch lacks, with a plain numpy loop over units, and stops on any
+disagreement.
+
+LSTM and GRU are Keras's cells written with torch ops (see "recurrent
+layers" below): LSTM gates i, f, c, o, c = f c + i tanh(.), h = o tanh(c);
+GRU gates z, r, h, h = z h_prev + (1 - z) h~, the reset gate applied after
+(reset_after, two biases) or before (reset_after false) the recurrent
+kernel. go_backwards reads the input from the last step to the first and
+returns the sequence in that processing order, as Keras does.
 """
 
 import json
@@ -103,6 +118,8 @@ MODELS = [
     ("golden_mlp_adam.yaml", "adam", 1002),
     ("golden_mlp_mse.yaml", "mse", 1003),
     ("golden_conv.yaml", "conv", 1010),
+    ("golden_lstm.yaml", "lstm", 1020),
+    ("golden_gru.yaml", "gru", 1021),
 ]
 
 torch.set_default_dtype(torch.float64)
@@ -112,6 +129,8 @@ ACTIVATIONS = {
     "relu": torch.relu,
     "tanh": torch.tanh,
     "softmax": lambda z: torch.softmax(z, dim=-1),
+    "sigmoid": torch.sigmoid,
+    "hard_sigmoid": lambda z: torch.clamp(0.2 * z + 0.5, 0.0, 1.0),  # Keras 2's
 }
 
 
@@ -378,9 +397,156 @@ class BatchNormalization:
                 "beta_constraint": None, "gamma_constraint": None}
 
 
+# ---- recurrent layers ------------------------------------------------------
+#
+# Keras's cells written out with torch ops, batch first (B, T, features),
+# h_0 = 0 (and c_0 = 0). go_backwards: the input is read from the last step
+# to the first, and the returned sequence is in that processing order (Keras
+# does not flip it back). Weights in Keras layout and gate order: kernel
+# (in, G*u), recurrent_kernel (u, G*u), bias (G*u) or, for GRU with
+# reset_after, (2, 3u) = (input bias, recurrent bias). The weights are saved
+# through the cell, "lstm/lstm_cell/kernel:0", the cell numbered like the
+# layer among its class (lstm_1/lstm_cell_1/...): read_model prefixes the
+# weight names with the cell name. check_recurrent compares every cell with
+# torch.nn.LSTM / torch.nn.GRU (PyTorch gate orders i,f,g,o and r,z,n,
+# matrices (G*u, in)), and the GRU with reset_after false, which PyTorch
+# does not have, with a plain numpy loop over units.
+
+def orthogonal(shape, rng):
+    """Keras's Orthogonal (gain 1) for a 2-D shape: QR of a normal
+    (max, min) matrix, columns signed by diag(R), transposed when there are
+    fewer rows than columns (then the rows are orthonormal)."""
+    rows, cols = shape
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    return np.ascontiguousarray(q.T if rows < cols else q, dtype=np.float32)
+
+
+class Recurrent:
+    """Shared by LSTM and GRU: the config, the weights, the loop over time."""
+    args = {"units", "activation", "recurrent_activation", "use_bias", "return_sequences",
+            "go_backwards"}
+
+    def __init__(self, cfg, in_shapes):
+        if len(in_shapes) != 1 or len(in_shapes[0]) != 2:
+            fail(f"{type(self).__name__} takes one (steps, features) input, got {in_shapes}")
+        self.steps, n_in = in_shapes[0]
+        self.units = u = int(cfg["units"])
+        self.activation = cfg.get("activation", "tanh")
+        self.recurrent_activation = cfg.get("recurrent_activation", "sigmoid")
+        self.use_bias = bool(cfg.get("use_bias", True))
+        self.return_sequences = bool(cfg.get("return_sequences", False))
+        self.go_backwards = bool(cfg.get("go_backwards", False))
+        self.shape = (self.steps, u) if self.return_sequences else (u,)
+        g = self.gates * u
+        self.weights = [Weight("kernel", (n_in, g), "glorot", (n_in, g)),
+                        Weight("recurrent_kernel", (u, g), "orthogonal")]
+        if self.use_bias:
+            self.weights.append(Weight("bias", self.bias_shape(), "small"))
+
+    def bias_shape(self):
+        return (self.gates * self.units,)
+
+    def forward(self, ws, hs, training):
+        x = hs[0].flip(1) if self.go_backwards else hs[0]
+        kernel, rec = ws[0], ws[1]
+        bias = ws[2] if self.use_bias else None
+        h = torch.zeros(x.shape[0], self.units)
+        state, outs = self.initial_state(h), []
+        for t in range(x.shape[1]):
+            h, state = self.step(x[:, t], h, state, kernel, rec, bias)
+            outs.append(h)
+        y = torch.stack(outs, dim=1) if self.return_sequences else h
+        return y, y, None
+
+    def keras_config(self):
+        cfg = {**base_config(self), "return_sequences": self.return_sequences,
+               "return_state": False, "go_backwards": self.go_backwards, "stateful": False,
+               "unroll": False, "time_major": False, "units": self.units,
+               "activation": self.activation, "recurrent_activation": self.recurrent_activation,
+               "use_bias": self.use_bias,
+               "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+               "recurrent_initializer": {"class_name": "Orthogonal",
+                                         "config": {"gain": 1.0, "seed": None}},
+               "bias_initializer": {"class_name": "Zeros", "config": {}}}
+        cfg.update(self.extra_config())
+        cfg.update({"kernel_regularizer": None, "recurrent_regularizer": None,
+                    "bias_regularizer": None, "activity_regularizer": None,
+                    "kernel_constraint": None, "recurrent_constraint": None,
+                    "bias_constraint": None, "dropout": 0.0, "recurrent_dropout": 0.0,
+                    "implementation": 2})
+        if "reset_after" in cfg:  # tf.keras 2.4 writes it last
+            cfg["reset_after"] = cfg.pop("reset_after")
+        return cfg
+
+
+class LSTM(Recurrent):
+    """z = x W + h U + b, gates i, f, c, o: i, f, o = recurrent_activation,
+    c~ = activation; c = f c + i c~; h = o activation(c)."""
+    base, cell, gates = "lstm", "lstm_cell", 4
+
+    def initial_state(self, h):
+        return torch.zeros_like(h)
+
+    def step(self, x, h, c, kernel, rec, bias):
+        z = x @ kernel + h @ rec
+        if bias is not None:
+            z = z + bias
+        i, f, cc, o = z.split(self.units, dim=1)
+        ra, act = ACTIVATIONS[self.recurrent_activation], ACTIVATIONS[self.activation]
+        c = ra(f) * c + ra(i) * act(cc)
+        return ra(o) * act(c), c
+
+    def extra_config(self):
+        return {"unit_forget_bias": True}
+
+
+class GRU(Recurrent):
+    """Gates z, r, h. reset_after (bias (2, 3u)): xw = x W + b_in, hu = h U +
+    b_rec; z, r = recurrent_activation(xw + hu); h~ = activation(xw_h + r *
+    hu_h). reset_after false (bias (3u)): z, r as before with one bias, h~ =
+    activation(x W_h + b_h + (r h) U_h). Then h = z h_prev + (1 - z) h~."""
+    base, cell, gates = "gru", "gru_cell", 3
+    args = Recurrent.args | {"reset_after"}
+
+    def __init__(self, cfg, in_shapes):
+        self.reset_after = bool(cfg.get("reset_after", True))
+        super().__init__(cfg, in_shapes)
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def initial_state(self, h):
+        return None
+
+    def step(self, x, h, state, kernel, rec, bias):
+        u = self.units
+        ra, act = ACTIVATIONS[self.recurrent_activation], ACTIVATIONS[self.activation]
+        xw = x @ kernel
+        if self.reset_after:
+            hu = h @ rec
+            if bias is not None:
+                xw, hu = xw + bias[0], hu + bias[1]
+            z = ra(xw[:, :u] + hu[:, :u])
+            r = ra(xw[:, u:2 * u] + hu[:, u:2 * u])
+            hh = act(xw[:, 2 * u:] + r * hu[:, 2 * u:])
+        else:
+            if bias is not None:
+                xw = xw + bias
+            hu = h @ rec[:, :2 * u]
+            z = ra(xw[:, :u] + hu[:, :u])
+            r = ra(xw[:, u:2 * u] + hu[:, u:])
+            hh = act(xw[:, 2 * u:] + (r * h) @ rec[:, 2 * u:])
+        return z * h + (1 - z) * hh, None
+
+    def extra_config(self):
+        return {"reset_after": self.reset_after}
+
+
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Dense, Conv2D, MaxPooling2D, GlobalAveragePooling2D, Flatten, Activation, Add,
-    BatchNormalization)}
+    BatchNormalization, LSTM, GRU)}
 
 
 # ---- model file ------------------------------------------------------------
@@ -428,6 +594,12 @@ def read_model(path):
                 fail(f"{path}: layer {name}: unknown input {i}")
         layer = kind(cfg, [shapes[i] for i in inputs])
         layer.cls, layer.name, layer.inputs, layer.first = cls, name, inputs, first
+        if hasattr(kind, "cell"):  # the weights live in the cell: lstm/lstm_cell/kernel:0
+            n = counts.get(kind.cell, 0)
+            counts[kind.cell] = n + 1
+            cell = kind.cell if n == 0 else f"{kind.cell}_{n}"
+            for w in layer.weights:
+                w.name = f"{cell}/{w.name}"
         first += len(layer.weights)
         shapes[name] = layer.shape
         layers.append(layer)
@@ -710,6 +882,89 @@ def check_batch_norm(model, weights, x, w_next):
     return worst
 
 
+def torch_nn_recurrent(layer, ws, x):
+    """The layer through torch.nn.LSTM / torch.nn.GRU with the Keras weights
+    converted: PyTorch holds W (G*u, in), i.e. Keras's kernel transposed,
+    and two biases (b_ih, b_hh). LSTM: the same gate order (i,f,g,o = Keras
+    i,f,c,o), the one Keras bias as b_ih, b_hh = 0. GRU (reset_after
+    semantics, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))): gates r,z,n
+    against Keras's z,r,h, so the gate blocks are reordered; b_ih, b_hh =
+    Keras's input and recurrent biases. go_backwards: the input flipped, the
+    output sequence left in processing order."""
+    u = layer.units
+    if isinstance(layer, LSTM):
+        net, perm = torch.nn.LSTM(x.shape[2], u, batch_first=True, bias=layer.use_bias), None
+    else:
+        net = torch.nn.GRU(x.shape[2], u, batch_first=True, bias=layer.use_bias)
+        perm = torch.cat([torch.arange(u, 2 * u), torch.arange(0, u), torch.arange(2 * u, 3 * u)])
+    net = net.double()
+    order = (lambda t: t) if perm is None else (lambda t: t[..., perm])
+    with torch.no_grad():
+        net.weight_ih_l0.copy_(order(ws[0]).T)
+        net.weight_hh_l0.copy_(order(ws[1]).T)
+        if layer.use_bias:
+            if isinstance(layer, LSTM):
+                net.bias_ih_l0.copy_(ws[2])
+                net.bias_hh_l0.zero_()
+            else:
+                net.bias_ih_l0.copy_(order(ws[2][0]))
+                net.bias_hh_l0.copy_(order(ws[2][1]))
+        seq, _ = net(x.flip(1) if layer.go_backwards else x)
+    return seq if layer.return_sequences else seq[:, -1]
+
+
+def numpy_gru_reset_before(layer, ws, x):
+    """GRU with reset_after false (Keras 1's and tf1's default), which torch.nn
+    lacks: a plain loop over samples, steps and units of the Keras formula
+    with the reset gate applied to h before the recurrent kernel."""
+    kernel, rec = ws[0].numpy(), ws[1].numpy()
+    bias = ws[2].numpy() if layer.use_bias else np.zeros(kernel.shape[1])
+    x = x.numpy()[:, ::-1] if layer.go_backwards else x.numpy()
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+    n_b, n_t, n_in = x.shape
+    u = layer.units
+    seq = np.zeros((n_b, n_t, u))
+    for b in range(n_b):
+        h = np.zeros(u)
+        for t in range(n_t):
+            z, r = np.zeros(u), np.zeros(u)
+            for j in range(u):
+                z[j] = sig(bias[j] + sum(x[b, t, k] * kernel[k, j] for k in range(n_in))
+                           + sum(h[k] * rec[k, j] for k in range(u)))
+                r[j] = sig(bias[u + j] + sum(x[b, t, k] * kernel[k, u + j] for k in range(n_in))
+                           + sum(h[k] * rec[k, u + j] for k in range(u)))
+            new = np.zeros(u)
+            for j in range(u):
+                cand = np.tanh(bias[2 * u + j]
+                               + sum(x[b, t, k] * kernel[k, 2 * u + j] for k in range(n_in))
+                               + sum(r[k] * h[k] * rec[k, 2 * u + j] for k in range(u)))
+                new[j] = z[j] * h[j] + (1 - z[j]) * cand
+            h = new
+            seq[b, t] = h
+    return torch.from_numpy(seq if layer.return_sequences else seq[:, -1])
+
+
+def check_recurrent(model, weights, x):
+    """Every LSTM and GRU (torch ops, Keras formulas) against torch.nn.LSTM /
+    torch.nn.GRU, or, for GRU with reset_after false, against the numpy loop."""
+    acts, _, _ = forward(model, weights, x, training=True)
+    worst = 0.0
+    for layer in model["layers"]:
+        if not isinstance(layer, (LSTM, GRU)):
+            continue
+        if layer.activation != "tanh" or layer.recurrent_activation != "sigmoid":
+            fail(f"{layer.name}: the self-check knows tanh and sigmoid only")
+        ws = weights[layer.first: layer.first + len(layer.weights)]
+        h = acts[layer.inputs[0]]
+        if isinstance(layer, GRU) and not layer.reset_after:
+            want = numpy_gru_reset_before(layer, ws, h)
+        else:
+            want = torch_nn_recurrent(layer, ws, h)
+        worst = max(worst, float((want - acts[layer.name]).abs().max()))
+    if worst > 1e-12:
+        fail(f"recurrent cells vs torch.nn / the numpy loop differ by {worst:.3g}")
+    return worst
+
 # ---- Keras HDF5 ------------------------------------------------------------
 
 def f32(v):
@@ -796,6 +1051,8 @@ def initial_weight(spec, rng):
         return rng.uniform(-0.1, 0.1, spec.shape).astype(np.float32)
     if spec.init == "gamma":
         return rng.uniform(0.5, 1.5, spec.shape).astype(np.float32)
+    if spec.init == "orthogonal":
+        return orthogonal(spec.shape, rng)
     return np.full(spec.shape, 1.0 if spec.init == "ones" else 0.0, np.float32)
 
 
@@ -834,6 +1091,7 @@ def make_one(yaml_name, folder, seed):
     opt_err = check_with_torch_optim(model, w0, x, y, [w1, w2])
     win_err = check_windows(model, w0, x)
     bn_err = check_batch_norm(model, w0, x, w1)
+    rnn_err = check_recurrent(model, w0, x)
 
     out_dir = os.path.join(HERE, folder)
     os.makedirs(out_dir, exist_ok=True)
@@ -859,7 +1117,7 @@ def make_one(yaml_name, folder, seed):
           f"max|w2-w1| {np.abs(arrays['w2'] - arrays['w1']).max():.4g}")
     print(f"  checks: finite differences rel err {fd_err:.2g}, "
           f"torch.optim max diff {opt_err:.2g}, conv/pool windows {win_err:.2g}, "
-          f"F.batch_norm {bn_err:.2g}")
+          f"F.batch_norm {bn_err:.2g}, LSTM/GRU vs torch.nn {rnn_err:.2g}")
 
 
 def main():

@@ -29,7 +29,14 @@ models/*.yaml (one tiny model per op or option) it
      unbiased one. (Skipped for models with several inputs or outputs,
      which npy fit data cannot describe, and for Dropout, whose training
      mask has no reference.)
-  5. `nncc check`: nncc's own finite-difference check of the generated
+  5. for models with a recurrent layer (one input, one output), the
+     initial weights nncc makes (Keras's defaults): `nncc train` without
+     --weights and with SGD(1e-30), which cannot move them visibly (nncc
+     rejects a learning rate of 0); kernel glorot_uniform, |w| <= sqrt(6 /
+     (F + G u)); recurrent_kernel orthogonal, R R^T = I; bias 0, except an
+     LSTM's forget-gate slice [u, 2u), which unit_forget_bias (default true)
+     sets to 1; no bias with use_bias false. One "init LAYER" line per layer.
+  6. `nncc check`: nncc's own finite-difference check of the generated
      gradient code at the initializers' weights (exit status 0, "ok").
 
 N = 40 is more than the default compiled batch (32), so predict and
@@ -66,6 +73,24 @@ The reference (tf.keras 2.x, shared/spec/keras-numerics.md):
                momentum)
   Concatenate (axis counts the batch, as in Keras), Add, Subtract,
   Multiply, Average, Maximum elementwise over the inputs
+  SimpleRNN, LSTM, GRU over (B, T, F), h_0 = c_0 = 0, weights through the
+               cell (lstm/lstm_cell/kernel:0; the cell numbered like the
+               layer among its class: lstm_1/lstm_cell_1/...): kernel
+               (F, G u), recurrent_kernel (u, G u), bias (G u); act =
+               activation (tanh), ra = recurrent_activation (sigmoid)
+    SimpleRNN  h = act(x W + h U + b)
+    LSTM       z = x W + h U + b split i, f, c, o; c = ra(f) c + ra(i)
+               act(c~); h = ra(o) act(c)
+    GRU        gates z, r, h; reset_after (default; bias (2, 3u) = input
+               and recurrent bias): xw = x W + b_in, hu = h U + b_rec, z, r
+               = ra(xw + hu), h~ = act(xw_h + r hu_h); reset_after false
+               (bias (3u)): z, r = ra(x W + b + h U), h~ = act(x W_h + b_h +
+               (r h) U_h); h = z h_prev + (1 - z) h~
+    go_backwards reads the steps from the last to the first and returns
+    them in that processing order; return_sequences: every step's h, else
+    the last
+  TimeDistributed(layer) the wrapped layer on the last axis at every step,
+               its weights under the wrapper's name (time_distributed/kernel:0)
   linear x; relu max(x, 0); elu x > 0 ? x : alpha (exp(x) - 1), alpha 1;
   selu scale * elu(x, alpha), alpha 1.6732632423543772848170429916717,
        scale 1.0507009873554804934193349852946;
@@ -91,9 +116,10 @@ The reference (tf.keras 2.x, shared/spec/keras-numerics.md):
   l1 sum|w| + l2 sum w^2.
   Metrics, means over all samples: sparse_categorical_accuracy argmax(p) ==
   label; categorical_accuracy argmax(p) == argmax(t); binary_accuracy
-  t == (p > 0.5); mse, mae as above. "accuracy" is resolved as tf.keras
-  2.2+ does, from the shapes: output last axis 1 -> binary, sparse labels
-  -> sparse_categorical, else categorical.
+  t == (p > 0.5); mse, mae as above; last_time_step_mse (the Keras notes'
+  metric) mean((y[:, -1] - t[:, -1])^2), the last step only. "accuracy"
+  is resolved as tf.keras 2.2+ does, from the shapes: output last axis 1
+  -> binary, sparse labels -> sparse_categorical, else categorical.
 
 One line per check, "PASS"/"FAIL", model, check, max difference; then
 "N passed, N failed"; the exit status is 1 when anything failed.
@@ -106,7 +132,12 @@ padding cell before; pool_pad: max pooling over zero padding, average
 pooling dividing by the whole window; bn_var: unbiased batch variance in
 training; bn_frozen: a frozen BatchNormalization on batch statistics;
 bn_moving: moving variance from the unbiased batch variance; concat: axis
-1 read without the batch axis) to show that the comparison catches it.
+1 read without the batch axis; go_backwards: a backwards sequence flipped
+back to input order; reset_after: GRU with the other reset formula;
+hard_sigmoid: Keras 3's relu6(x + 3) / 6 as the recurrent activation;
+last_step: last_time_step_mse over every step; forget_bias: the init check
+expecting the opposite unit_forget_bias) to show that the comparison
+catches it.
 """
 
 import argparse
@@ -146,7 +177,9 @@ LAYER_STEMS = {"Dense": "dense", "Flatten": "flatten", "Reshape": "reshape",
                "GlobalMaxPooling1D": "global_max_pooling1d", "GlobalMaxPooling2D": "global_max_pooling2d",
                "BatchNormalization": "batch_normalization", "Concatenate": "concatenate",
                "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Average": "average",
-               "Maximum": "maximum"}
+               "Maximum": "maximum", "SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru",
+               "TimeDistributed": "time_distributed"}
+RECURRENT = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}      # class: gates
 ALIASES = {"MaxPool1D": "MaxPooling1D", "MaxPool2D": "MaxPooling2D", "AvgPool1D": "AveragePooling1D",
            "AvgPool2D": "AveragePooling2D", "GlobalAvgPool1D": "GlobalAveragePooling1D",
            "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool1D": "GlobalMaxPooling1D",
@@ -166,7 +199,9 @@ def as_list(v):
 
 
 def read_layers(path, doc, inputs):
-    """The layer list: {class, name, group (the HDF5 group), cfg, inputs}."""
+    """The layer list: {class, name, group (the HDF5 group), cfg, inputs}; a
+    recurrent layer also has its cell's name (cell), numbered like the layer
+    among its class: lstm_cell, lstm_cell_1, ... (tf.keras 2.x)."""
     layers, counts, previous = [], {}, inputs[0]["name"]
     functional = len(inputs) > 1
     for item in doc["layers"]:
@@ -183,6 +218,11 @@ def read_layers(path, doc, inputs):
         srcs = as_list(cfg.get("inputs", previous))
         functional |= "inputs" in cfg
         layers.append({"class": cls, "name": name, "group": name, "cfg": cfg, "inputs": srcs})
+        if cls in RECURRENT:
+            stem = LAYER_STEMS[cls] + "_cell"
+            k = counts.get(stem, 0)
+            counts[stem] = k + 1
+            layers[-1]["cell"] = stem if k == 0 else f"{stem}_{k}"
         previous = name
     return layers, as_list(doc.get("outputs", layers[-1]["name"])), functional
 
@@ -375,6 +415,64 @@ def batch_norm(layer, w, x, training, stats):
     return w.get("gamma", 1.0) * (x - mean) / np.sqrt(var + eps) + w.get("beta", 0.0)
 
 
+def recurrent(layer, w, x):
+    """SimpleRNN / LSTM / GRU over (B, T, F), h_0 = c_0 = 0; weights
+    <cell>/kernel (F, G u), <cell>/recurrent_kernel (u, G u), <cell>/bias
+    (G u) or GRU reset_after (2, 3u). go_backwards reads the steps from the
+    last to the first and returns them in that processing order."""
+    cls, cfg, cell = layer["class"], layer["cfg"], layer["cell"]
+    u = int(cfg["units"])
+    act = activation(cfg.get("activation", "tanh"))[1]
+    rec_act = activation(cfg.get("recurrent_activation", "sigmoid"))[1]
+    if PERTURB == "hard_sigmoid" and cfg.get("recurrent_activation") == "hard_sigmoid":
+        rec_act = lambda v: np.clip(v + 3.0, 0.0, 6.0) / 6.0      # Keras 3's hard_sigmoid
+    kernel, rec = w[cell + "/kernel"], w[cell + "/recurrent_kernel"]
+    bias = w.get(cell + "/bias")
+    reset_after = cls == "GRU" and cfg.get("reset_after", True) is not False
+    if PERTURB == "reset_after" and cls == "GRU":
+        reset_after = not reset_after      # the other formula, the same weights
+        bias = None if bias is None else (np.stack([bias, 0 * bias]) if bias.ndim == 1 else bias.sum(0))
+    backwards = cfg.get("go_backwards", False) is True
+    if backwards:
+        x = x[:, ::-1]
+    h = np.zeros((x.shape[0], u))
+    c = np.zeros_like(h)
+    seq = []
+    for t in range(x.shape[1]):
+        xw = x[:, t] @ kernel
+        if cls == "SimpleRNN":
+            h = act(xw + h @ rec + (0 if bias is None else bias))
+        elif cls == "LSTM":
+            z = xw + h @ rec + (0 if bias is None else bias)
+            i, f, g, o = (z[:, k * u:(k + 1) * u] for k in range(4))
+            c = rec_act(f) * c + rec_act(i) * act(g)
+            h = rec_act(o) * act(c)
+        elif reset_after:
+            hu = h @ rec
+            if bias is not None:
+                xw, hu = xw + bias[0], hu + bias[1]
+            z = rec_act(xw[:, :u] + hu[:, :u])
+            r = rec_act(xw[:, u:2 * u] + hu[:, u:2 * u])
+            h = z * h + (1 - z) * act(xw[:, 2 * u:] + r * hu[:, 2 * u:])
+        else:
+            if bias is not None:
+                xw = xw + bias
+            z = rec_act(xw[:, :u] + h @ rec[:, :u])
+            r = rec_act(xw[:, u:2 * u] + h @ rec[:, u:2 * u])
+            h = z * h + (1 - z) * act(xw[:, 2 * u:] + (r * h) @ rec[:, 2 * u:])
+        seq.append(h)
+    if cfg.get("return_sequences", False) is not True:
+        return h
+    seq = np.stack(seq, axis=1)
+    return seq[:, ::-1] if backwards and PERTURB == "go_backwards" else seq
+
+
+def wrapped(layer):
+    """The layer TimeDistributed wraps, as a layer of its own (the wrapper's name)."""
+    cls, cfg = one_key(layer["cfg"]["layer"])
+    return {**layer, "class": ALIASES.get(cls, cls), "cfg": cfg}
+
+
 def apply_layer(layer, xs, w, training, stats):
     """(y, activation name, pre-activation z) of one layer on its inputs."""
     cls, cfg = layer["class"], layer["cfg"]
@@ -418,6 +516,11 @@ def apply_layer(layer, xs, w, training, stats):
         y = x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
     elif cls in ("Dropout", "Identity"):
         y = x
+    elif cls in RECURRENT:
+        y = recurrent(layer, w, x)
+    elif cls == "TimeDistributed":
+        # the wrapped layer maps the last axis: the same at every step
+        return apply_layer(wrapped(layer), xs, w, training, stats)
     elif cls == "Concatenate":
         axis = int(cfg.get("axis", -1))
         if PERTURB == "concat" and axis > 0:
@@ -512,16 +615,23 @@ def metric_value(kind, y, t):
         return ((y - t) ** 2).mean(), math.inf
     if kind == "mae":
         return np.abs(y - t).mean(), math.inf
+    if kind == "last_time_step_mse":   # the Keras notes' custom metric, (B, T, k)
+        if PERTURB == "last_step":
+            return ((y - t) ** 2).mean(), math.inf
+        return ((y[:, -1] - t[:, -1]) ** 2).mean(), math.inf
     raise AssertionError(kind)
 
 
 def penalties(model, weights):
     total = 0.0
     for layer in model["layers"]:
-        for key, wname in (("kernel_regularizer", "kernel"), ("bias_regularizer", "bias")):
+        cell = layer["cell"] + "/" if "cell" in layer else ""
+        for key, wname in (("kernel_regularizer", "kernel"), ("bias_regularizer", "bias"),
+                           ("recurrent_regularizer", "recurrent_kernel")):
             spec = layer["cfg"].get(key)
             if spec is None:
                 continue
+            wname = cell + wname
             name, arg = one_key(spec)
             if name == "l1_l2":
                 l1, l2 = arg.get("l1", 0.0), arg.get("l2", 0.0)
@@ -595,37 +705,56 @@ def make_weights(model, rng):
     the window for a convolution) so pre-activations have a std near 1.2
     whatever the fan-in, biases U(-0.5, 0.5); BatchNormalization gamma
     U(0.5, 1.5), beta and moving_mean U(-0.5, 0.5), moving_variance
-    U(0.5, 1.5). Also every layer's output shape, from a float64 pass over
+    U(0.5, 1.5); recurrent layers: kernel (F, G u) U(±1.2 sqrt(3/F)),
+    recurrent_kernel (u, G u) U(±0.8 sqrt(3/u)), bias U(-0.5, 0.5), named
+    through the cell ("lstm_cell/kernel"); TimeDistributed: the wrapped
+    layer's. Also every layer's output shape, from a float64 pass over
     one sample of zeros."""
     vals = {i["name"]: np.zeros((1,) + tuple(i["shape"])) for i in model["inputs"]}
     weights = {}
     for layer in model["layers"]:
-        xs, cfg, cls = [vals[s] for s in layer["inputs"]], layer["cfg"], layer["class"]
-        shape = xs[0].shape[1:]
-        w = {}
-        if cls in ("Dense", "Conv1D", "Conv2D"):
-            if cls == "Dense":
-                units, ksize = int(cfg["units"]), []
-            else:
-                units, ksize = int(cfg["filters"]), window(cfg, "kernel_size", int(cls[-2]), None)
-            fan_in = shape[-1] * int(np.prod(ksize))
-            limit = 1.2 * math.sqrt(3.0 / fan_in)
-            w["kernel"] = rng.uniform(-limit, limit, tuple(ksize) + (shape[-1], units)).astype(np.float32)
-            if cfg.get("use_bias", True):
-                w["bias"] = rng.uniform(-0.5, 0.5, (units,)).astype(np.float32)
-        elif cls == "BatchNormalization":
-            c = (shape[-1],)
-            if cfg.get("scale", True):
-                w["gamma"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
-            if cfg.get("center", True):
-                w["beta"] = rng.uniform(-0.5, 0.5, c).astype(np.float32)
-            w["moving_mean"] = rng.uniform(-0.5, 0.5, c).astype(np.float32)
-            w["moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        xs = [vals[s] for s in layer["inputs"]]
+        w = layer_weights(wrapped(layer) if layer["class"] == "TimeDistributed" else layer,
+                          xs[0].shape[1:], rng)
         if w:
             weights[layer["name"]] = w
         vals[layer["name"]] = apply_layer(layer, xs, {k: v.astype(np.float64) for k, v in w.items()}, False,
                                           None)[0]
     return weights, {name: v.shape[1:] for name, v in vals.items()}
+
+
+def layer_weights(layer, shape, rng):
+    """One layer's random weights {key: float32 array} for an input of per-sample shape `shape`."""
+    cfg, cls = layer["cfg"], layer["class"]
+    w = {}
+    if cls in RECURRENT:
+        u, g, cell = int(cfg["units"]), RECURRENT[cls], layer["cell"]
+        limit = 1.2 * math.sqrt(3.0 / shape[-1])
+        w[cell + "/kernel"] = rng.uniform(-limit, limit, (shape[-1], g * u)).astype(np.float32)
+        limit = 0.8 * math.sqrt(3.0 / u)
+        w[cell + "/recurrent_kernel"] = rng.uniform(-limit, limit, (u, g * u)).astype(np.float32)
+        if cfg.get("use_bias", True):
+            two = cls == "GRU" and cfg.get("reset_after", True) is not False
+            w[cell + "/bias"] = rng.uniform(-0.5, 0.5, (2, g * u) if two else (g * u,)).astype(np.float32)
+    elif cls in ("Dense", "Conv1D", "Conv2D"):
+        if cls == "Dense":
+            units, ksize = int(cfg["units"]), []
+        else:
+            units, ksize = int(cfg["filters"]), window(cfg, "kernel_size", int(cls[-2]), None)
+        fan_in = shape[-1] * int(np.prod(ksize))
+        limit = 1.2 * math.sqrt(3.0 / fan_in)
+        w["kernel"] = rng.uniform(-limit, limit, tuple(ksize) + (shape[-1], units)).astype(np.float32)
+        if cfg.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, (units,)).astype(np.float32)
+    elif cls == "BatchNormalization":
+        c = (shape[-1],)
+        if cfg.get("scale", True):
+            w["gamma"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        if cfg.get("center", True):
+            w["beta"] = rng.uniform(-0.5, 0.5, c).astype(np.float32)
+        w["moving_mean"] = rng.uniform(-0.5, 0.5, c).astype(np.float32)
+        w["moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    return w
 
 
 def make_targets(loss, shape, rng):
@@ -696,9 +825,11 @@ def printed_quantum(text):
     return 0.5 * 10.0 ** (exponent - decimals)
 
 
-def read_weights(path):
+def read_weights(path, names):
     """{layer: {kernel, bias, ...}} from a Keras-layout weights file; a
-    block instance's layers as "instance/local"."""
+    block instance's layers as "instance/local"; a recurrent layer's keys
+    through its cell ("lstm_cell/kernel"). `names`: the model's layer
+    names; a weight belongs to the longest one its name starts with."""
     out = {}
     with h5py.File(path, "r") as f:
         g = f["model_weights"]
@@ -706,25 +837,17 @@ def read_weights(path):
             group = group.decode() if isinstance(group, bytes) else group
             for wname in g[group].attrs["weight_names"]:
                 wname = wname.decode() if isinstance(wname, bytes) else wname
-                layer, key = wname.rsplit("/", 1)
+                owners = [n for n in names if wname.startswith(n + "/")]
+                layer = max(owners, key=len) if owners else wname.rsplit("/", 1)[0]
+                key = wname[len(layer) + 1:]
                 out.setdefault(layer, {})[key.split(":")[0]] = g[group][wname][()]
     return out
 
 
 def train_step(nncc, path, model, weights, w64, xs, ys, xpath, ypath, wpath, out_dir, report):
     name = model["name"]
-    train_dir = os.path.join(out_dir, "train")
-    os.makedirs(train_dir, exist_ok=True)
-    with open(path) as f:
-        text = f.read()
-    text, count = re.subn(r"^(\s*)optimizer:.*$", r"\1optimizer: {SGD: {learning_rate: 1.0}}", text, flags=re.M)
-    assert count == 1, f"{path}: one 'optimizer:' line expected"
-    text += ("fit:\n"
-             f"  data: {{train: {{format: npy, x: {xpath}, y: {ypath}}}}}\n"
-             f"  epochs: 1\n  batch_size: {N}\n  shuffle: false\n")
-    train_yaml = os.path.join(train_dir, name + ".yaml")
-    with open(train_yaml, "w") as f:
-        f.write(text)
+    train_yaml = fit_copy(path, name, out_dir, "train", "1.0", xpath, ypath)
+    train_dir = os.path.dirname(train_yaml)
     result = os.path.join(train_dir, name + ".h5")
     if os.path.exists(result):
         os.remove(result)
@@ -746,7 +869,7 @@ def train_step(nncc, path, model, weights, w64, xs, ys, xpath, ypath, wpath, out
         report.line(abs(got - ref) <= tol and steps == ["1/1"], name, "train loss",
                     f"{m.group(1)} vs {ref:.6f}: |diff| {abs(got - ref):.2e} (tol {tol:.1e})"
                     + ("" if steps == ["1/1"] else f"; steps {steps}, expected one (1/1)"))
-    w1 = read_weights(result)
+    w1 = read_weights(result, [layer["name"] for layer in model["layers"]])
     ref_grads = loss_gradient(model, w64, xs, ys)
     worst, worst_at = 0.0, ""
     moving, moving_at = None, ""
@@ -776,6 +899,91 @@ def train_step(nncc, path, model, weights, w64, xs, ys, xpath, ypath, wpath, out
         report.line(moving <= MOVING_TOL, name, "train moving stats",
                     f"max |dnncc - dref| / max({GRAD_FLOOR:g}, |dref|) {moving:.2e} at {moving_at} "
                     f"(tol {MOVING_TOL:g})")
+
+
+def fit_copy(path, name, out_dir, sub, lr, xpath, ypath):
+    """A copy of the model file (out_dir/sub/name.yaml) with SGD(lr) and a
+    fit section: one epoch of one batch of N on the npy data, no shuffle.
+    Returns its path."""
+    work = os.path.join(out_dir, sub)
+    os.makedirs(work, exist_ok=True)
+    with open(path) as f:
+        text = f.read()
+    text, count = re.subn(r"^(\s*)optimizer:.*$", rf"\1optimizer: {{SGD: {{learning_rate: {lr}}}}}", text,
+                          flags=re.M)
+    assert count == 1, f"{path}: one 'optimizer:' line expected"
+    text += ("fit:\n"
+             f"  data: {{train: {{format: npy, x: {xpath}, y: {ypath}}}}}\n"
+             f"  epochs: 1\n  batch_size: {N}\n  shuffle: false\n  seed: 1\n")
+    copy = os.path.join(work, name + ".yaml")
+    with open(copy, "w") as f:
+        f.write(text)
+    return copy
+
+
+def init_check(nncc, path, model, xpath, ypath, out_dir, report):
+    """The initial weights of recurrent layers (Keras defaults): kernel
+    glorot_uniform, |w| <= sqrt(6 / (F + G u)); recurrent_kernel orthogonal,
+    R R^T = I; bias zeros but, for an LSTM with unit_forget_bias (the
+    default), the forget gate's slice [u, 2u) at 1. nncc writes its initial
+    weights through `nncc train` with SGD(1e-30): one step that cannot move
+    them by more than ~1e-30 (nncc rejects a learning rate of 0, which
+    Keras accepts)."""
+    name = model["name"]
+    copy = fit_copy(path, name, out_dir, "init", "1.0e-30", xpath, ypath)
+    result = os.path.splitext(copy)[0] + ".h5"
+    if os.path.exists(result):
+        os.remove(result)
+    rc, out, err = run([nncc, "train", copy, "--out", os.path.dirname(copy)])
+    if rc != 0 or not os.path.exists(result):
+        report.line(False, name, "init", f"exit status {rc}\n" + indent(err + out))
+        return
+    got = read_weights(result, [layer["name"] for layer in model["layers"]])
+    for layer in model["layers"]:
+        cls, cfg = layer["class"], layer["cfg"]
+        if cls not in RECURRENT:
+            continue
+        u, g, cell, lname = int(cfg["units"]), RECURRENT[cls], layer["cell"], layer["name"]
+        w = {k[len(cell) + 1:]: v.astype(np.float64) for k, v in got.get(lname, {}).items()
+             if k.startswith(cell + "/")}
+        if "kernel" not in w or "recurrent_kernel" not in w:
+            report.line(False, name, "init " + lname, f"no {lname}/{cell}/kernel:0 or recurrent_kernel:0 in "
+                        f"{result}: {sorted(got.get(lname, {}))}")
+            continue
+        problems = []
+        if "kernel_initializer" not in cfg:
+            k = w["kernel"]
+            limit = math.sqrt(6.0 / (k.shape[0] + g * u))
+            # all within the limit; with 16+ values, not all in the inner half (p = 2^-16)
+            if np.abs(k).max() > limit * (1 + 1e-6) or (k.size >= 16 and np.abs(k).max() < 0.5 * limit):
+                problems.append(f"kernel max |w| {np.abs(k).max():.3g}, glorot limit {limit:.3g}")
+        if "recurrent_initializer" not in cfg:
+            r = w["recurrent_kernel"]
+            err = np.abs(r @ r.T - np.eye(u)).max()
+            if err > 1e-5:
+                problems.append(f"recurrent_kernel: |R R^T - I| {err:.2g}")
+        if cfg.get("use_bias", True) and "bias_initializer" not in cfg:
+            want = np.zeros_like(w["bias"])
+            forget = cls == "LSTM" and cfg.get("unit_forget_bias", True) is not False
+            if PERTURB == "forget_bias" and cls == "LSTM":
+                forget = not forget
+            if forget:
+                want[u:2 * u] = 1.0
+            err = np.abs(w["bias"] - want).max()
+            if err > 1e-6:
+                problems.append(f"bias off by {err:.2g} (unit_forget_bias {forget}): "
+                                f"{np.round(w['bias'], 3)}")
+        if not cfg.get("use_bias", True):
+            summary = ", no bias" if "bias" not in w else ""
+            if "bias" in w:
+                problems.append("a bias with use_bias false")
+        elif cls == "LSTM" and cfg.get("unit_forget_bias", True) is not False:
+            summary = ", bias 0 (forget gate 1)"
+        else:
+            summary = ", bias 0"
+        report.line(not problems, name, "init " + lname,
+                    "; ".join(problems) if problems
+                    else "glorot kernel, orthogonal recurrent kernel" + summary)
 
 
 def test_model(nncc, path, work, report, seed):
@@ -859,6 +1067,8 @@ def test_model(nncc, path, work, report, seed):
     # array; Dropout's training mask has no reference.
     if len(xs) == 1 and len(ys) == 1 and not any(l["class"] == "Dropout" for l in model["layers"]):
         train_step(nncc, path, model, weights, w64, xs, ys, xpaths[0], ypaths[0], wpath, out_dir, report)
+    if len(xs) == 1 and len(ys) == 1 and any(l["class"] in RECURRENT for l in model["layers"]):
+        init_check(nncc, path, model, xpaths[0], ypaths[0], out_dir, report)
 
     # gradient check
     rc, out, err = run([nncc, "check", path, "--out", out_dir])
@@ -876,7 +1086,8 @@ def main():
     ap.add_argument("--only", default=None, help="regex on the model names")
     ap.add_argument("--perturb", default=None,
                     choices=["gelu", "selu", "l2", "bce_eps", "from_logits", "same_pad", "pool_pad", "bn_var",
-                             "bn_frozen", "bn_moving", "concat"],
+                             "bn_frozen", "bn_moving", "concat", "go_backwards", "reset_after",
+                             "hard_sigmoid", "last_step", "forget_bias"],
                     help="break one reference formula (the run must then fail)")
     args = ap.parse_args()
     PERTURB = args.perturb
