@@ -78,16 +78,19 @@ typedef struct {
 typedef struct {
     ActKind kind;
     float alpha;
+    const CustomFn *custom;      /* ACT_CUSTOM */
 } Activation;
 
 typedef struct {
     double l1, l2;
+    const CustomFn *custom;
 } Regularizer;
 
 typedef struct {
     const char *name;            /* "" for none */
     double a, b, rate;
     int axis;
+    const CustomFn *custom;
 } Constraint;
 
 typedef struct {
@@ -145,6 +148,9 @@ const ArgValue *layer_arg(const Layer *l, const char *name);   /* asserts the na
 int  parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out);
 int  parse_activation(const YNode *v, Activation *out);
 bool activation_find(const char *name, ActKind *out);
+/* The model's custom: functions, which argument parsing resolves names against. */
+void custom_functions_use(const CustomFn *const *list, int n);
+const CustomFn *custom_find(const char *name, const char *role);
 int  parse_initializer(const YNode *v, InitSpec *out);
 
 /* ---- blocks.c: user-defined layers, repeat and if (model-format.md §2) ---------- */
@@ -171,6 +177,7 @@ typedef struct {
 typedef struct {
     bool given;
     LossKind kind;
+    const CustomFn *custom;      /* LOSS_CUSTOM */
     bool from_logits;            /* the output is logits (Keras from_logits=True) */
     float delta;                 /* huber */
     float weight;
@@ -192,7 +199,10 @@ struct Model {
     bool has_compile;
     Loc compile_loc;
     OutputLoss losses[16];       /* per output, in output order */
+    const CustomFn *customs[64]; /* the custom: section */
+    int ncustoms;
     const char *metric_names[16];/* compile.metrics as written ("accuracy") */
+    const CustomFn *metric_custom[16];
     int metric_output[16];       /* the output it applies to, -1: every output */
     Loc metric_locs[16];
     int nmetrics;

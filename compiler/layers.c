@@ -168,16 +168,39 @@ bool activation_find(const char *name, ActKind *out)
     return false;
 }
 
+/* The model's custom: functions (set by model_parse before the layers). */
+static const CustomFn *const *customs;
+static int ncustoms;
+
+void custom_functions_use(const CustomFn *const *list, int n)
+{
+    customs = list;
+    ncustoms = n;
+}
+
+const CustomFn *custom_find(const char *name, const char *role)
+{
+    for (int i = 0; i < ncustoms; i++)
+        if (!strcmp(customs[i]->name, name) && (!role || !strcmp(customs[i]->role, role)))
+            return customs[i];
+    return NULL;
+}
+
 int parse_activation(const YNode *v, Activation *out)
 {
     const char *name;
     const YNode *args;
     if (yscalar_is_null(v)) {
-        *out = (Activation){ACT_LINEAR, 0.0f};
+        *out = (Activation){ACT_LINEAR, 0.0f, NULL};
         return 0;
     }
     if (named_form(v, "an activation", &name, &args))
         return -1;
+    const CustomFn *cf = custom_find(name, "activation");
+    if (cf) {
+        *out = (Activation){ACT_CUSTOM, 0.0f, cf};
+        return 0;
+    }
     if (!activation_find(name, &out->kind)) {
         error_at(v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc, "unknown activation '%s'", name);
         const char *names[ACT_COUNT];
@@ -316,9 +339,13 @@ int parse_initializer(const YNode *v, InitSpec *out)
 
 static int parse_regularizer(const YNode *v, Regularizer *out)
 {
-    *out = (Regularizer){0, 0};
+    *out = (Regularizer){0, 0, NULL};
     if (yscalar_is_null(v))
         return 0;
+    if (v->kind == Y_SCALAR && custom_find(v->text, "regularizer")) {
+        out->custom = custom_find(v->text, "regularizer");
+        return 0;
+    }
     if (v->kind == Y_SCALAR) {
         /* Keras accepts the bare names with a 0.01 factor */
         if (!strcmp(v->text, "l1"))
@@ -363,6 +390,10 @@ static int parse_constraint(const YNode *v, Constraint *out)
     const YNode *args;
     if (named_form(v, "a constraint", &name, &args))
         return -1;
+    if (custom_find(name, "constraint") && !args) {
+        *out = (Constraint){.name = "custom", .custom = custom_find(name, "constraint")};
+        return 0;
+    }
     static const char *const mm_names[] = {"max_value", "axis", NULL};
     static const char *const un_names[] = {"axis", NULL};
     static const char *const mmn_names[] = {"min_value", "max_value", "rate", "axis", NULL};
@@ -375,13 +406,13 @@ static int parse_constraint(const YNode *v, Constraint *out)
         vals[0] = 2;
         if (numeric_args(args, name, mm_names, vals))
             return -1;
-        *out = (Constraint){"max_norm", 0, vals[0], 0, (int)vals[1]};
+        *out = (Constraint){"max_norm", 0, vals[0], 0, (int)vals[1], NULL};
         return 0;
     }
     if (name_is(name, "unit_norm")) {
         if (numeric_args(args, name, un_names, vals))
             return -1;
-        *out = (Constraint){"unit_norm", 0, 0, 0, (int)vals[0]};
+        *out = (Constraint){"unit_norm", 0, 0, 0, (int)vals[0], NULL};
         return 0;
     }
     if (name_is(name, "min_max_norm")) {
@@ -389,7 +420,7 @@ static int parse_constraint(const YNode *v, Constraint *out)
         vals[2] = 1;
         if (numeric_args(args, name, mmn_names, vals))
             return -1;
-        *out = (Constraint){"min_max_norm", vals[0], vals[1], vals[2], (int)vals[3]};
+        *out = (Constraint){"min_max_norm", vals[0], vals[1], vals[2], (int)vals[3], NULL};
         return 0;
     }
     error_at(v->kind == Y_MAP ? ymap_key(v, 0)->loc : v->loc, "unknown constraint '%s'", name);
@@ -495,6 +526,8 @@ void layer_weight_options(Node *w, const Layer *l, const char *reg, const char *
     const ArgValue *r = layer_arg(l, reg), *c = layer_arg(l, con);
     w->w->l1 = r->reg.l1;
     w->w->l2 = r->reg.l2;
+    w->w->custom_reg = r->reg.custom;
+    w->w->custom_con = c->con.custom;
     w->w->constraint = c->con.name;
     w->w->con_min = c->con.a;
     w->w->con_max = c->con.b;

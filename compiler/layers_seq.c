@@ -45,6 +45,7 @@ static int rnn_activation(const Layer *l, const char *arg, int *out)
     case ACT_EXPONENTIAL:
     case ACT_LEAKY_RELU:
     case ACT_SOFTMAX:
+    case ACT_CUSTOM:
     case ACT_COUNT:
         break;
     }

@@ -57,6 +57,7 @@ Node *lower_activation(Lower *lw, Layer *l, Node *x, Activation act, const char 
     Node *y = lower_node(lw, l, act.kind == ACT_SOFTMAX ? OP_SOFTMAX : OP_ACTIVATION, 1, &x, name);
     y->attr = act.kind;
     y->alpha = act.alpha;
+    y->custom = act.custom;
     return y;
 }
 
@@ -94,6 +95,10 @@ static int resolve_metric(const Model *m, int k, int output, int64_t units, Metr
 {
     const char *name = m->metric_names[k];
     LossKind loss = m->losses[output].kind;
+    if (m->metric_custom[k]) {
+        *out = METRIC_CUSTOM;
+        return 0;
+    }
     if (!strcmp(name, "accuracy") || !strcmp(name, "acc")) {
         if (units == 1)
             *out = METRIC_BINARY_ACCURACY;
@@ -265,6 +270,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         loss->from_logits = logits;
         loss->weight = ol->weight;
         loss->alpha = ol->delta;
+        loss->custom = ol->custom;
         loss->slot = m->noutputs > 1 ? i : -1;  /* several outputs: each loss is also reported */
         g->nlosses++;
         loss->storage = ST_SCALAR;
@@ -277,13 +283,14 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
     }
     for (int wi = 0; wi < g->weights->n; wi++) {
         Weight *w = g->weights->items[wi];
-        if (w->l1 == 0 && w->l2 == 0)
+        if (w->l1 == 0 && w->l2 == 0 && !w->custom_reg)
             continue;
         Node *wn = NULL;
         for (int i = 0; i < g->nnodes && !wn; i++)
             if (g->nodes[i]->op == OP_WEIGHT && g->nodes[i]->w == w)
                 wn = g->nodes[i];
         Node *pen = node1(g, OP_PENALTY, wn);
+        pen->custom = w->custom_reg;
         pen->slot = -1;
         pen->storage = ST_SCALAR;
         pen->name = graph_unique_name(g, arena_printf(a, "%s_%s_penalty", w->layer, w->name));
@@ -306,6 +313,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
                     t = g->nodes[i];
             Node *met = node2(g, OP_METRIC, outputs[o], t);
             met->attr = kind;
+            met->custom = m->metric_custom[k];
             met->slot = nm;
             met->storage = ST_SCALAR;
             met->loc = m->metric_locs[k];

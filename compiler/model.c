@@ -161,6 +161,100 @@ static bool is_identifier(const char *s)
     return true;
 }
 
+/* ---- custom: functions ------------------------------------------------------------ */
+
+/* One custom: entry: {role: "expression", where: {...}}; the expression is
+ * parsed, differentiated and turned into C here (compiler/expr.c). */
+static int parse_custom_entry(Arena *a, const YNode *key, const YNode *v, CustomFn **out)
+{
+    static const char *const roles[] = {"activation", "loss", "metric", "regularizer", "constraint", "initializer"};
+    if (v->kind != Y_MAP) {
+        error_at(v->loc, "a custom function is {role: \"expression\"}, e.g. {activation: \"log(exp(z) + 1)\"}");
+        return -1;
+    }
+    const char *role = NULL;
+    const YNode *body = NULL, *where = ymap_get(v, "where");
+    for (int i = 0; i < v->n; i++) {
+        const YNode *k = ymap_key(v, i);
+        if (!strcmp(k->text, "where"))
+            continue;
+        bool known = false;
+        for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++)
+            known |= !strcmp(k->text, roles[r]);
+        if (!known) {
+            error_at(k->loc, "unknown key '%s' in a custom function", k->text);
+            hint("a custom function has one of activation, loss, metric, regularizer, constraint, and maybe where");
+            return -1;
+        }
+        if (role)
+            return error_at(k->loc, "custom '%s' already is a %s: one role per name", key->text, role);
+        role = k->text;
+        body = ymap_value(v, i);
+    }
+    if (!role)
+        return error_at(v->loc, "custom '%s' has no role (activation, loss, metric, regularizer, constraint)",
+                        key->text);
+    if (!strcmp(role, "initializer"))
+        return error_at(ymap_key(v, 0)->loc, "custom initializers are not supported yet");
+    if (body->kind == Y_MAP) {
+        error_at(body->loc, "C hooks (c_function, c_gradient) are not supported yet; write the function as math");
+        return -1;
+    }
+    if (expect_kind(body, Y_SCALAR, "an expression"))
+        return -1;
+    if (where && where->kind != Y_MAP)
+        return error_at(where->loc, "where maps names to expressions, like {e: \"y_true - y_pred\"}");
+    static const char *const z[] = {"z"}, *const yy[] = {"y_true", "y_pred"}, *const w[] = {"w"};
+    static const char *const x_c[] = {"x"}, *const tp_c[] = {"t", "p"}, *const w_c[] = {"w"};
+    bool act = !strcmp(role, "activation"), loss = !strcmp(role, "loss"), metric = !strcmp(role, "metric"),
+         reg = !strcmp(role, "regularizer");
+    ExprEnv env = {.what = role, .vars = act ? z : (loss || metric) ? yy : w, .nvars = (loss || metric) ? 2 : 1,
+                   .where = where, .top = reg ? EXPR_MUST_REDUCE : metric ? EXPR_MAY_REDUCE : EXPR_ELEMENTWISE};
+    const char *const *names = act ? x_c : (loss || metric) ? tp_c : w_c;
+    Expr *e = expr_parse_node(a, body, &env);
+    if (!e)
+        return -1;
+    CustomFn *f = arena_alloc(a, sizeof *f);
+    f->name = key->text;
+    f->role = role;
+    ExprKind red;
+    Expr *elem = expr_reduction(e, &red);
+    if (elem) {
+        f->mean = red == EX_MEAN;
+        e = elem;
+    }
+    f->forward = expr_to_c(a, e, names);
+    if (act || loss || reg) {
+        Expr *d = expr_diff(a, e, loss ? 1 : 0);  /* d/dz, d/dy_pred, d/dw */
+        if (!d)
+            return -1;
+        f->derivative = expr_to_c(a, d, names);
+    }
+    *out = f;
+    return 0;
+}
+
+static int parse_customs(Arena *a, Model *m, const YNode *v)
+{
+    if (expect_kind(v, Y_MAP, "custom"))
+        return -1;
+    if (v->n > 64)
+        return error_at(v->loc, "at most 64 custom functions");
+    for (int i = 0; i < v->n; i++) {
+        const YNode *k = ymap_key(v, i);
+        if (!is_identifier(k->text)) {
+            error_at(k->loc, "the custom function name '%s' is not a C identifier", k->text);
+            return -1;
+        }
+        CustomFn *f = NULL;
+        if (parse_custom_entry(a, k, ymap_value(v, i), &f))
+            return -1;
+        m->customs[m->ncustoms++] = f;
+    }
+    custom_functions_use(m->customs, m->ncustoms);
+    return 0;
+}
+
 /* ---- inputs --------------------------------------------------------------------- */
 
 static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
@@ -431,6 +525,12 @@ static int parse_loss(const YNode *v, OutputLoss *out)
         return error_at(v->loc, "expected a loss: a name like mse, or {LossClass: {arguments}}");
     out->given = true;
     out->loc = v->loc;
+    if ((out->custom = custom_find(name, "loss"))) {
+        out->kind = LOSS_CUSTOM;
+        if (args)
+            return error_at(args->loc, "custom loss '%s' takes no arguments", name);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strcmp(names[i].name, name) != 0)
             continue;
@@ -733,6 +833,7 @@ static int parse_compile(Arena *a, Model *m, const YNode *c, Loc key)
                 if (m->nmetrics == 16)
                     return error_at(seq->loc, "at most 16 metrics");
                 m->metric_names[m->nmetrics] = seq->text;
+                m->metric_custom[m->nmetrics] = custom_find(seq->text, "metric");
                 m->metric_locs[m->nmetrics] = seq->loc;
                 m->metric_output[m->nmetrics++] = outs[l];
                 continue;
@@ -745,6 +846,7 @@ static int parse_compile(Arena *a, Model *m, const YNode *c, Loc key)
                 if (m->nmetrics == 16)
                     return error_at(seq->items[i]->loc, "at most 16 metrics");
                 m->metric_names[m->nmetrics] = seq->items[i]->text;
+                m->metric_custom[m->nmetrics] = custom_find(seq->items[i]->text, "metric");
                 m->metric_locs[m->nmetrics] = seq->items[i]->loc;
                 m->metric_output[m->nmetrics++] = outs[l];
             }
@@ -976,10 +1078,39 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
             return -1;
         return 0;
     }
-    if (!strcmp(fmt->text, "hdf5"))
-        return error_at(fmt->loc, "the hdf5 data format is not supported yet (idx, npy and csv are)");
+    if (!strcmp(fmt->text, "hdf5")) {
+        static const char *const keys[] = {"format", "path", "x", "y", NULL};
+        if (check_keys(v, "an hdf5 data source", keys))
+            return -1;
+        const YNode *path = ymap_get(v, "path"), *x = ymap_get(v, "x"), *y = ymap_get(v, "y");
+        if (!path || !x || !y) {
+            error_at(v->loc, "an hdf5 data source needs path, x and y (dataset paths inside the file)");
+            hint("for example: {format: hdf5, path: data.h5, x: x_train, y: y_train}");
+            return -1;
+        }
+        if (expect_kind(path, Y_SCALAR, "path"))
+            return -1;
+        *d = (DataSpec){.format = NNRT_DATA_HDF5, .scale = 1.0, .path = resolve_path(a, m, path)};
+        if (check_file(d->path, path, path->loc))
+            return -1;
+        const YNode *items[2] = {x, y};
+        const char **fields[2] = {&d->x, &d->y};
+        for (int k = 0; k < 2; k++) {
+            const YNode *g = items[k];
+            const YNode *const *list = g->kind == Y_SEQ ? (const YNode *const *)g->items : (const YNode *const *)&g;
+            int n = g->kind == Y_SEQ ? g->n : 1;
+            const char *joined = "";
+            for (int i = 0; i < n; i++) {
+                if (expect_kind(list[i], Y_SCALAR, "a dataset path"))
+                    return -1;
+                joined = i ? arena_printf(a, "%s;%s", joined, list[i]->text) : list[i]->text;
+            }
+            *fields[k] = joined;
+        }
+        return 0;
+    }
     error_at(fmt->loc, "unknown data format '%s'", fmt->text);
-    hint("formats: idx, npy, csv");
+    hint("formats: idx, npy, csv, hdf5");
     return -1;
 }
 
@@ -1443,8 +1574,9 @@ int model_parse(Arena *a, const char *path, Model *m)
     if (check_keys(root, "the model file", keys))
         return -1;
     const YNode *v;
-    if ((v = ymap_get(root, "custom")))
-        return error_at(ymap_key(root, 0)->loc.line ? v->loc : v->loc, "custom functions are not supported yet");
+    custom_functions_use(NULL, 0);
+    if ((v = ymap_get(root, "custom")) && parse_customs(a, m, v))
+        return -1;
     m->name = "model";
     if ((v = ymap_get(root, "name"))) {
         if (expect_kind(v, Y_SCALAR, "name"))

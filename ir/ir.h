@@ -83,6 +83,19 @@ typedef enum {
 typedef struct Weight Weight;
 typedef struct Node Node;
 
+/* A Keras custom function (model-format.md §2) compiled from its math:
+ * C expressions over the role's variables, elementwise, with the
+ * derivative nncc derived symbolically. Activations use x (input); losses
+ * and metrics t and p (y_true, y_pred) at one element; regularizers and
+ * constraints w. */
+typedef struct {
+    const char *name;            /* the name it has under custom: */
+    const char *role;            /* "activation", "loss", "metric", "regularizer", "constraint" */
+    const char *forward;         /* the value (the body of a regularizer's or metric's sum/mean) */
+    const char *derivative;      /* d forward / d (x | p | w); NULL for metrics and constraints */
+    bool mean;                   /* regularizer/metric: mean, not sum, of the body */
+} CustomFn;
+
 /* Initializer spec (mirrors NnrtInit of the runtime, which ir/ does not include). */
 typedef struct {
     const char *name;            /* Keras name as written, for --emit-ir */
@@ -107,6 +120,8 @@ struct Weight {
     double con_min, con_max, con_rate;
     int con_axis;                /* axis the norm is taken over (Keras default 0) */
     int forget_bias_units;       /* LSTM unit_forget_bias: entries [u, 2u) start at 1 */
+    const CustomFn *custom_reg;  /* a custom regularizer (with l1, l2 = 0) */
+    const CustomFn *custom_con;  /* a custom constraint */
 };
 
 /* The weights of one model, shared by its training and inference graphs,
@@ -154,6 +169,7 @@ struct Node {
         int units, activation, recurrent_activation;  /* NNRT_RNN_* activations */
         bool go_backwards, reset_after, return_sequences, has_bias;
     } rnn;                       /* RNN* */
+    const CustomFn *custom;      /* ACTIVATION(_GRAD), LOSS(_GRAD), PENALTY(_GRAD), METRIC: a custom function */
     bool has_gamma, has_beta;    /* BN_*: which optional sources are present */
     float eps, momentum;         /* BN_* */
     size_t workspace;            /* floats of scratch the kernel needs (im2col), planned */

@@ -148,6 +148,7 @@ static void grad_activation(Graph *g, Node *n, Node *dy)
     Node *dx = node_new(g, OP_ACTIVATION_GRAD, 3, src);
     dx->attr = n->attr;
     dx->alpha = n->alpha;
+    dx->custom = n->custom;
     ir_accumulate_grad(g, n->src[0], dx);
 }
 
@@ -474,6 +475,7 @@ static void grad_loss(Graph *g, Node *n, Node *dy)
     d->from_logits = n->from_logits;
     d->weight = n->weight;
     d->alpha = n->alpha;
+    d->custom = n->custom;
     ir_accumulate_grad(g, n->src[0], d);
 }
 
@@ -485,7 +487,9 @@ static void grad_penalty(Graph *g, Node *n, Node *dy)
     (void)dy;
     if (!n->src[0]->requires_grad)  /* a frozen weight: the penalty is a constant */
         return;
-    ir_accumulate_grad(g, n->src[0], node1(g, OP_PENALTY_GRAD, n->src[0]));
+    Node *d = node1(g, OP_PENALTY_GRAD, n->src[0]);
+    d->custom = n->custom;
+    ir_accumulate_grad(g, n->src[0], d);
 }
 
 #define shape_penalty_grad same_as_src0
@@ -510,6 +514,7 @@ const ActInfo act_info[ACT_COUNT] = {
     ACT_TABLE(X)
 #undef X
     [ACT_SOFTMAX] = {"softmax", NULL, NULL, 0, 0.0f},
+    [ACT_CUSTOM] = {"custom", NULL, NULL, 1, 0.0f},
 };
 
 const LossInfo loss_info[LOSS_COUNT] = {

@@ -88,6 +88,7 @@ typedef enum {
     ACT_TABLE(X)
 #undef X
     ACT_SOFTMAX,                 /* not elementwise: lowered to OP_SOFTMAX */
+    ACT_CUSTOM,                  /* a custom: expression (Node.custom) */
     ACT_COUNT
 } ActKind;
 
@@ -106,7 +107,8 @@ extern const ActInfo act_info[ACT_COUNT];
     X(BINARY_CROSSENTROPY, "binary_crossentropy", "bxent", 0, 0)                         \
     X(MEAN_SQUARED_ERROR, "mean_squared_error", "mse", 0, 0)                            \
     X(MEAN_ABSOLUTE_ERROR, "mean_absolute_error", "mae", 0, 0)                          \
-    X(HUBER, "huber", "huber", 0, 0)  /* the node's alpha is delta */
+    X(HUBER, "huber", "huber", 0, 0)  /* the node's alpha is delta */ \
+    X(CUSTOM, "custom", "custom", 0, 0) /* a custom: expression (Node.custom) */
 
 typedef enum {
 #define X(e, n, k, s, f) LOSS_##e,
@@ -130,7 +132,8 @@ extern const LossInfo loss_info[LOSS_COUNT];
     X(BINARY_ACCURACY, "binary_accuracy", "binary_accuracy", 0, 0)                  \
     X(MSE, "mse", "mse", 0, 0)                                                      \
     X(MAE, "mae", "mae", 0, 0)                                                      \
-    X(LAST_TIME_STEP_MSE, "last_time_step_mse", "last_time_step_mse", 0, 1)
+    X(LAST_TIME_STEP_MSE, "last_time_step_mse", "last_time_step_mse", 0, 1) \
+    X(CUSTOM, "custom", "custom", 0, 0)  /* a custom: expression (Node.custom) */
 
 typedef enum {
 #define X(e, n, k, s, q) METRIC_##e,

@@ -41,14 +41,14 @@
  * progress line, ModelCheckpoint, EarlyStopping, ReduceLROnPlateau and
  * CSVLogger run in that order (the YAML order is not kept); TerminateOnNaN
  * checks the running loss after every step and ends the epoch there, which
- * is then recorded and seen by the callbacks like any other. Keras's model.
- * stop_training is Callbacks.stop, read between epochs. At the end (by
- * epochs, EarlyStopping or Ctrl-C) EarlyStopping's best weights are put back,
- * as Keras 3 does. Files the callbacks write are relative to cfg->out_dir;
- * checkpoints go through model->save, which is atomic, so a stop at any
- * point leaves the last complete checkpoint. With ReduceLROnPlateau the
- * history gains the column "lr" (the rate each epoch ran with), as Keras 2's
- * does.
+ * is then recorded and seen by the callbacks like any other. Keras's
+ * stop_training flag is Callbacks.stop, read between epochs. At the end (by
+ * epochs, EarlyStopping, TerminateOnNaN or Ctrl-C) EarlyStopping's best
+ * weights are put back, as Keras 3 does. Files the callbacks write are
+ * relative to cfg->out_dir; checkpoints go through model->save, which is
+ * atomic, so a stop at any point leaves the last complete checkpoint. With
+ * ReduceLROnPlateau the history gains the column "lr" (the rate each epoch
+ * ran with), as Keras 2's does.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -279,6 +279,55 @@ static int check_target(const NnrtModel *model, int j, NnrtArray *a, const char 
 
 /* idx, npy and hdf5: one file (dataset) per input and per output (or one
  * for all outputs). */
+static const char *source_name(const NnrtDataSource *src);
+
+/* The label filters of a source (the notes' transfer-learning split):
+ * keep the samples whose label is in src->classes (numbered 0.. in that
+ * order), and with src->binary make y a float: 1 for binary_class, else 0.
+ * Applied to the inputs and the one labels array before any check. */
+static int apply_label_filter(const NnrtDataSource *src, NnrtArray *x, int num_x, NnrtArray *y, char *err,
+                              size_t errlen)
+{
+    if (!src->num_classes && !src->binary)
+        return 0;
+    if (y->dtype != NNRT_I32 && y->rank != 1) {
+        set_error(err, errlen, "%s: class filters need one integer label per sample", source_name(src));
+        return NNRT_EMISMATCH;
+    }
+    size_t n = (size_t)y->shape[0], kept = 0;
+    for (size_t s = 0; s < n; s++) {
+        int label = y->dtype == NNRT_I32 ? ((int32_t *)y->data)[s] : (int)((float *)y->data)[s];
+        int k = -1;
+        for (int c = 0; c < src->num_classes && k < 0; c++)
+            if (src->classes[c] == label)
+                k = c;
+        if (src->num_classes && k < 0)
+            continue;
+        for (int i = 0; i < num_x; i++) {
+            size_t row = nnrt_array_count(&x[i]) / (n ? n : 1) * sizeof(float);
+            memmove((char *)x[i].data + kept * row, (char *)x[i].data + s * row, row);
+        }
+        if (src->binary)
+            ((float *)y->data)[kept] = label == src->binary_class ? 1.0f : 0.0f;  /* 4 bytes either way */
+        else
+            ((int32_t *)y->data)[kept] = src->num_classes ? k : label;
+        kept++;
+    }
+    if (kept == 0) {
+        set_error(err, errlen, "%s: no sample has one of the selected classes", source_name(src));
+        return NNRT_EMISMATCH;
+    }
+    for (int i = 0; i < num_x; i++)
+        x[i].shape[0] = (int64_t)kept;
+    y->shape[0] = (int64_t)kept;
+    if (src->binary) {
+        y->dtype = NNRT_F32;
+        y->rank = 2;
+        y->shape[1] = 1;
+    }
+    return 0;
+}
+
 static int load_files(const NnrtModel *model, const NnrtDataSource *src, NnrtDataset *d,
                       char *err, size_t errlen)
 {
@@ -340,6 +389,10 @@ static int load_files(const NnrtModel *model, const NnrtDataSource *src, NnrtDat
     if (num_y > 0) {
         if ((rc = load_array(src, ypath[0], &d->y[0], err, errlen)) < 0)
             goto fail;
+        if ((rc = apply_label_filter(src, d->x, num_x, &d->y[0], err, errlen)) < 0)
+            goto fail;
+        if (src->num_classes)
+            first_n = (size_t)d->x[0].shape[0];
         for (int j = 1; j < model->num_outputs; j++) {
             if (num_y == 1)
                 rc = copy_array(&d->y[j], &d->y[0]);    /* one target array for every output */
@@ -1013,6 +1066,44 @@ static int make_parent_dirs(const char *path)
     }
 }
 
+/* Phases (the notes' freeze-then-unfreeze): at the first epoch of each,
+ * every compiled-trainable layer trains except the phase's frozen ones,
+ * and (after the first) the optimizer starts afresh, as a Keras recompile,
+ * with the phase's learning rate when it gives one. */
+static int begin_phase(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, int epoch, char *err,
+                       size_t errlen)
+{
+    int start = 0, p = 0;
+    while (p < cfg->num_phases && start + cfg->phases[p].epochs <= epoch)
+        start += cfg->phases[p++].epochs;
+    if (!cfg->phases || p >= cfg->num_phases || start != epoch)
+        return 0;
+    const NnrtPhase *ph = &cfg->phases[p];
+    if (!model->set_trainable || !model->reset_optimizer || !model->weights) {
+        set_error(err, errlen, "fit phases need a model with set_trainable and reset_optimizer");
+        return NNRT_EINVAL;
+    }
+    for (int t = 0; t < model->num_weights; t++)
+        if (model->weights[t].trainable)
+            model->set_trainable(m, model->weights[t].layer, 1);
+    for (int k = 0; k < ph->num_freeze; k++)
+        if (model->set_trainable(m, ph->freeze[k], 0) < 0) {
+            set_error(err, errlen, "fit phase %d: %s", p + 1, model->last_error(m));
+            return NNRT_EINVAL;
+        }
+    if (p > 0)
+        model->reset_optimizer(m);
+    if (ph->learning_rate > 0 && model->set_learning_rate)
+        model->set_learning_rate(m, (float)ph->learning_rate);
+    printf("Phase %d/%d: %d epoch%s", p + 1, cfg->num_phases, ph->epochs, ph->epochs == 1 ? "" : "s");
+    if (ph->num_freeze)
+        printf(", %d layer%s frozen", ph->num_freeze, ph->num_freeze == 1 ? "" : "s");
+    if (p > 0)
+        printf(", a new optimizer state");
+    printf("\n");
+    return 0;
+}
+
 /* What the callbacks remember between epochs (Keras's instance state). */
 typedef struct {
     const NnrtCallbacks *cb;
@@ -1351,6 +1442,15 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
 
     if ((rc = nnrt_fit_data_load(model, cfg, NNRT_WANT_TRAIN | NNRT_WANT_VALIDATION, &data, err, errlen)) < 0)
         return rc;
+    if (cfg->train_limit > 0 && (size_t)cfg->train_limit < data.train.n) {  /* the first N samples only */
+        data.train.n = (size_t)cfg->train_limit;
+        for (int i = 0; i < NNRT_MAX_IO; i++) {
+            if (data.train.x[i].data)
+                data.train.x[i].shape[0] = cfg->train_limit;
+            if (data.train.y[i].data)
+                data.train.y[i].shape[0] = cfg->train_limit;
+        }
+    }
     const NnrtDataset *train = &data.train;
     const NnrtDataset *val = data.validation.n ? &data.validation : NULL;
     const size_t train_n = train->n;
@@ -1395,6 +1495,8 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
         double sums[33] = {0}, seen = 0, last_draw = -1;
         size_t prev_len = 0, step, steps_run = steps;
         Line line;
+        if ((rc = begin_phase(model, m, cfg, epoch, err, errlen)) < 0)
+            goto fail;
         printf("Epoch %d/%d\n", epoch + 1, cfg->epochs);
         fflush(stdout);
         if (cfg->shuffle)

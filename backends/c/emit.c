@@ -311,6 +311,8 @@ typedef struct {
     bool act_forward[ACT_COUNT], act_backward[ACT_COUNT];
     bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
     const char **field;          /* per weight: its name in the Weights struct */
+    const CustomFn *customs[64]; /* the custom functions the code calls, for their helpers */
+    int ncustoms;
     int last_layer_line;         /* for section comments */
 } Emitter;
 
@@ -433,6 +435,17 @@ static void define(Emitter *e, const Node *n)
             shape_str(e->g->arena, &n->shape, n->batched));
 }
 
+/* Note a custom function the code calls; its helpers are written once. */
+static const char *use_custom(Emitter *e, const CustomFn *f)
+{
+    bool seen = false;
+    for (int i = 0; i < e->ncustoms; i++)
+        seen |= e->customs[i] == f;
+    if (!seen && e->ncustoms < 64)
+        e->customs[e->ncustoms++] = f;
+    return fmt_str("custom_%s", f->name);
+}
+
 /* ---- one emitter per op ------------------------------------------------------------ */
 
 static void emit_input(Emitter *e, const Node *n) { (void)e, (void)n; }
@@ -487,12 +500,17 @@ static bool act_has_alpha(ActKind k)
     return act_info[k].alpha != 0.0f;
 }
 
+static const char *act_name(Emitter *e, const Node *n)
+{
+    return n->attr == ACT_CUSTOM ? use_custom(e, n->custom) : act_info[n->attr].name;
+}
+
 static void emit_activation(Emitter *e, const Node *n)
 {
     e->act_forward[n->attr] = true;
     comment(e, n);
     define(e, n);
-    out(e, "    %s_forward(%s, %s, %s", act_info[n->attr].name, ref(e, n), ref(e, n->src[0]), count(n));
+    out(e, "    %s_forward(%s, %s, %s", act_name(e, n), ref(e, n), ref(e, n->src[0]), count(n));
     if (act_has_alpha((ActKind)n->attr))
         out(e, ", %s", flt(n->alpha));
     out(e, ");\n");
@@ -503,7 +521,7 @@ static void emit_activation_grad(Emitter *e, const Node *n)
     e->act_backward[n->attr] = true;
     comment(e, n);
     define(e, n);
-    out(e, "    %s_backward(%s, %s, %s, %s, %s", act_info[n->attr].name, ref(e, n), ref(e, n->src[0]),
+    out(e, "    %s_backward(%s, %s, %s, %s, %s", act_name(e, n), ref(e, n), ref(e, n->src[0]),
         ref(e, n->src[1]), ref(e, n->src[2]), count(n));
     if (act_has_alpha((ActKind)n->attr))
         out(e, ", %s", flt(n->alpha));
@@ -823,9 +841,11 @@ static void emit_rnn_grad(Emitter *e, const Node *n)
         beta, n->workspace_offset);
 }
 
-static const char *loss_kernel(const Node *n)
+static const char *loss_kernel(Emitter *e, const Node *n)
 {
     const LossInfo *li = &loss_info[n->attr];
+    if (n->attr == LOSS_CUSTOM)
+        return fmt_str("%s_loss", use_custom(e, n->custom));
     if (n->attr == LOSS_MEAN_SQUARED_ERROR || n->attr == LOSS_MEAN_ABSOLUTE_ERROR || n->attr == LOSS_HUBER)
         return fmt_str("nnrt_%s", li->kernel);
     return fmt_str("nnrt_%s_%s", li->kernel, n->from_logits ? "logits" : "probs");
@@ -838,11 +858,11 @@ static void emit_loss(Emitter *e, const Node *n)
     comment(e, n);
     const char *param = n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "";
     if (n->slot < 0) {
-        out(e, "    res[0] += %s%s(%s, %s, %s, %lld%s);\n", w, loss_kernel(n), ref(e, pred), ref(e, n->src[1]),
+        out(e, "    res[0] += %s%s(%s, %s, %s, %lld%s);\n", w, loss_kernel(e, n), ref(e, pred), ref(e, n->src[1]),
             rows(pred), (long long)cols(pred), param);
         return;
     }
-    out(e, "    res[%d] = %s(%s, %s, %s, %lld%s);  /* reported as %s */\n", 1 + n->slot, loss_kernel(n), ref(e, pred),
+    out(e, "    res[%d] = %s(%s, %s, %s, %lld%s);  /* reported as %s */\n", 1 + n->slot, loss_kernel(e, n), ref(e, pred),
         ref(e, n->src[1]), rows(pred), (long long)cols(pred), param, e->p->metric_names[n->slot]);
     out(e, "    res[0] += %sres[%d];\n", w, 1 + n->slot);
 }
@@ -856,14 +876,20 @@ static void emit_loss_grad(Emitter *e, const Node *n)
     int64_t pre = pre_rows(pred);
     snprintf(scale, sizeof scale, "%sgrad_scale%s", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)),
              pre == 1 ? "" : fmt_str(" / %s", flt((double)pre)));
-    out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s%s);\n", loss_kernel(n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
+    out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s%s);\n", loss_kernel(e, n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
         rows(pred), (long long)cols(pred), scale, n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "");
 }
 
 static void emit_penalty(Emitter *e, const Node *n)
 {
-    e->need[H_PENALTY] = true;
     const Weight *w = n->src[0]->w;
+    if (n->custom) {
+        comment(e, n);
+        out(e, "    res[0] += %s_penalty(%s, %lld);\n", use_custom(e, n->custom), ref(e, n->src[0]),
+            (long long)shape_size(&w->shape));
+        return;
+    }
+    e->need[H_PENALTY] = true;
     comment(e, n);
     out(e, "    res[0] += penalty(%s, %lld, %s, %s);\n", ref(e, n->src[0]), (long long)shape_size(&w->shape),
         flt(w->l1), flt(w->l2));
@@ -871,9 +897,15 @@ static void emit_penalty(Emitter *e, const Node *n)
 
 static void emit_penalty_grad(Emitter *e, const Node *n)
 {
-    e->need[H_PENALTY_BACKWARD] = true;
     const Weight *w = n->src[0]->w;
     const char *beta = grad_beta(e, n);
+    if (n->custom) {
+        comment(e, n);
+        out(e, "    %s_penalty_backward(%s, %s, %lld, (float)B * grad_scale, %s);\n", use_custom(e, n->custom),
+            ref(e, n), ref(e, n->src[0]), (long long)shape_size(&w->shape), beta);
+        return;
+    }
+    e->need[H_PENALTY_BACKWARD] = true;
     comment(e, n);
     /* the penalty enters once per step: each chunk adds its share B/n */
     out(e, "    penalty_backward(%s, %s, %lld, %s, %s, (float)B * grad_scale, %s);\n", ref(e, n), ref(e, n->src[0]),
@@ -884,6 +916,11 @@ static void emit_metric(Emitter *e, const Node *n)
 {
     const Node *y = n->src[0];
     comment(e, n);
+    if (n->custom) {
+        out(e, "    res[%d] = %s_metric(%s, %s, %s, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
+            ref(e, n->src[1]), rows(y), (long long)cols(y));
+        return;
+    }
     if (metric_info[n->attr].sequence) {
         out(e, "    res[%d] = nnrt_%s(%s, %s, B, %lld, %lld);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
             ref(e, n->src[1]), (long long)(y->shape.rank >= 2 ? y->shape.dim[0] : 1), (long long)cols(y));
@@ -1105,28 +1142,35 @@ static void emit_apply_updates(Emitter *e)
     if (adam_like || o->kind == OPT_NADAM)
         out(e, "    const double t = (double)(m->iterations + 1);\n");
     if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW)
-        out(e, "    const float lr_t = (float)(lr * sqrt(1.0 - pow(%.15g, t)) / (1.0 - pow(%.15g, t)));\n", o->beta_2,
-            o->beta_1);
+        out(e, "    const float lr_t = (float)(lr * sqrt(1.0 - pow((double)%s, t)) / (1.0 - pow((double)%s, t)));\n",
+            flt(o->beta_2), flt(o->beta_1));
     if (o->kind == OPT_ADAMAX)
-        out(e, "    const float lr_t = (float)(lr / (1.0 - pow(%.15g, t)));\n", o->beta_1);
+        out(e, "    const float lr_t = (float)(lr / (1.0 - pow((double)%s, t)));\n", flt(o->beta_1));
     if (o->kind == OPT_NADAM) {
         /* tf.keras <= 2.10 Nadam: the momentum schedule mu_t and its running product */
         out(e, "    NadamStep nadam;\n");
-        out(e, "    nadam.mu_t = %.15g * (1.0 - 0.5 * pow(0.96, 0.004 * t));\n", o->beta_1);
-        out(e, "    nadam.mu_next = %.15g * (1.0 - 0.5 * pow(0.96, 0.004 * (t + 1)));\n", o->beta_1);
+        out(e, "    nadam.mu_t = (double)%s * (1.0 - 0.5 * pow(0.96, 0.004 * t));\n", flt(o->beta_1));
+        out(e, "    nadam.mu_next = (double)%s * (1.0 - 0.5 * pow(0.96, 0.004 * (t + 1)));\n", flt(o->beta_1));
         out(e, "    nadam.schedule = m->m_schedule * nadam.mu_t;\n");
         out(e, "    nadam.schedule_next = nadam.schedule * nadam.mu_next;\n");
-        out(e, "    nadam.v_correction = 1.0 - pow(%.15g, t);\n", o->beta_2);
+        out(e, "    nadam.v_correction = 1.0 - pow((double)%s, t);\n", flt(o->beta_2));
         out(e, "    m->m_schedule = nadam.schedule;\n");
+    }
+    if (o->clipvalue) {  /* tf.keras <= 2.10 clips by value first, then by norm, then by global norm */
+        e->need[H_CLIP_VALUE] = true;
+        for (int i = 0; i < g->nnodes; i++)
+            if (g->nodes[i]->op == OP_UPDATE)
+                out(e, "    clip_by_value(m->g.%s, %lld, %s);\n", e->field[g->nodes[i]->w->index],
+                    (long long)shape_size(&g->nodes[i]->w->shape), flt(o->clipvalue));
     }
     if (o->global_clipnorm) {
         e->need[H_SUM_SQUARES] = true;
         e->need[H_SCALE] = true;
-        out(e, "    double norm2 = 0.0;  /* global_clipnorm: the norm over every gradient */\n");
+        out(e, "    double norm2 = 0.0;  /* global_clipnorm: the norm over the trainable gradients */\n");
         for (int i = 0; i < g->nnodes; i++)
             if (g->nodes[i]->op == OP_UPDATE)
-                out(e, "    norm2 += sum_squares(m->g.%s, %lld);\n", e->field[g->nodes[i]->w->index],
-                    (long long)shape_size(&g->nodes[i]->w->shape));
+                out(e, "    if (!m->frozen[%d])\n        norm2 += sum_squares(m->g.%s, %lld);\n", g->nodes[i]->w->index,
+                    e->field[g->nodes[i]->w->index], (long long)shape_size(&g->nodes[i]->w->shape));
         out(e, "    const float global_scale = (float)(%.17g / fmax(sqrt(norm2), %.17g));\n", o->global_clipnorm,
             o->global_clipnorm);
     }
@@ -1151,10 +1195,6 @@ static void emit_apply_updates(Emitter *e)
         }
         if (o->global_clipnorm)
             out(e, "    scale(m->g.%s, m->g.%s, global_scale, %lld);\n", f, f, size);
-        if (o->clipvalue) {
-            e->need[H_CLIP_VALUE] = true;
-            out(e, "    clip_by_value(m->g.%s, %lld, %s);\n", f, size, flt(o->clipvalue));
-        }
         char slots[3][64];
         const char *slot[3];
         for (int k = 0; k < 3; k++) {
@@ -1162,7 +1202,9 @@ static void emit_apply_updates(Emitter *e)
             slot[k] = slots[k];
         }
         emit_optimizer_call(e, o, f, size, slot);
-        if (!strcmp(w->constraint ? w->constraint : "", "non_neg")) {
+        if (w->custom_con) {
+            out(e, "    %s_constrain(m->w.%s, %lld);\n", use_custom(e, w->custom_con), f, size);
+        } else if (!strcmp(w->constraint ? w->constraint : "", "non_neg")) {
             e->need[H_NON_NEG] = true;
             out(e, "    constrain_non_neg(m->w.%s, %lld);\n", f, size);
         } else if (w->constraint && w->constraint[0]) {
@@ -1204,6 +1246,8 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
     static const char *vars[] = {"x", "y"};
     for (int k = 0; k < ACT_COUNT; k++) {
         const ActInfo *a = &act_info[k];
+        if (k == ACT_CUSTOM)
+            continue;  /* emit_custom_helpers */
         const char *alpha = act_has_alpha((ActKind)k) ? ", float alpha" : "";
         if (e->act_forward[k]) {
             fprintf(f, "/* %s: y = %s */\n", a->name, a->forward);
@@ -1232,6 +1276,56 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
             if (uses[1])
                 fprintf(f, "        const float y = ys[i];\n");
             fprintf(f, "        dx[i] = dy[i] * %s;\n    }\n}\n\n", a->derivative);
+        }
+    }
+}
+
+/* The helpers of the custom functions (model-format.md §2): their math, and
+ * the derivative nncc worked out, as elementwise loops. */
+static void emit_custom_helpers(FILE *f, const Emitter *e)
+{
+    for (int i = 0; i < e->ncustoms; i++) {
+        const CustomFn *c = e->customs[i];
+        const char *n = c->name;
+        if (!strcmp(c->role, "activation")) {
+            fprintf(f, "/* custom activation %s: y = %s */\n", n, c->forward);
+            fprintf(f, "static void custom_%s_forward(float *y, const float *in, size_t n)\n{\n", n);
+            fprintf(f, "    for (size_t i = 0; i < n; i++) {\n        const float x = in[i];\n        y[i] = %s;\n    }\n}\n\n",
+                    c->forward);
+            fprintf(f, "/* its derivative (nncc): dx = dy * (%s) */\n", c->derivative);
+            fprintf(f, "static void custom_%s_backward(float *dx, const float *dy, const float *xs, const float *ys, size_t n)\n{\n"
+                       "    (void)ys;\n    for (size_t i = 0; i < n; i++) {\n        const float x = xs[i];\n"
+                       "        (void)x;\n        dx[i] = dy[i] * (%s);\n    }\n}\n\n", n, c->derivative);
+        } else if (!strcmp(c->role, "loss")) {
+            fprintf(f, "/* custom loss %s: the mean over every element of %s (t = y_true, p = y_pred) */\n", n, c->forward);
+            fprintf(f, "static float custom_%s_loss(const float *pv, const float *tv, size_t rows, size_t cols)\n{\n"
+                       "    double sum = 0.0;\n    for (size_t i = 0; i < rows * cols; i++) {\n"
+                       "        const float t = tv[i], p = pv[i];\n        (void)t, (void)p;\n        sum += %s;\n    }\n"
+                       "    return (float)(sum / (double)(rows * cols));\n}\n\n", n, c->forward);
+            fprintf(f, "/* its derivative in p (nncc): %s */\n", c->derivative);
+            fprintf(f, "static void custom_%s_loss_grad(float *dp, const float *pv, const float *tv, size_t rows, size_t cols, float scale)\n{\n"
+                       "    for (size_t i = 0; i < rows * cols; i++) {\n        const float t = tv[i], p = pv[i];\n"
+                       "        (void)t, (void)p;\n        dp[i] = scale / (float)cols * (%s);\n    }\n}\n\n", n, c->derivative);
+        } else if (!strcmp(c->role, "metric")) {
+            fprintf(f, "/* custom metric %s: the %s of %s per sample */\n", n, c->mean ? "mean" : "sum", c->forward);
+            fprintf(f, "static float custom_%s_metric(const float *pv, const float *tv, size_t rows, size_t cols)\n{\n"
+                       "    double sum = 0.0;\n    for (size_t i = 0; i < rows * cols; i++) {\n"
+                       "        const float t = tv[i], p = pv[i];\n        (void)t, (void)p;\n        sum += %s;\n    }\n"
+                       "    return (float)(sum / (double)(%s));\n}\n\n", n, c->forward, c->mean ? "rows * cols" : "rows");
+        } else if (!strcmp(c->role, "regularizer")) {
+            fprintf(f, "/* custom regularizer %s: the %s of %s over the weight */\n", n, c->mean ? "mean" : "sum", c->forward);
+            fprintf(f, "static float custom_%s_penalty(const float *wv, size_t n)\n{\n    double sum = 0.0;\n"
+                       "    for (size_t i = 0; i < n; i++) {\n        const float w = wv[i];\n        sum += %s;\n    }\n"
+                       "    return (float)(sum%s);\n}\n\n", n, c->forward, c->mean ? " / (double)n" : "");
+            fprintf(f, "/* dw = beta dw + scale d/dw (nncc: %s) */\n", c->derivative);
+            fprintf(f, "static void custom_%s_penalty_backward(float *dw, const float *wv, size_t n, float scale, float beta)\n{\n"
+                       "    for (size_t i = 0; i < n; i++) {\n        const float w = wv[i];\n"
+                       "        dw[i] = beta * dw[i] + scale * (%s)%s;\n    }\n}\n\n", n, c->derivative,
+                    c->mean ? " / (float)n" : "");
+        } else if (!strcmp(c->role, "constraint")) {
+            fprintf(f, "/* custom constraint %s: w = %s after each update */\n", n, c->forward);
+            fprintf(f, "static void custom_%s_constrain(float *wv, size_t n)\n{\n    for (size_t i = 0; i < n; i++) {\n"
+                       "        const float w = wv[i];\n        wv[i] = %s;\n    }\n}\n\n", n, c->forward);
         }
     }
 }
@@ -1418,8 +1512,9 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    float *none;  /* the model has no weights */\n");
     fprintf(f, "} Weights;\n\n");
     fprintf(f, "#define WEIGHT_FLOATS %zu\n#define GRAD_FLOATS %zu\n#define SLOT_FLOATS %zu  /* per slot */\n"
-               "#define NUM_SLOTS %zu\n#define ARENA_FLOATS %zu\n#define NUM_TENSORS %d\n\n",
-            floats_w, floats_g, ws->trainable_total, slots, floats_a, ws->n);
+               "#define NUM_SLOTS %zu\n#define STATE_EXTRA %d  /* Nadam's momentum_cache */\n"
+               "#define ARENA_FLOATS %zu\n#define NUM_TENSORS %d\n\n",
+            floats_w, floats_g, ws->trainable_total, slots, train && p->optimizer.kind == OPT_NADAM, floats_a, ws->n);
     fprintf(f, "struct %s {\n", P);
     fprintf(f, "    float *block;       /* the one allocation below, 64-byte aligned */\n");
     fprintf(f, "    Weights w;          /* weights */\n");
@@ -1442,6 +1537,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         if (e.need[h])
             fprintf(f, "%s\n", helper_code[h]);
     emit_act_helpers(f, &e);
+    emit_custom_helpers(f, &e);
     fwrite(body, 1, body_len, f);
     free(body);
 
@@ -1455,7 +1551,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "}\n\n");
     fprintf(f, "%s *%s_new(uint64_t seed)\n{\n", P, P);
     fprintf(f, "    %s *m = calloc(1, sizeof *m);\n", P);
-    fprintf(f, "    size_t floats = WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + ARENA_FLOATS;\n");
+    fprintf(f, "    size_t floats = WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + STATE_EXTRA + ARENA_FLOATS;\n");
     fprintf(f, "    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;\n");
     fprintf(f, "    if (!m || !(m->block = aligned_alloc(64, bytes ? bytes : 64)))\n        goto fail;\n");
     fprintf(f, "    memset(m->block, 0, bytes);\n    point(&m->w, m->block);\n");
@@ -1469,7 +1565,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
             fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)  /* Adagrad's initial accumulator */\n"
                        "        m->slot[0][i] = %.9gf;\n", p->optimizer.initial_accumulator_value);
     }
-    fprintf(f, "    m->arena = m->block + WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS;\n");
+    fprintf(f, "    m->arena = m->block + WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + STATE_EXTRA;\n");
     fprintf(f, "    m->seed = seed;\n");
     fprintf(f, "    NnrtRng rng;\n    nnrt_rng_seed(&rng, seed);\n");
     fprintf(f, "    for (int i = 0; i < NUM_TENSORS; i++)\n");
@@ -1504,7 +1600,11 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         /* the optimizer state as tf.keras saves it: "Adam/dense/kernel/m:0" per slot and weight */
         int nslot_tensors = 0;
         fprintf(f, "/* The optimizer state, tf.keras names: offsets into the state block m->slot[0]. */\n");
-        fprintf(f, "static const NnrtWeightInfo opt_info[%d] = {\n", (int)(slots * (size_t)ws->n) + 1);
+        fprintf(f, "static const NnrtWeightInfo opt_info[%d] = {\n", (int)(slots * (size_t)ws->n) + 2);
+        if (p->optimizer.kind == OPT_NADAM) {  /* tf.keras <= 2.10 keeps the schedule product first */
+            fprintf(f, "    {\"\", \"Nadam/momentum_cache:0\", 0, {0}, NUM_SLOTS * SLOT_FLOATS, 1},\n");
+            nslot_tensors++;
+        }
         for (size_t k = 0; k < slots; k++)
             for (int i = 0; i < ws->n; i++) {
                 const Weight *w = ws->items[i];
@@ -1533,13 +1633,15 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "        m->iterations = opt.iterations;\n");
         if (p->optimizer.kind == OPT_NADAM)
             fprintf(f, "        m->m_schedule = 1.0;\n        for (int64_t t = 1; t <= m->iterations; t++)\n"
-                       "            m->m_schedule *= %.17g * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));\n",
-                    p->optimizer.beta_1);
+                       "            m->m_schedule *= (double)%s * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));\n",
+                    flt(p->optimizer.beta_1));
         fprintf(f, "    }\n");
     }
     fprintf(f, "    return rc;\n}\n\n");
     fprintf(f, "int %s_save(const %s *m, const char *h5_path)\n{\n", P, P);
     fprintf(f, "    if (!m || !h5_path)\n        return NNRT_EINVAL;\n");
+    if (train && p->optimizer.kind == OPT_NADAM)
+        fprintf(f, "    m->slot[0][NUM_SLOTS * SLOT_FLOATS] = (float)m->m_schedule;  /* Nadam/momentum_cache:0 */\n");
     if (train)
         fprintf(f, "    NnrtOptimizerState opt = {\"%s\", m->iterations, opt_info, NUM_OPT_TENSORS, m->slot[0]};\n",
                 optimizer_info[p->optimizer.kind].name);
@@ -1760,12 +1862,12 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
 void emit_driver(FILE *f, const Program *p, const char *header_name)
 {
     static const char *formats[] = {"NNRT_DATA_NONE", "NNRT_DATA_IDX", "NNRT_DATA_NPY", "NNRT_DATA_CSV",
-                                    "NNRT_DATA_TIME_SERIES"};
+                                    "NNRT_DATA_TIME_SERIES", "NNRT_DATA_HDF5"};
     fprintf(f, "/* %s_main.c — generated by nncc %s from %s. Do not edit.\n", p->name, NNCC_VERSION, p->source);
     fprintf(f, " * The program behind `nncc train|evaluate|predict|check`: the model's fit section\n"
                " * as an NnrtFitConfig, handed with the model to the runtime's driver. */\n");
     fprintf(f, "#include <math.h>\n\n#include \"%s\"\n#include \"nnrt.h\"\n\n", header_name);
-    fprintf(f, "int main(int argc, char **argv)\n{\n    static const NnrtFitConfig fit = {\n");
+    fprintf(f, "static const NnrtFitConfig fit = {\n");
     fprintf(f, "        .model_file = ");
     c_string(f, p->source);
     fprintf(f, ",\n");
@@ -1794,7 +1896,10 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
                        ".target_stride = %d,\n               .split = {%.17g, %.17g, %.17g}, .seed = %lluu",
                     d->n_steps, d->ahead, d->count, d->seq2seq, d->target_start, d->target_stride, d->split[0],
                     d->split[1], d->split[2], (unsigned long long)d->seed);
-        if (d->path) {
+        if (d->path && d->format == 5) {  /* NNRT_DATA_HDF5 */
+            fprintf(f, ",\n               .path = ");
+            c_string(f, d->path);
+        } else if (d->path) {
             fprintf(f, ",\n               .path = ");
             c_string(f, d->path);
             fprintf(f, ", .header = %d, .skip_rows = %d, .delimiter = '%s', .standardize = %d,\n", d->header,
@@ -1868,7 +1973,8 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
                 fmt_str("%c", cb->csv_logger.separator));
     }
     fprintf(f, "            .terminate_on_nan = %d,\n        },\n", cb->terminate_on_nan);
-    fprintf(f, "    };\n    return nnrt_main(argc, argv, %s_model(), &fit);\n}\n", p->name);
+    fprintf(f, "};\n\nint main(int argc, char **argv)\n{\n    return nnrt_main(argc, argv, %s_model(), &fit);\n}\n",
+            p->name);
 }
 
 /* ---- names the generated C keeps for itself ------------------------------------- */
