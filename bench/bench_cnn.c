@@ -15,7 +15,8 @@
  * Timed (CLOCK_MONOTONIC, each call separately, after --warmup untimed calls;
  * the median is reported, with min and max):
  *   train  fashion_cnn_train_step on 32 random 28x28x1 images in [0,1) and
- *          random labels in [0,10): forward, loss, backward, Adam update.
+ *          random labels in [0,10): forward, loss, backward, and the update of the
+ *          model's optimizer (Nadam in models/fashion_cnn.yaml).
  *   infer  fashion_cnn_infer_predict on 256 such images (Dropout off, softmax).
  *   sgemm  nnrt_gemm (the runtime's GEMM, OpenBLAS underneath) of the shape of
  *          conv2d_2's forward GEMM over the whole training batch,

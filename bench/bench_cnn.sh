@@ -20,9 +20,11 @@
 # step and per inference batch, GFLOP/s (FLOPs counted analytically, see
 # bench_cnn.c) and that as % of nncc's sgemm rate at the same thread count
 # (a (6272x1152)@(1152x128) nnrt_gemm, conv2d_2's forward shape), then
-# ratio = torch ms / nncc ms (> 1: nncc is faster). The 1-minute load average
-# before each run is shown: this machine has 2 vCPUs, and anything else running
-# (a build, a test suite) shows up directly in the times, most in 2-thread runs.
+# ratio = torch ms / nncc ms (> 1: nncc is faster). The torch optimizer is the
+# model's (its `optimizer:` line: nadam or adam). Column idle: how idle the
+# machine was in the second before each run; this machine has 2 vCPUs, and
+# anything else running (a build, a test suite) shows up directly in the
+# times, most in 2-thread runs.
 # --perf: also `perf record` the nncc program (first BLAS_THREADS count), once
 # timing only training and once only inference, and print the top 10 symbols
 # of each by self time.
@@ -63,9 +65,23 @@ trap 'rm -rf "$tmp"' EXIT
 
 # key=value from the last line of a run
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" "$2" | tail -n 1; }
-load1() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -; }
+# % of the machine idle over the second before a run (/proc/stat): ~100 when
+# nothing else runs; lower means another process shares the 2 vCPUs.
+idle_pct() {
+  local a b
+  a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat 2>/dev/null) || { echo -; return; }
+  sleep 1
+  b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f%%", d > 0 ? 100 * ($3 - $1) / d : 0 }'
+}
+# The torch optimizer: the model's (nadam or adam), nadam when unclear.
+case $(grep -io '^[[:space:]]*optimizer:.*' "$MODEL" 2>/dev/null | tr '[:upper:]' '[:lower:]') in
+  *nadam*) torch_opt=nadam ;;
+  *adam*) torch_opt=adam ;;
+  *) torch_opt=nadam ;;
+esac
 
-# one row per run: name threads train_ms infer_ms train_gflops infer_gflops load
+# one row per run: name threads train_ms infer_ms train_gflops infer_gflops idle%
 declare -a rows=()
 declare -A sgemm=()            # BLAS thread count -> nncc's sgemm GFLOP/s
 
@@ -88,7 +104,7 @@ if [ "$run_nncc" = 1 ]; then
   if [ "$built" = 1 ]; then
     for t in $BLAS_THREADS; do
       echo "== nncc, OPENBLAS_NUM_THREADS=$t"
-      log=$tmp/nncc_$t.log ld=$(load1)
+      log=$tmp/nncc_$t.log ld=$(idle_pct)
       if OPENBLAS_NUM_THREADS=$t "$tmp/bench_cnn" "${counts[@]}" 2>&1 | tee "$log"; then
         tr=$(field train_ms "$log")
         if [ -n "$tr" ]; then
@@ -106,9 +122,9 @@ fi
 
 if [ "$run_torch" = 1 ]; then
   for t in $TORCH_THREADS; do
-    echo "== torch, $t thread(s)"
-    log=$tmp/torch_$t.log ld=$(load1)
-      if "$PYTHON" "$here/torch_fashion_cnn.py" "${counts[@]}" --threads "$t" 2>&1 | tee "$log"; then
+    echo "== torch, $t thread(s), $torch_opt"
+    log=$tmp/torch_$t.log ld=$(idle_pct)
+      if "$PYTHON" "$here/torch_fashion_cnn.py" "${counts[@]}" --threads "$t" --optimizer "$torch_opt" 2>&1 | tee "$log"; then
       tr=$(field train_ms "$log")
       if [ -n "$tr" ]; then
         rows+=("torch thr=$t|$t|$tr|$(field infer_ms "$log")|$(field train_gflops "$log")|$(field infer_gflops "$log")|$ld")
@@ -140,8 +156,8 @@ if [ "$run_perf" = 1 ] && [ "$built" = 1 ]; then
 fi
 
 echo
-echo "== result (medians; train: one step of batch 32 incl. Adam; infer: one batch of 256)"
-printf '%-14s %13s %14s %11s %11s %9s %9s %6s\n' system train_ms/step infer_ms/batch train_GF/s infer_GF/s train_%sg infer_%sg load1
+echo "== result (medians; train: one step of batch 32 incl. the $torch_opt update; infer: one batch of 256)"
+printf '%-14s %13s %14s %11s %11s %9s %9s %6s\n' system train_ms/step infer_ms/batch train_GF/s infer_GF/s train_%sg infer_%sg idle
 for r in "${rows[@]}"; do
   IFS='|' read -r name t tr inf tg ig ld <<<"$r"
   sg=${sgemm[$t]:-}

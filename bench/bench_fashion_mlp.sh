@@ -58,6 +58,7 @@ function ulp(v, u,   d) { d = index(v, "."); return secs(d ? 10 ^ -(length(v) - 
 function split_unit(tok) { match(tok, /^[0-9.]+/); num = substr(tok, 1, RLENGTH); unit = substr(tok, RLENGTH + 1) }
 {
   n = split($0, parts, "\r"); line = parts[n]          # a progress bar redraws with \r
+  if (line !~ /\/step/) next                            # the closing test evaluation has no per-step time
   if (!match(line, /[0-9]+\/[0-9]+[^0-9\/]+[0-9.]+(us|ms|s|min|h)([ \t]|$)/)) next
   seg = substr(line, RSTART, RLENGTH); after = substr(line, RSTART + RLENGTH)
   match(seg, /[0-9]+\/[0-9]+/); split(substr(seg, RSTART, RLENGTH), st, "/"); steps = st[2]

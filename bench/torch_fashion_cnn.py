@@ -9,12 +9,14 @@ Conv2d 7x7 1->64 relu (padding='same') -> MaxPool 2 -> Conv 3x3 64->128 relu
 256->256 relu -> MaxPool 2 (7 -> 3, floor, as Keras' 'valid' pooling) ->
 Flatten 2304 -> Dense 128 relu -> Dropout 0.5 -> Dense 64 relu -> Dropout 0.5
 -> Dense 10; CrossEntropyLoss on the logits (= softmax + sparse categorical
-cross-entropy), Adam lr 0.001 with Keras' epsilon 1e-7.
+cross-entropy); the optimizer of the YAML model, Keras defaults: --optimizer
+nadam (default: torch.optim.NAdam, lr 0.001, eps 1e-7, momentum_decay 0.004 =
+Keras' schedule) or adam (torch.optim.Adam, lr 0.001, eps 1e-7).
 
 Timed with time.perf_counter, each call separately, after --warmup untimed
 calls; medians reported (with min and max):
   train  one step on a batch of 32 random 28x28 images in [0,1) and random
-         labels: zero_grad, forward, loss, backward, Adam step (train mode,
+         labels: zero_grad, forward, loss, backward, optimizer step (train mode,
          Dropout on).
   infer  forward + softmax of a batch of 256 such images under
          torch.no_grad() in eval mode.
@@ -22,7 +24,7 @@ Inputs cycle through a few batches drawn beforehand. The FLOPs per step are
 counted as bench_cnn.c counts them (2 * MACs of the conv and dense layers,
 training = 3 x forward). Last line, machine-readable:
 
-    torch train_ms=... infer_ms=... train_gflops=... infer_gflops=... threads=2 omp_wait=passive
+    torch train_ms=... infer_ms=... train_gflops=... infer_gflops=... threads=2 omp_wait=passive optimizer=nadam
 
 OMP_WAIT_POLICY defaults to PASSIVE (see bench/README.md); set it in the
 environment to override.
@@ -89,6 +91,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--optimizer", choices=["nadam", "adam"], default="nadam")
     args = ap.parse_args()
     if min(args.train_steps, args.infer_batches, args.warmup, args.threads) < 1:
         sys.exit("torch_fashion_cnn: --train-steps, --infer-batches, --warmup and --threads must be >= 1")
@@ -99,7 +102,10 @@ def main():
     model = fashion_cnn()
     assert sum(p.numel() for p in model.parameters()) == params, "layer table out of date"
     loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
+    if args.optimizer == "nadam":
+        opt = torch.optim.NAdam(model.parameters(), lr=0.001, eps=1e-7, momentum_decay=0.004)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
 
     tx = [torch.rand(TRAIN_BATCH, 1, 28, 28) for _ in range(POOL)]
     ty = [torch.randint(0, 10, (TRAIN_BATCH,)) for _ in range(POOL)]
@@ -132,7 +138,8 @@ def main():
     train_gflops = train_flop / tr[0] / 1e9
     infer_gflops = infer_flop / pr[0] / 1e9
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"mkldnn {torch.backends.mkldnn.is_available()}; forward {FWD_FLOP / 1e6:.1f} MFLOP/sample")
+          f"mkldnn {torch.backends.mkldnn.is_available()}, {type(opt).__name__}; "
+          f"forward {FWD_FLOP / 1e6:.1f} MFLOP/sample")
     print(f"train  b{TRAIN_BATCH}: {1e3 * tr[0]:.2f} ms/step median (min {1e3 * tr[1]:.2f}, "
           f"max {1e3 * tr[2]:.2f}; {args.train_steps} steps after {args.warmup} warm-up), "
           f"{train_gflops:.1f} GFLOP/s; last loss {float(state['loss']):.4f}")
@@ -141,7 +148,8 @@ def main():
           f"{infer_gflops:.1f} GFLOP/s")
     print(f"torch train_ms={1e3 * tr[0]:.3f} infer_ms={1e3 * pr[0]:.3f} "
           f"train_gflops={train_gflops:.2f} infer_gflops={infer_gflops:.2f} "
-          f"threads={torch.get_num_threads()} omp_wait={os.environ['OMP_WAIT_POLICY'].lower()}")
+          f"threads={torch.get_num_threads()} omp_wait={os.environ['OMP_WAIT_POLICY'].lower()} "
+          f"optimizer={args.optimizer}")
 
 
 if __name__ == "__main__":

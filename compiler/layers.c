@@ -560,7 +560,7 @@ static int lower_dense(Lower *lw, Layer *l, Node *const *in, int nin, Node **out
     if (units->i <= 0)
         return error_at(units->loc, "units must be a positive integer, not %ld", units->i);
     const ArgValue *act_reg = layer_arg(l, "activity_regularizer");
-    if (act_reg->reg.l1 != 0 || act_reg->reg.l2 != 0)
+    if (act_reg->reg.l1 != 0 || act_reg->reg.l2 != 0 || act_reg->reg.custom)
         return error_at(act_reg->loc, "activity_regularizer is not supported yet");
     Shape ks = {2, {x->shape.dim[x->shape.rank - 1], units->i}};
     if (units->i > INT32_MAX / ks.dim[0])

@@ -110,9 +110,11 @@ static int lower_conv_nd(Lower *lw, Layer *l, Node *x, int nd, Node **out)
         return error_at(filters->loc, "filters must be positive");
     if (groups->i != 1)
         return error_at(groups->loc, "grouped convolution (groups > 1) is not supported yet");
-    const ArgValue *df = layer_arg(l, "data_format");
+    const ArgValue *df = layer_arg(l, "data_format"), *ar = layer_arg(l, "activity_regularizer");
     if (df->s && strcmp(df->s, "channels_last") != 0)
         return error_at(df->loc, "only data_format channels_last is supported");
+    if (ar->reg.l1 || ar->reg.l2 || ar->reg.custom)
+        return error_at(ar->loc, "activity_regularizer is not supported yet");
     int k[2], s[2], d[2];
     bool same;
     if (window_arg(l, "kernel_size", nd, k) || window_arg(l, "strides", nd, s) ||

@@ -94,7 +94,8 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
     for (int i = 0; i < 2; i++)
         if (layer_arg(l, drop[i])->f != 0)
             return error_at(layer_arg(l, drop[i])->loc, "%s is not supported yet", drop[i]);
-    if (layer_arg(l, "activity_regularizer")->reg.l1 || layer_arg(l, "activity_regularizer")->reg.l2)
+    if (layer_arg(l, "activity_regularizer")->reg.l1 || layer_arg(l, "activity_regularizer")->reg.l2 ||
+        layer_arg(l, "activity_regularizer")->reg.custom)
         return error_at(layer_arg(l, "activity_regularizer")->loc, "activity_regularizer is not supported yet");
     Node tmp = {0};
     tmp.rnn.kind = kind;

@@ -702,7 +702,7 @@ static int parse_optimizer(const YNode *v, OptimizerSpec *o)
         if (!f || !(common || own)) {
             error_at(k->loc, "%s has no argument '%s'", optimizer_classes[c].name, k->text);
             char buf[256];
-            const char *names[16];
+            const char *names[16] = {NULL};
             int nn = 0;
             snprintf(buf, sizeof buf, "learning_rate clipvalue clipnorm global_clipnorm %s", keys);
             for (char *tok = strtok(buf, " "); tok && nn < 16; tok = strtok(NULL, " "))
@@ -710,9 +710,12 @@ static int parse_optimizer(const YNode *v, OptimizerSpec *o)
             const char *near = closest_name(k->text, names, nn);
             if (near)
                 hint("did you mean '%s'?", near);
-            else
-                hint("%s takes: learning_rate, %s, clipvalue, clipnorm, global_clipnorm", optimizer_classes[c].name,
-                     keys);
+            else {
+                char list[256] = "";
+                for (int q = 0; q < nn; q++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", q ? ", " : "", names[q]);
+                hint("%s takes: %s", optimizer_classes[c].name, list);
+            }
             return -1;
         }
         if (!strcmp(f->key, "learning_rate") || !strcmp(f->key, "lr")) {
@@ -749,8 +752,7 @@ static int parse_compile(Arena *a, Model *m, const YNode *c, Loc key)
         return -1;
     m->has_compile = true;
     m->compile_loc = c->loc;
-    m->optimizer = (OptimizerSpec){.kind = OPT_ADAM, .learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999,
-                                   .epsilon = 1e-7};  /* Keras's compile() default is rmsprop; see docs */
+    m->optimizer = optimizer_classes[2].defaults;  /* RMSprop: Keras's compile() default */
     const YNode *loss = ymap_get(c, "loss"), *lw = ymap_get(c, "loss_weights"), *opt = ymap_get(c, "optimizer"),
                 *metrics = ymap_get(c, "metrics");
     for (int i = 0; i < m->noutputs; i++)
@@ -1166,8 +1168,10 @@ static int parse_phases(Arena *a, Model *m, const YNode *v, FitSpec *fit)
                     for (int q = 0; q < m->nlayers && nn < 256; q++)
                         names[nn++] = m->layers[q]->group;
                     const char *near = closest_name(o->items[j]->text, names, nn);
-                    if (near)
+                    if (near && strcmp(near, o->items[j]->text) != 0)
                         hint("did you mean '%s'?", near);
+                    else if (near)
+                        hint("'%s' has no weights; freeze the layers that do", near);
                     return -1;
                 }
                 ph->freeze[ph->num_freeze++] = o->items[j]->text;
@@ -1243,6 +1247,8 @@ static int parse_callbacks(const YNode *list, CallbackSpec *c)
         long x;
         bool b;
         if (!strcmp(name, "ModelCheckpoint")) {
+            if (c->checkpoint.enabled)
+                return error_at(at, "ModelCheckpoint is listed twice");
             static const char *const keys[] = {"filepath", "monitor", "save_best_only", "save_weights_only", "mode",
                                                "verbose", "save_freq", NULL};
             if (check_keys(args, "ModelCheckpoint", keys))
@@ -1265,6 +1271,8 @@ static int parse_callbacks(const YNode *list, CallbackSpec *c)
             if ((v = ymap_get(args, "save_freq")) && (v->kind != Y_SCALAR || strcmp(v->text, "epoch")))
                 return error_at(v->loc, "only save_freq: epoch is supported");
         } else if (!strcmp(name, "EarlyStopping")) {
+            if (c->early_stopping.enabled)
+                return error_at(at, "EarlyStopping is listed twice");
             static const char *const keys[] = {"monitor", "min_delta", "patience", "mode", "baseline",
                                                "restore_best_weights", "start_from_epoch", "verbose", NULL};
             if (check_keys(args, "EarlyStopping", keys))
@@ -1295,6 +1303,8 @@ static int parse_callbacks(const YNode *list, CallbackSpec *c)
                 get_bool(v, &c->early_stopping.restore_best_weights, "restore_best_weights"))
                 return -1;
         } else if (!strcmp(name, "ReduceLROnPlateau")) {
+            if (c->reduce_lr.enabled)
+                return error_at(at, "ReduceLROnPlateau is listed twice");
             static const char *const keys[] = {"monitor", "factor", "patience", "mode", "min_delta", "cooldown",
                                                "min_lr", "verbose", NULL};
             if (check_keys(args, "ReduceLROnPlateau", keys))
@@ -1329,6 +1339,8 @@ static int parse_callbacks(const YNode *list, CallbackSpec *c)
             if ((v = ymap_get(args, "mode")) && parse_mode(v, &c->reduce_lr.mode))
                 return -1;
         } else if (!strcmp(name, "CSVLogger")) {
+            if (c->csv_logger.enabled)
+                return error_at(at, "CSVLogger is listed twice");
             static const char *const keys[] = {"filename", "separator", "append", NULL};
             if (check_keys(args, "CSVLogger", keys))
                 return -1;

@@ -290,7 +290,7 @@ static int apply_label_filter(const NnrtDataSource *src, NnrtArray *x, int num_x
 {
     if (!src->num_classes && !src->binary)
         return 0;
-    if (y->dtype != NNRT_I32 && y->rank != 1) {
+    if (y->rank != 1) {
         set_error(err, errlen, "%s: class filters need one integer label per sample", source_name(src));
         return NNRT_EMISMATCH;
     }
