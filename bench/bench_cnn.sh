@@ -72,7 +72,7 @@ idle_pct() {
   a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat 2>/dev/null) || { echo -; return; }
   sleep 1
   b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f%%", d > 0 ? 100 * ($3 - $1) / d : 0 }'
+  echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f%%", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
 }
 # The torch optimizer: the model's (nadam or adam), nadam when unclear.
 case $(grep -io '^[[:space:]]*optimizer:.*' "$MODEL" 2>/dev/null | tr '[:upper:]' '[:lower:]') in

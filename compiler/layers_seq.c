@@ -90,10 +90,20 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
     for (int i = 0; i < 2; i++)
         if (layer_arg(l, unsupported[i])->b)
             return error_at(layer_arg(l, unsupported[i])->loc, "%s is not supported yet", unsupported[i]);
-    const char *drop[] = {"dropout", "recurrent_dropout"};
+    const ArgValue *drop = layer_arg(l, "dropout"), *rdrop = layer_arg(l, "recurrent_dropout");
+    const ArgValue *rates[2] = {drop, rdrop};
     for (int i = 0; i < 2; i++)
-        if (layer_arg(l, drop[i])->f != 0)
-            return error_at(layer_arg(l, drop[i])->loc, "%s is not supported yet", drop[i]);
+        if (!(rates[i]->f >= 0 && rates[i]->f < 1))
+            return error_at(rates[i]->loc, "%s must be in [0, 1), not %g", rates[i]->spec->name, rates[i]->f);
+    /* Keras's dropout: one input mask per sample, the same at every step */
+    if (drop->f > 0 && lw->g->training) {
+        Node *mask = lower_node(lw, l, OP_DROPOUT_MASK, 0, NULL, "input_mask");
+        mask->shape = x->shape;
+        mask->batched = true;
+        mask->alpha = (float)drop->f;
+        mask->steps = (int)x->shape.dim[0];
+        x = lower_node(lw, l, OP_MUL, 2, (Node *[]){x, mask}, "dropped");
+    }
     if (layer_arg(l, "activity_regularizer")->reg.l1 || layer_arg(l, "activity_regularizer")->reg.l2 ||
         layer_arg(l, "activity_regularizer")->reg.custom)
         return error_at(layer_arg(l, "activity_regularizer")->loc, "activity_regularizer is not supported yet");
@@ -127,7 +137,7 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
         return -1;
     layer_weight_options(w, l, "kernel_regularizer", "kernel_constraint");
     layer_weight_options(r, l, "recurrent_regularizer", "recurrent_constraint");
-    Node *src[4] = {x, w, r, NULL};
+    Node *src[5] = {x, w, r, NULL, NULL};
     int nsrc = 3;
     if (tmp.rnn.has_bias) {
         Node *b = lower_weight(lw, l, arena_printf(lw->arena, "%s/bias", cell), &bs,
@@ -138,6 +148,14 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
         if (kind == NNRT_LSTM && layer_arg(l, "unit_forget_bias")->b)
             b->w->forget_bias_units = (int)u;  /* Keras: the forget gate's bias starts at 1 */
         src[nsrc++] = b;
+    }
+    if (rdrop->f > 0 && lw->g->training) {  /* recurrent_dropout: one mask on h_{t-1} per sample */
+        Node *rmask = lower_node(lw, l, OP_DROPOUT_MASK, 0, NULL, "recurrent_mask");
+        rmask->shape = (Shape){1, {u}};
+        rmask->batched = true;
+        rmask->alpha = (float)rdrop->f;
+        src[nsrc++] = rmask;
+        tmp.rnn.has_rmask = true;
     }
     Node *tape = lower_node(lw, l, OP_RNN, nsrc, src, "tape");
     tape->rnn = tmp.rnn;

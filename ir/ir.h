@@ -159,6 +159,7 @@ struct Node {
     float weight;                /* LOSS: loss weight */
     int slot;                    /* LOSS/METRIC: result index; INPUT/TARGET: io index */
     int axis;                    /* CONCAT/SLICE axis of the per-sample shape */
+    int steps;                   /* DROPOUT_MASK: repeat one mask over this many time steps (0: none) */
     int64_t start;               /* SLICE: first index along axis */
     struct {
         int kh, kw, sh, sw, dh, dw, pt, pl;  /* window, strides, dilation, padding before */
@@ -167,7 +168,7 @@ struct Node {
     struct {
         int kind;                /* NNRT_SIMPLE_RNN, NNRT_LSTM, NNRT_GRU */
         int units, activation, recurrent_activation;  /* NNRT_RNN_* activations */
-        bool go_backwards, reset_after, return_sequences, has_bias;
+        bool go_backwards, reset_after, return_sequences, has_bias, has_rmask;
     } rnn;                       /* RNN* */
     const CustomFn *custom;      /* ACTIVATION(_GRAD), LOSS(_GRAD), PENALTY(_GRAD), METRIC: a custom function */
     bool has_gamma, has_beta;    /* BN_*: which optional sources are present */

@@ -440,7 +440,9 @@ static void grad_rnn_output(Graph *g, Node *n, Node *dy)
         any |= tape->src[i]->requires_grad;
     if (!any)
         return;
-    Node *src[6] = {dy, x, tape, tape->src[1], tape->src[2], tape->nsrc > 3 ? tape->src[3] : NULL};
+    Node *src[8] = {dy, x, tape};
+    for (int i = 1; i < tape->nsrc; i++)  /* W, U[, b][, recurrent-dropout mask] */
+        src[2 + i] = tape->src[i];
     Node *d = node_new(g, OP_RNN_GRAD, tape->nsrc + 2, src);
     d->rnn = n->rnn;
     d->workspace = tape->workspace;
@@ -453,7 +455,8 @@ static void grad_rnn_output(Graph *g, Node *n, Node *dy)
     if (!d->name)
         d->name = graph_unique_name(g, arena_printf(g->arena, "d_%s", tape->name));
     for (int i = 1; i < tape->nsrc; i++)
-        ir_weight_grad_by(g, tape->src[i], d);
+        if (tape->src[i]->op == OP_WEIGHT)
+            ir_weight_grad_by(g, tape->src[i], d);
 }
 
 #define shape_rnn_grad keep

@@ -21,7 +21,7 @@
     X(ACTIVATION_GRAD, activation_grad, 3) /* dx = dy * f'(x, y); src dy, x, y */   \
     X(SOFTMAX, softmax, 1)         /* y = exp(x - max) / sum, over the last axis */  \
     X(SOFTMAX_GRAD, softmax_grad, 2) /* dx = y * (dy - sum(dy * y)); src dy, y */    \
-    X(DROPOUT_MASK, dropout_mask, 0) /* mask in {0, 1/(1-rate)}, rate `alpha`, fresh per step */ \
+    X(DROPOUT_MASK, dropout_mask, 0) /* mask in {0, 1/(1-rate)}, rate `alpha`, fresh per step; `steps` > 0: the same over that many time steps */ \
     X(MUL, mul, 2)                 /* y = a * b elementwise */                       \
     X(ADD, add, 2)                 /* y = a + b (also gradient fan-in) */            \
     X(SUB, sub, 2)                 /* y = a - b */                                   \
@@ -44,9 +44,9 @@
     X(BN_INFER_GRAD, bn_infer_grad, -1) /* dx = dy gamma / sqrt(var + eps); src dy, var[, gamma] */ \
     X(LOSS, loss, 2)               /* scalar batch mean of LOSS_TABLE `attr`(pred, target) */ \
     X(LOSS_GRAD, loss_grad, 2)     /* d(weight * loss)/d pred, scaled per sample */  \
-    X(RNN, rnn, -1)                /* tape (B, tape floats) of a recurrent layer over x; src x, W, U[, b] */ \
+    X(RNN, rnn, -1)                /* tape (B, tape floats) of a recurrent layer over x; src x, W, U[, b][, rmask] */ \
     X(RNN_OUTPUT, rnn_output, 1)   /* y = the tape's hidden states: all steps (B,T,u) or the last (B,u) */ \
-    X(RNN_GRAD, rnn_grad, -1)      /* BPTT: dx, and dW dU db into the gradient block; src dy, x, tape, W, U[, b] */ \
+    X(RNN_GRAD, rnn_grad, -1)      /* BPTT: dx, and dW dU db into the gradient block; src dy, x, tape, W, U[, b][, rmask] */ \
     X(PENALTY, penalty, 1)         /* scalar l1*sum|w| + l2*sum w^2 of weight src[0] */ \
     X(PENALTY_GRAD, penalty_grad, 1) /* dw = l1*sign(w) + 2*l2*w, once per step */   \
     X(METRIC, metric, 2)           /* scalar batch mean of METRIC_TABLE `attr` */    \

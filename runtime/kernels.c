@@ -26,6 +26,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 #include "nnrt.h"
 
@@ -436,5 +437,15 @@ void nnrt_huber_grad(float *dp, const float *p, const float *t, size_t rows, siz
     for (size_t i = 0; i < rows * cols; i++) {
         float e = p[i] - t[i];
         dp[i] = s * (e > delta ? delta : e < -delta ? -delta : e);
+    }
+}
+
+void nnrt_dropout_mask_steps(float *mask, size_t batch, size_t steps, size_t features, float rate, NnrtRng *r)
+{
+    for (size_t b = 0; b < batch; b++) {
+        float *first = mask + b * steps * features;
+        nnrt_dropout_mask(first, features, rate, r);
+        for (size_t t = 1; t < steps; t++)
+            memcpy(first + t * features, first, features * sizeof(float));
     }
 }

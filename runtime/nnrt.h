@@ -131,6 +131,9 @@ float nnrt_last_time_step_mse(const float *p, const float *t, size_t batch, size
 
 /* Dropout mask: mask[i] = 1/(1-rate) with probability 1-rate, else 0. */
 void nnrt_dropout_mask(float *mask, size_t n, float rate, NnrtRng *r);
+/* The same for a (batch, steps, features) sequence: one mask per sample and feature, repeated
+ * at every step (Keras's dropout of recurrent layers). */
+void nnrt_dropout_mask_steps(float *mask, size_t batch, size_t steps, size_t features, float rate, NnrtRng *r);
 
 /* ---- conv.c: convolution and pooling, channels last ---------------------
  * One descriptor for both; 1-D layers use h = kh = 1. x is (B, h, w, c),
@@ -194,7 +197,15 @@ void nnrt_bn_backward_gamma(float *dgamma, const float *dy, const float *x, cons
  * through time needs, starting with the hidden state of every step,
  * (T, units) in step order (go_backwards reverses x, as Keras does, and the
  * tape keeps processing order). A projection x W for all steps is one GEMM;
- * each step is one GEMM h U over the batch; gate nonlinearities are fused. */
+ * each step is one GEMM h U over the batch; gate nonlinearities are fused.
+ *
+ * rmask (may be NULL: none) is recurrent dropout, (B, units), already scaled
+ * (0 or 1/(1-rate)) and the same for every step of a sequence: the state
+ * entering the recurrent product is h_{t-1} * rmask, one mask shared by all
+ * gates (tf.keras 2.x draws one per gate: see rnn.c); the paths that bypass
+ * U (LSTM's c_{t-1}, GRU's z h_{t-1}) see h_{t-1} unmasked. The backward must
+ * get the rmask the forward that wrote the tape got. The workspace does not
+ * depend on it. */
 typedef enum { NNRT_SIMPLE_RNN, NNRT_LSTM, NNRT_GRU } NnrtRnnKind;
 typedef enum { NNRT_RNN_TANH, NNRT_RNN_SIGMOID, NNRT_RNN_HARD_SIGMOID, NNRT_RNN_RELU, NNRT_RNN_LINEAR } NnrtRnnAct;
 typedef struct {
@@ -209,7 +220,7 @@ typedef struct {
 size_t nnrt_rnn_tape_floats(const NnrtRnn *r);                    /* per sample */
 size_t nnrt_rnn_workspace_floats(const NnrtRnn *r, size_t batch); /* scratch for forward and backward */
 void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *U, const float *b,
-                      const NnrtRnn *r, int B, float *ws);
+                      const float *rmask, const NnrtRnn *r, int B, float *ws);
 /* y = the hidden states of the tape: every step (B, T, units) in Keras's output
  * order (for go_backwards Keras returns them in processing order too), or the
  * last one (B, units) */
@@ -219,7 +230,7 @@ void nnrt_rnn_output(float *y, const float *tape, const NnrtRnn *r, int B, int r
  * them by beta (0 overwrites; any of them may be NULL: frozen). */
 void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int return_sequences,
                        const float *x, const float *tape, const float *W, const float *U, const float *b,
-                       const NnrtRnn *r, int B, float beta, float *ws);
+                       const float *rmask, const NnrtRnn *r, int B, float beta, float *ws);
 
 /* ---- h5.c: Keras-layout HDF5 weights ----------------------------------
  * Layout written (as Keras model.save): root attributes keras_version and

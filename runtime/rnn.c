@@ -42,6 +42,23 @@
  * dU = hprev^T dz_rec with hprev (B*T, u) holding h_{t-1} at row (b, s);
  * db are column sums of dz.
  *
+ * Recurrent dropout (rmask, (B, u), NULL for none) replaces h_{t-1} by
+ * hm = h_{t-1} * rmask wherever h_{t-1} meets U: the forward writes hm into
+ * the tape's h rows of step t (free until h_t lands there, after the step's
+ * GEMMs) and multiplies from there; GRU reset before stores r hm as its
+ * extra. The gates' formulas above hold with hm in the recurrent products,
+ * while c_{t-1} (LSTM) and the z h_{t-1} of GRU stay unmasked. Backward:
+ * hprev holds hm, so dU = hm^T dz_rec; the carry through U is multiplied by
+ * rmask before the direct part (GRU's dh z) is added: GRU reset_after parks
+ * the GEMM's result in the hprev rows of step t, written only after; GRU
+ * reset before gathers d hm = d(r hm) r + [dz_z dz_r] U_zr^T in its second
+ * carry. So the workspace is the same with or without rmask.
+ * Keras: SimpleRNNCell is exactly this. tf.keras 2.x LSTMCell and GRUCell
+ * switch to implementation=1 when recurrent_dropout is set and draw one
+ * independent mask per gate (4 and 3) over the same formulas; one shared
+ * mask is the implementation=2 form of TF 1.x tf.keras and Keras 2.2, whose
+ * GRU also mixed z with the masked h_{t-1} (not done here).
+ *
  * Invariants: no allocation; the workspace is scratch that need not survive
  * between calls (every call writes each workspace float before reading it);
  * the tape is written whole by the forward and only read by the backward.
@@ -105,7 +122,8 @@ typedef struct {
     float *zeros;                /* (u) */
     float *dz;                   /* (B*T, G*u) d loss / d pre-activation, input side, rows (b, s) */
     float *dz_rec;               /* (B*T, G*u) the same, recurrent side (== dz but for GRU reset_after) */
-    float *hprev;                /* (B*T, u) h_{t-1} at row (b, s) */
+    float *hprev;                /* (B*T, u) h_{t-1} (hm with rmask) at row (b, s); GRU reset_after
+                                    with rmask parks step t's dz_rec U^T in its rows first */
     float *rhprev;               /* (B*T, u) r h_{t-1} at row (b, s), GRU reset before */
     float *dh;                   /* (B, u) d loss / d h_t, then the carry to t-1 */
     float *carry2;               /* (B, u) LSTM: dc; GRU reset before: d(r h_{t-1}) */
@@ -311,9 +329,9 @@ static void gru_after_step(float *tape, const float *xw_t, const float *hu, cons
     }
 }
 
-/* reset before, first half: z, r = rec(xw + hu); r h_{t-1} into the tape */
-static void gru_before_gates(float *tape, const float *xw_t, const float *hu, const float *zeros, const Dims *d,
-                             const NnrtRnn *r, int B, int t)
+/* reset before, first half: z, r = rec(xw + hu); r h_{t-1} (r hm with rmask) into the tape */
+static void gru_before_gates(float *tape, const float *xw_t, const float *hu, const float *rmask,
+                             const float *zeros, const Dims *d, const NnrtRnn *r, int B, int t)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
@@ -324,8 +342,14 @@ static void gru_before_gates(float *tape, const float *xw_t, const float *hu, co
         for (int j = 0; j < 2 * u; j++)
             g[j] = xr[j] + hr[j];
         activate(r->recurrent_activation, g, g, 2 * u);
-        for (int j = 0; j < u; j++)
-            rhp[j] = g[u + j] * hp[j];
+        if (rmask) {
+            const float *m = rmask + (size_t)b * u;
+            for (int j = 0; j < u; j++)
+                rhp[j] = g[u + j] * (hp[j] * m[j]);
+        } else {
+            for (int j = 0; j < u; j++)
+                rhp[j] = g[u + j] * hp[j];
+        }
     }
 }
 
@@ -348,8 +372,22 @@ static void gru_before_state(float *tape, const float *xw_t, const float *hu, co
     }
 }
 
+/* Recurrent dropout: hm = h_{t-1} * rmask into the h rows of step t, which
+ * h_t overwrites after the step's GEMMs; returns that block of sample 0 (t > 0). */
+static const float *masked_hprev(float *tape, const float *rmask, const Dims *d, int B, int t)
+{
+    const int u = d->u;
+    for (int b = 0; b < B; b++) {
+        float *hm = tape + (size_t)b * d->tape + (size_t)t * u;
+        const float *hp = hm - u, *m = rmask + (size_t)b * u;
+        for (int j = 0; j < u; j++)
+            hm[j] = hp[j] * m[j];
+    }
+    return tape + (size_t)t * u;
+}
+
 void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *U, const float *b,
-                      const NnrtRnn *r, int B, float *ws)
+                      const float *rmask, const NnrtRnn *r, int B, float *ws)
 {
     const Dims d = dims_of(r);
     if (B <= 0)
@@ -369,7 +407,10 @@ void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *
     for (int t = 0; t < d.T; t++) {
         const int s = r->go_backwards ? d.T - 1 - t : t;
         const float *xw_t = w.xw + (size_t)s * d.Gu;       /* sample b's row at b*T*G*u */
-        const float *hprev = t > 0 ? tape + (size_t)(t - 1) * d.u : NULL; /* row t-1 of the h block */
+        /* the recurrent operand: row t-1 of the h block, or hm (in row t) with rmask; none at t = 0 */
+        const float *hprev = t == 0 ? NULL
+                           : rmask  ? masked_hprev(tape, rmask, &d, B, t)
+                                    : tape + (size_t)(t - 1) * d.u;
         switch (r->kind) {
         case NNRT_SIMPLE_RNN:
             recurrent_matmul(w.hu, hprev, U, 0, d.Gu, NULL, &d, B);
@@ -385,8 +426,8 @@ void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *
                 gru_after_step(tape, xw_t, w.hu, w.zeros, &d, r, B, t);
             } else {
                 recurrent_matmul(w.hu, hprev, U, 0, 2 * d.u, NULL, &d, B);
-                gru_before_gates(tape, xw_t, w.hu, w.zeros, &d, r, B, t);
-                const float *rhp = t > 0 ? tape + d.extra + (size_t)t * d.u : NULL;   /* r h_{t-1} */
+                gru_before_gates(tape, xw_t, w.hu, rmask, w.zeros, &d, r, B, t);
+                const float *rhp = t > 0 ? tape + d.extra + (size_t)t * d.u : NULL;   /* r h_{t-1} or r hm */
                 recurrent_matmul(w.hu, rhp, U, 2 * d.u, d.u, NULL, &d, B);
                 gru_before_state(tape, xw_t, w.hu, w.zeros, &d, r, B, t);
             }
@@ -503,8 +544,11 @@ static void gru_before_step_back(BackwardWs *w, const float *tape, const Dims *d
 }
 
 /* reset before, second half, with drh = d(r h_{t-1}) = dz_h U_h^T:
- * dz_r = drh h_{t-1} rec'(r); dh keeps dh z + drh r, the GEMM adds [dz_z dz_r] U_zr^T. */
-static void gru_before_carry(BackwardWs *w, const float *tape, const Dims *d, int B, int t, int s)
+ * dz_r = drh h_{t-1} rec'(r); dh keeps dh z + drh r, the GEMM adds [dz_z dz_r] U_zr^T.
+ * With rmask (drh = d(r hm)): dz_r = drh hm rec'(r); dh keeps dh z and the carry
+ * becomes drh r, onto which the GEMM adds [dz_z dz_r] U_zr^T: d hm, for add_masked. */
+static void gru_before_carry(BackwardWs *w, const float *tape, const float *rmask, const Dims *d, int B, int t,
+                             int s)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
@@ -512,11 +556,61 @@ static void gru_before_carry(BackwardWs *w, const float *tape, const Dims *d, in
         const float *g = ts + d->gates + (size_t)t * d->Gu;
         const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : w->zeros;
         float *dz = w->dz + ((size_t)b * d->T + s) * d->Gu, *dh = w->dh + (size_t)b * u;
-        const float *drh = w->carry2 + (size_t)b * u;
-        for (int j = 0; j < u; j++) {
-            dz[u + j] *= drh[j] * hp[j];
-            dh[j] = dh[j] * g[j] + drh[j] * g[u + j];
+        float *drh = w->carry2 + (size_t)b * u;
+        if (rmask) {
+            const float *m = rmask + (size_t)b * u;
+            for (int j = 0; j < u; j++) {
+                dz[u + j] *= drh[j] * (hp[j] * m[j]);
+                dh[j] *= g[j];
+                drh[j] *= g[u + j];
+            }
+        } else {
+            for (int j = 0; j < u; j++) {
+                dz[u + j] *= drh[j] * hp[j];
+                dh[j] = dh[j] * g[j] + drh[j] * g[u + j];
+            }
         }
+    }
+}
+
+/* The rows of dU's left operand for step t: hprev row (b, s) = h_{t-1}
+ * (times rmask), and for GRU reset before rhprev row (b, s) = its extra. */
+static void save_hprev(BackwardWs *w, const float *tape, const float *rmask, const Dims *d, int B, int t, int s)
+{
+    const int u = d->u;
+    for (int b = 0; b < B; b++) {
+        const float *ts = tape + (size_t)b * d->tape;
+        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : w->zeros;
+        const size_t row = ((size_t)b * d->T + s) * u;
+        if (rmask) {
+            const float *m = rmask + (size_t)b * u;
+            for (int j = 0; j < u; j++)
+                w->hprev[row + j] = hp[j] * m[j];
+        } else {
+            memcpy(w->hprev + row, hp, (size_t)u * sizeof *w->hprev);
+        }
+        if (w->rhprev)
+            memcpy(w->rhprev + row, ts + d->extra + (size_t)t * u, (size_t)u * sizeof *w->rhprev);
+    }
+}
+
+/* SimpleRNN and LSTM, no direct path: dh_{t-1} = dz_t U^T (* rmask); dz_t's rows at ld */
+static void carry_through_u(float *dh, const float *dz_t, int ld, const float *U, const float *rmask, const Dims *d,
+                            int B)
+{
+    nnrt_gemm(0, 1, B, d->u, d->Gu, 1.0f, dz_t, ld, U, d->Gu, 0.0f, dh, d->u);
+    for (size_t i = 0; rmask && i < (size_t)B * d->u; i++)
+        dh[i] *= rmask[i];
+}
+
+/* dh (B, u) += rmask * a, a's rows at lda: the carry through U, masked */
+static void add_masked(float *dh, const float *rmask, const float *a, int lda, int B, int u)
+{
+    for (int b = 0; b < B; b++) {
+        float *o = dh + (size_t)b * u;
+        const float *m = rmask + (size_t)b * u, *ar = a + (size_t)b * lda;
+        for (int j = 0; j < u; j++)
+            o[j] += m[j] * ar[j];
     }
 }
 
@@ -541,7 +635,7 @@ static void bias_grad(float *db, const float *dz, size_t rows, int n, int ld, fl
 
 void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int return_sequences,
                        const float *x, const float *tape, const float *W, const float *U, const float *b,
-                       const NnrtRnn *r, int B, float beta, float *ws)
+                       const float *rmask, const NnrtRnn *r, int B, float beta, float *ws)
 {
     const Dims d = dims_of(r);
     (void)b;                     /* the tape holds everything the bias contributed */
@@ -571,43 +665,47 @@ void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *
             if (dyt)
                 for (int j = 0; j < u; j++)
                     dh[j] += dyt[j];
-            if (dU) {
-                const float *ts = tape + (size_t)bi * d.tape;
-                const size_t row = ((size_t)bi * d.T + s) * u;
-                memcpy(w.hprev + row, t > 0 ? ts + (size_t)(t - 1) * u : w.zeros, (size_t)u * sizeof *w.hprev);
-                if (w.rhprev)
-                    memcpy(w.rhprev + row, ts + d.extra + (size_t)t * u, (size_t)u * sizeof *w.rhprev);
-            }
         }
         float *dz_t = w.dz + (size_t)s * d.Gu, *dzr_t = w.dz_rec + (size_t)s * d.Gu;
         switch (r->kind) {
         case NNRT_SIMPLE_RNN:
             simple_step_back(&w, tape, &d, r, B, t, s);
             if (t > 0)
-                nnrt_gemm(0, 1, B, u, d.Gu, 1.0f, dz_t, ld_dz, U, d.Gu, 0.0f, w.dh, u);
+                carry_through_u(w.dh, dz_t, ld_dz, U, rmask, &d, B);
             break;
         case NNRT_LSTM:
             lstm_step_back(&w, tape, &d, r, B, t, s);
             if (t > 0)
-                nnrt_gemm(0, 1, B, u, d.Gu, 1.0f, dz_t, ld_dz, U, d.Gu, 0.0f, w.dh, u);
+                carry_through_u(w.dh, dz_t, ld_dz, U, rmask, &d, B);
             break;
         case NNRT_GRU:
             if (d.reset_after) {
                 gru_after_step_back(&w, tape, &d, r, B, t, s);
-                if (t > 0)
+                if (t > 0 && rmask) {   /* dz_rec U^T parked in this step's hprev rows, then masked */
+                    float *park = w.hprev + (size_t)s * u;
+                    nnrt_gemm(0, 1, B, u, d.Gu, 1.0f, dzr_t, ld_dz, U, d.Gu, 0.0f, park, d.T * u);
+                    add_masked(w.dh, rmask, park, d.T * u, B, u);
+                } else if (t > 0) {
                     nnrt_gemm(0, 1, B, u, d.Gu, 1.0f, dzr_t, ld_dz, U, d.Gu, 1.0f, w.dh, u);
+                }
             } else {
                 gru_before_step_back(&w, tape, &d, r, B, t, s);
                 if (t > 0)   /* drh = dz_h U_h^T; at t = 0, h_{-1} = 0 makes it irrelevant */
                     nnrt_gemm(0, 1, B, u, u, 1.0f, dz_t + 2 * u, ld_dz, U + 2 * u, d.Gu, 0.0f, w.carry2, u);
                 else
                     memset(w.carry2, 0, (size_t)B * u * sizeof *w.carry2);
-                gru_before_carry(&w, tape, &d, B, t, s);
-                if (t > 0)
+                gru_before_carry(&w, tape, rmask, &d, B, t, s);
+                if (t > 0 && rmask) {   /* carry2 = d hm */
+                    nnrt_gemm(0, 1, B, u, 2 * u, 1.0f, dz_t, ld_dz, U, d.Gu, 1.0f, w.carry2, u);
+                    add_masked(w.dh, rmask, w.carry2, u, B, u);
+                } else if (t > 0) {
                     nnrt_gemm(0, 1, B, u, 2 * u, 1.0f, dz_t, ld_dz, U, d.Gu, 1.0f, w.dh, u);
+                }
             }
             break;
         }
+        if (dU)                  /* after the carry: GRU reset_after may have parked it in these rows */
+            save_hprev(&w, tape, rmask, &d, B, t, s);
     }
 
     /* Weight gradients and dx over all B*T rows at once. */

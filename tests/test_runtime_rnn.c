@@ -9,7 +9,12 @@
  * every step. Backward (dx, dW, dU, db) is compared with central
  * differences, in double, of the reference loss L = sum(y * R) with random
  * R, for both return_sequences; then beta accumulation (beta 0.5 from
- * random gradients) and NULL outputs (dx alone, weights alone). Tapes,
+ * random gradients) and NULL outputs (dx alone, weights alone). Every case
+ * runs twice: without recurrent dropout (rmask NULL) and with a random
+ * rmask (B, units) of 0 and 1/(1-0.4), the reference then feeding
+ * h_{t-1} * rmask to the recurrent products only (GRU's z h_{t-1} and LSTM's
+ * c_{t-1} unmasked). An all-ones rmask must give the tape and gradients of
+ * no rmask. Tapes,
  * workspaces and outputs carry guard floats that must stay untouched, and
  * the workspace is filled with NaN before every call, so a read of scratch
  * the call did not write first shows up. Every check prints its max
@@ -153,6 +158,7 @@ enum { MAXU = 16 };
 typedef struct {
     const Case *c;
     double *x, *W, *U, *b;       /* b NULL: use_bias false */
+    double *rmask;               /* (B, u) recurrent dropout, NULL: none */
     double *R, *y;               /* loss weights and output scratch, shaped as the output */
     int return_sequences;
 } Ref;
@@ -174,15 +180,18 @@ static void ref_forward(const Ref *m)
     const int gru_after = c->kind == NNRT_GRU && c->reset_after;
     assert(u <= MAXU);
     for (int b = 0; b < c->B; b++) {
-        double h[MAXU] = {0}, cell[MAXU] = {0}, hn[MAXU];
+        double h[MAXU] = {0}, cell[MAXU] = {0}, hn[MAXU], hm[MAXU];
         for (int t = 0; t < T; t++) {
             const int s = c->go_backwards ? T - 1 - t : t;
             const double *xs = m->x + ((size_t)b * T + s) * c->in;
-            /* xp = x_s W + b (input bias), hp = h U (+ recurrent bias) */
+            /* hm = h * rmask, what the recurrent products see */
+            for (int j = 0; j < u; j++)
+                hm[j] = m->rmask ? h[j] * m->rmask[(size_t)b * u + j] : h[j];
+            /* xp = x_s W + b (input bias), hp = hm U (+ recurrent bias) */
             double xp[4 * MAXU], hp[4 * MAXU];
             for (int k = 0; k < gu; k++) {
                 xp[k] = column_dot(xs, m->W, c->in, gu, k) + (m->b ? m->b[k] : 0.0);
-                hp[k] = column_dot(h, m->U, u, gu, k) + (gru_after && m->b ? m->b[gu + k] : 0.0);
+                hp[k] = column_dot(hm, m->U, u, gu, k) + (gru_after && m->b ? m->b[gu + k] : 0.0);
             }
             switch (c->kind) {
             case NNRT_SIMPLE_RNN:
@@ -204,10 +213,10 @@ static void ref_forward(const Ref *m)
                 for (int j = 0; j < u; j++) {
                     z[j] = act_ref(c->rec, xp[j] + hp[j]);
                     r[j] = act_ref(c->rec, xp[u + j] + hp[u + j]);
-                    rh[j] = r[j] * h[j];
+                    rh[j] = r[j] * hm[j];
                 }
                 for (int j = 0; j < u; j++) {
-                    /* reset after: r (h U_h + b_rh); before: (r h) U_h */
+                    /* reset after: r (hm U_h + b_rh); before: (r hm) U_h; the mix uses h unmasked */
                     double rec = gru_after ? r[j] * hp[2 * u + j] : column_dot(rh, m->U, u, gu, 2 * u + j);
                     double hh = act_ref(c->act, xp[2 * u + j] + rec);
                     hn[j] = z[j] * h[j] + (1.0 - z[j]) * hh;
@@ -327,13 +336,29 @@ static int reaches_flat_parts(const Case *c, const float *tape, size_t tape_floa
     return found;
 }
 
-static void test_case(const Case *c, NnrtRng *rng)
+/* A recurrent dropout mask (B, u) of rate 0.4: 0 or 1/0.6, with both present. */
+static float *random_rmask(const Case *c, NnrtRng *rng)
 {
+    const size_t n = (size_t)c->B * c->u;
+    float *m = guarded(n);
+    for (size_t i = 0; i < n; i++)
+        m[i] = nnrt_rng_uniform(rng) < 0.4 ? 0.0f : 1.0f / 0.6f;
+    m[0] = 0.0f, m[n - 1] = 1.0f / 0.6f;
+    return m;
+}
+
+static void test_case(const Case *base, int masked, NnrtRng *rng)
+{
+    Case named = *base;
+    char label[96];
+    snprintf(label, sizeof label, "%s%s", base->name, masked ? " rmask" : "");
+    named.name = label;
+    const Case *c = &named;
     const NnrtRnn r = descriptor(c);
     const int B = c->B, gu = gate_count(c->kind) * c->u;
     const size_t nx = (size_t)B * c->T * c->in, nW = (size_t)c->in * gu, nU = (size_t)c->u * gu;
     const size_t nb = bias_count(c), ntape = (size_t)B * nnrt_rnn_tape_floats(&r);
-    const size_t nws = nnrt_rnn_workspace_floats(&r, (size_t)B);
+    const size_t nws = nnrt_rnn_workspace_floats(&r, (size_t)B), nm = (size_t)B * c->u;
     char name[192];
 
     float *x = guarded(nx), *W = guarded(nW), *U = guarded(nU), *b = c->use_bias ? guarded(nb) : NULL;
@@ -346,13 +371,15 @@ static void test_case(const Case *c, NnrtRng *rng)
     float *dx = guarded(nx), *dW = guarded(nW), *dU = guarded(nU), *db = guarded(nb);
     float *dW0 = xmalloc(nW * sizeof *dW0), *dU0 = xmalloc(nU * sizeof *dU0), *db0 = xmalloc(nb * sizeof *db0);
 
-    Ref m = {c, to_double(x, nx), to_double(W, nW), to_double(U, nU), to_double(b, nb), NULL, NULL, 0};
+    float *rmask = masked ? random_rmask(c, rng) : NULL;
+    Ref m = {c, to_double(x, nx), to_double(W, nW), to_double(U, nU), to_double(b, nb), to_double(rmask, nm),
+             NULL, NULL, 0};
     double *gx = xmalloc(nx * sizeof *gx), *gW = xmalloc(nW * sizeof *gW), *gU = xmalloc(nU * sizeof *gU);
     double *gb = xmalloc(nb * sizeof *gb), *expect_acc = xmalloc((nW + nU + nb) * sizeof *expect_acc);
 
     fill_float(tape, ntape, NAN);
     fill_float(ws, nws, NAN);
-    nnrt_rnn_forward(tape, x, W, U, b, &r, B, ws);
+    nnrt_rnn_forward(tape, x, W, U, b, rmask, &r, B, ws);
     if (c->rec == NNRT_RNN_HARD_SIGMOID || (c->kind == NNRT_SIMPLE_RNN && c->act == NNRT_RNN_RELU)) {
         snprintf(name, sizeof name, "%s reaches the flat parts of its activation", c->name);
         expect(name, reaches_flat_parts(c, tape, nnrt_rnn_tape_floats(&r)));
@@ -394,7 +421,7 @@ static void test_case(const Case *c, NnrtRng *rng)
         /* beta 0 overwrites garbage; the bias gradient is asked for even without a bias */
         fill_float(dx, nx, NAN), fill_float(dW, nW, NAN), fill_float(dU, nU, NAN), fill_float(db, nb, NAN);
         fill_float(ws, nws, NAN);
-        nnrt_rnn_backward(dx, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, &r, B, 0.0f, ws);
+        nnrt_rnn_backward(dx, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, rmask, &r, B, 0.0f, ws);
         snprintf(name, sizeof name, "%s %s backward dx", c->name, tag);
         report(name, max_rel_diff(dx, gx, nx), TOL_BACKWARD);
         snprintf(name, sizeof name, "%s %s backward dW", c->name, tag);
@@ -416,7 +443,7 @@ static void test_case(const Case *c, NnrtRng *rng)
         for (size_t i = 0; i < nb && m.b; i++)
             expect_acc[nW + nU + i] = 0.5 * db0[i] + gb[i];
         fill_float(ws, nws, NAN);
-        nnrt_rnn_backward(NULL, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, &r, B, 0.5f, ws);
+        nnrt_rnn_backward(NULL, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, rmask, &r, B, 0.5f, ws);
         double acc = max_rel_diff(dW, expect_acc, nW), e = max_rel_diff(dU, expect_acc + nW, nU);
         acc = e > acc || isnan(e) ? e : acc;
         if (m.b) {
@@ -429,20 +456,66 @@ static void test_case(const Case *c, NnrtRng *rng)
         /* dx alone: frozen weights */
         fill_float(dx, nx, NAN);
         fill_float(ws, nws, NAN);
-        nnrt_rnn_backward(dx, NULL, NULL, NULL, R, rs, x, tape, W, U, b, &r, B, 0.0f, ws);
+        nnrt_rnn_backward(dx, NULL, NULL, NULL, R, rs, x, tape, W, U, b, rmask, &r, B, 0.0f, ws);
         snprintf(name, sizeof name, "%s %s backward dx alone", c->name, tag);
         report(name, max_rel_diff(dx, gx, nx), TOL_BACKWARD);
 
         snprintf(name, sizeof name, "%s %s guards intact", c->name, tag);
         expect(name, guard_intact(tape, ntape) && guard_intact(ws, nws) && guard_intact(y, ny) &&
                          guard_intact(dx, nx) && guard_intact(dW, nW) && guard_intact(dU, nU) &&
-                         guard_intact(db, nb));
+                         guard_intact(db, nb) && guard_intact(rmask, nm));
         free(R), free(y), free(m.R), free(m.y), free(yref);
     }
 
     free(x), free(W), free(U), free(b), free(tape), free(ws), free(dx), free(dW), free(dU), free(db);
-    free(dW0), free(dU0), free(db0), free(m.x), free(m.W), free(m.U), free(m.b);
+    free(dW0), free(dU0), free(db0), free(m.x), free(m.W), free(m.U), free(m.b), free(rmask), free(m.rmask);
     free(gx), free(gW), free(gU), free(gb), free(expect_acc);
+}
+
+/* max |a - b| over n floats, relative to 1 + max |b| */
+static double max_rel_diff_float(const float *a, const float *b, size_t n)
+{
+    double *bd = to_double(b, n), e = max_rel_diff(a, bd, n);
+    free(bd);
+    return e;
+}
+
+/* rmask of ones is no rmask: the same tape, bit for bit, and the same
+ * gradients up to summation order (GRU adds the carry after the GEMM). */
+static void test_ones_mask(const Case *c, NnrtRng *rng)
+{
+    const NnrtRnn r = descriptor(c);
+    const int B = c->B, gu = gate_count(c->kind) * c->u;
+    const size_t nx = (size_t)B * c->T * c->in, nW = (size_t)c->in * gu, nU = (size_t)c->u * gu;
+    const size_t nb = bias_count(c), tf = nnrt_rnn_tape_floats(&r), ntape = (size_t)B * tf;
+    const size_t nws = nnrt_rnn_workspace_floats(&r, (size_t)B), nm = (size_t)B * c->u, ny = (size_t)B * c->T * c->u;
+    const size_t ng = nx + nW + nU + nb;
+    float *x = xmalloc(nx * sizeof *x), *W = xmalloc(nW * sizeof *W), *U = xmalloc(nU * sizeof *U);
+    float *b = c->use_bias ? xmalloc(nb * sizeof *b) : NULL, *ones = xmalloc(nm * sizeof *ones);
+    float *dy = xmalloc(ny * sizeof *dy), *ws = xmalloc(nws * sizeof *ws);
+    float *tape[2], *g[2];
+    fill_uniform(x, nx, -1, 1, rng), fill_uniform(W, nW, -c->scale, c->scale, rng);
+    fill_uniform(U, nU, -c->scale, c->scale, rng), fill_uniform(dy, ny, -1, 1, rng);
+    if (b)
+        fill_uniform(b, nb, -0.5, 0.5, rng);
+    fill_float(ones, nm, 1.0f);
+    for (int k = 0; k < 2; k++) {
+        const float *mask = k ? ones : NULL;
+        tape[k] = xmalloc(ntape * sizeof *tape[k]), g[k] = xmalloc(ng * sizeof *g[k]);
+        fill_float(g[k], ng, 0.0f);
+        fill_float(ws, nws, NAN);
+        nnrt_rnn_forward(tape[k], x, W, U, b, mask, &r, B, ws);
+        fill_float(ws, nws, NAN);
+        nnrt_rnn_backward(g[k], g[k] + nx, g[k] + nx + nW, b ? g[k] + nx + nW + nU : NULL, dy, 1, x, tape[k], W, U,
+                          b, mask, &r, B, 0.0f, ws);
+    }
+    char name[192];
+    snprintf(name, sizeof name, "%s rmask of ones: the tape of no rmask", c->name);
+    expect(name, memcmp(tape[0], tape[1], ntape * sizeof *tape[0]) == 0);
+    snprintf(name, sizeof name, "%s rmask of ones: the gradients of no rmask", c->name);
+    report(name, max_rel_diff_float(g[1], g[0], ng), 1e-6);
+    free(x), free(W), free(U), free(b), free(ones), free(dy), free(ws);
+    free(tape[0]), free(tape[1]), free(g[0]), free(g[1]);
 }
 
 /* The emitter sizes buffers from these alone: the layout in rnn.c's header. */
@@ -466,7 +539,7 @@ static void test_empty_batch(void)
 {
     NnrtRnn r = {.kind = NNRT_GRU, .steps = 2, .input = 1, .units = 1, .reset_after = 1};
     float dW[3] = {1, 2, 3}, dU[3] = {4, 5, 6}, db[6] = {1, 1, 1, 1, 1, 1}, ws[64];
-    nnrt_rnn_backward(NULL, dW, dU, db, NULL, 1, NULL, NULL, NULL, NULL, NULL, &r, 0, 0.5f, ws);
+    nnrt_rnn_backward(NULL, dW, dU, db, NULL, 1, NULL, NULL, NULL, NULL, NULL, NULL, &r, 0, 0.5f, ws);
     expect("empty batch: gradients scaled by beta",
            dW[2] == 1.5f && dU[0] == 2.0f && db[0] == 0.5f && db[5] == 0.5f);
 }
@@ -498,15 +571,15 @@ static int bench(void)
     fill_uniform(b, 4 * u, -0.1, 0.1, &rng), fill_uniform(dy, (size_t)B * u, -1, 1, &rng);
 
     for (int i = 0; i < 10; i++) {            /* warm up */
-        nnrt_rnn_forward(tape, x, W, U, b, &r, B, ws);
-        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, &r, B, 0.0f, ws);
+        nnrt_rnn_forward(tape, x, W, U, b, NULL, &r, B, ws);
+        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, NULL, &r, B, 0.0f, ws);
     }
     double t0 = now();
     for (int i = 0; i < reps; i++)
-        nnrt_rnn_forward(tape, x, W, U, b, &r, B, ws);
+        nnrt_rnn_forward(tape, x, W, U, b, NULL, &r, B, ws);
     double t1 = now();
     for (int i = 0; i < reps; i++)
-        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, &r, B, 0.0f, ws);
+        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, NULL, &r, B, 0.0f, ws);
     double t2 = now();
     double fwd = (t1 - t0) / reps * 1e3, bwd = (t2 - t1) / reps * 1e3;
     printf("LSTM B=%d T=%d input=%d units=%d: forward %.3f ms, backward %.3f ms, forward+backward %.3f ms\n",
@@ -525,8 +598,11 @@ int main(int argc, char **argv)
     nnrt_rng_seed(&rng, 20240611);
     test_sizes();
     test_empty_batch();
+    for (int masked = 0; masked <= 1; masked++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            test_case(&cases[i], masked, &rng);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        test_case(&cases[i], &rng);
+        test_ones_mask(&cases[i], &rng);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -548,6 +548,11 @@ static void emit_dropout_mask(Emitter *e, const Node *n)
 {
     comment(e, n);
     define(e, n);
+    if (n->steps > 0) {  /* one mask per sample, repeated over the time steps (Keras RNN dropout) */
+        out(e, "    nnrt_dropout_mask_steps(%s, B, %d, %lld, %s, rng);\n", ref(e, n), n->steps,
+            (long long)(shape_size(&n->shape) / n->steps), flt(n->alpha));
+        return;
+    }
     out(e, "    nnrt_dropout_mask(%s, %s, %s, rng);\n", ref(e, n), count(n), flt(n->alpha));
 }
 
@@ -797,8 +802,10 @@ static void emit_rnn(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     const char *d = rnn_desc(e, n, x);
-    out(e, "    nnrt_rnn_forward(%s, %s, %s, %s, %s, &%s, B, arena + %zu);\n", ref(e, n), ref(e, x), ref(e, n->src[1]),
-        ref(e, n->src[2]), n->nsrc > 3 ? ref(e, n->src[3]) : "NULL", d, n->workspace_offset);
+    const char *b = n->rnn.has_bias ? ref(e, n->src[3]) : "NULL";
+    const char *rmask = n->rnn.has_rmask ? ref(e, n->src[n->nsrc - 1]) : "NULL";
+    out(e, "    nnrt_rnn_forward(%s, %s, %s, %s, %s, %s, &%s, B, arena + %zu);\n", ref(e, n), ref(e, x), ref(e, n->src[1]),
+        ref(e, n->src[2]), b, rmask, d, n->workspace_offset);
 }
 
 static void emit_rnn_output(Emitter *e, const Node *n)
@@ -818,11 +825,12 @@ static void emit_rnn_grad(Emitter *e, const Node *n)
      * before, the others are cleared on the first chunk and all accumulate */
     const char *grads[3] = {"NULL", "NULL", "NULL"}, *beta = "acc";
     bool any_written = false;
-    for (int i = 3; i < n->nsrc; i++)
+    int nweights = 2 + n->rnn.has_bias;  /* W, U[, b]; a recurrent-dropout mask may follow */
+    for (int i = 3; i < 3 + nweights; i++)
         any_written |= n->src[i]->requires_grad && e->grad_written[n->src[i]->w->index];
     comment(e, n);
     define(e, n);
-    for (int i = 3; i < n->nsrc; i++) {
+    for (int i = 3; i < 3 + nweights; i++) {
         const Node *w = n->src[i];
         if (!w->requires_grad)
             continue;
@@ -835,10 +843,10 @@ static void emit_rnn_grad(Emitter *e, const Node *n)
     if (any_written)
         beta = "1.0f";
     const char *d = rnn_desc(e, n, x);
-    out(e, "    nnrt_rnn_backward(%s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %s, &%s, B, %s, arena + %zu);\n",
+    out(e, "    nnrt_rnn_backward(%s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, &%s, B, %s, arena + %zu);\n",
         n->storage == ST_NONE ? "NULL" : ref(e, n), grads[0], grads[1], grads[2], ref(e, dy), n->rnn.return_sequences,
-        ref(e, x), ref(e, tape), ref(e, n->src[3]), ref(e, n->src[4]), n->nsrc > 5 ? ref(e, n->src[5]) : "NULL", d,
-        beta, n->workspace_offset);
+        ref(e, x), ref(e, tape), ref(e, n->src[3]), ref(e, n->src[4]), n->rnn.has_bias ? ref(e, n->src[5]) : "NULL",
+        n->rnn.has_rmask ? ref(e, n->src[n->nsrc - 1]) : "NULL", d, beta, n->workspace_offset);
 }
 
 static const char *loss_kernel(Emitter *e, const Node *n)
