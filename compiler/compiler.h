@@ -265,6 +265,13 @@ int lower_gru(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_time_distributed(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 size_t conv_workspace(const Node *conv, const Node *x, size_t max_batch);   /* im2col floats */
 
+/* ---- pass_fuse.c ----------------------------------------------------------- */
+
+/* Requires: a verified graph. Fuses BIAS_ADD + elementwise ACTIVATION into
+ * BIAS_ACTIVATION where the backward pass does not need x + b, then
+ * removes dead nodes. Returns the number of fusions. */
+int pass_fuse(Graph *g, bool report);
+
 /* ---- pass_plan.c ----------------------------------------------------------- */
 
 /* Requires: a verified graph with storage decided. Assigns arena offsets so

@@ -42,7 +42,7 @@ static const char usage[] =
     "  --prefix NAME        API prefix (default: the model's name)\n"
     "  --max-batch N        compiled batch capacity (default: fit.batch_size, else 32)\n"
     "  --inference-only     no backward pass or optimizer code\n"
-    "  --no-fuse            disable fusion passes (none run yet: accepted for scripts)\n"
+    "  --no-fuse            no fusion (bias + activation in one pass) nor dead-code removal\n"
     "  --report             print the passes' decisions and the memory plan\n"
     "  --emit-ir            print the IR after the passes\n"
     "  --quiet              no progress notes\n"
@@ -64,7 +64,7 @@ typedef struct {
     const char *inputs[16], *outputs[16];
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
-    bool report, emit_ir, march_native, max_batch_given;
+    bool report, emit_ir, march_native, max_batch_given, no_fuse;
 } Args;
 
 static int parse_size(const char *flag, const char *v, long *out, long min)
@@ -116,6 +116,7 @@ static int parse_args(int argc, char **argv, Args *a)
         } else if (!strcmp(s, "--inference-only")) {
             a->copt.inference_only = true;
         } else if (!strcmp(s, "--no-fuse")) {
+            a->no_fuse = true;
         } else if (!strcmp(s, "--report")) {
             a->report = true;
         } else if (!strcmp(s, "--emit-ir")) {
@@ -325,6 +326,14 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
     }
     if (lower_model(arena, m, &a->copt, p))
         return 1;
+    if (!a->no_fuse) {
+        pass_fuse(p->infer, a->report);
+        ir_verify(p->infer);
+        if (p->train) {
+            pass_fuse(p->train, a->report);
+            ir_verify(p->train);
+        }
+    }
     pass_plan_memory(p->infer);
     ir_verify(p->infer);
     if (p->train) {

@@ -7,7 +7,8 @@
  * predict copies them out). Buffers are placed greedily in node order at
  * the lowest offset that does not overlap any buffer still alive (first
  * fit), rounded to 16 floats (64 bytes) so every buffer is cache-line
- * aligned. A kernel's workspace (im2col) is a buffer alive at its node
+ * aligned. An elementwise op whose first source dies at it writes in place
+ * over that source (one buffer, no copy). A kernel's workspace (im2col) is a buffer alive at its node
  * only. Guarantees: two buffers alive at the same node never overlap;
  * ir_verify checks it.
  */
@@ -53,6 +54,13 @@ static size_t place(Interval *live, int *nlive, size_t floats, int end, size_t *
     return at;
 }
 
+/* Ops whose kernel reads and writes element i alone: they may run in place. */
+static bool elementwise(OpKind op)
+{
+    return op == OP_ACTIVATION || op == OP_BIAS_ACTIVATION || op == OP_BIAS_ADD || op == OP_SCALE || op == OP_MUL ||
+           op == OP_ADD || op == OP_SUB;
+}
+
 void pass_plan_memory(Graph *g)
 {
     for (int i = 0; i < g->nnodes; i++) {
@@ -84,7 +92,17 @@ void pass_plan_memory(Graph *g)
             if (live[j].end >= i)
                 live[k++] = live[j];
         nlive = k;
-        if (n->storage == ST_ARENA) {
+        Node *x = n->nsrc ? base_of(n->src[0]) : NULL;
+        if (n->storage == ST_ARENA && elementwise(n->op) && x->storage == ST_ARENA && x->last_use == i &&
+            node_floats(g, x) == node_floats(g, n) && !x->is_output) {
+            /* in place: the source dies here, the same index is read before it is written */
+            n->offset = x->offset;
+            n->inplace = true;
+            for (int j = 0; j < nlive; j++)
+                if (live[j].offset == x->offset && live[j].end == i)
+                    live[j].end = n->last_use;
+            naive += node_floats(g, n);
+        } else if (n->storage == ST_ARENA) {
             n->offset = place(live, &nlive, node_floats(g, n), n->last_use, &peak);
             naive += node_floats(g, n);
         }

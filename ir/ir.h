@@ -182,6 +182,7 @@ struct Node {
     Node *grad;                  /* autodiff: the gradient of this node so far */
     int last_use;                /* memory plan: id of the last reader */
     bool is_output;              /* a model output (copied out by predict) */
+    bool inplace;                /* memory plan: writes over src[0]'s buffer, which dies here */
     bool backward;               /* made by autodiff */
 };
 

@@ -153,6 +153,8 @@ static void grad_activation(Graph *g, Node *n, Node *dy)
 }
 
 #define shape_activation_grad same_as_src0
+#define shape_bias_activation same_as_src0
+#define grad_bias_activation NULL  /* made after autodiff, by pass_fuse.c */
 #define grad_activation_grad NULL
 
 /* ---- softmax over the last axis ----------------------------------------- */

@@ -18,6 +18,7 @@
     X(BIAS_ADD, bias_add, 2)       /* y[r,c] = x[r,c] + b[c] */                      \
     X(BIAS_GRAD, bias_grad, 1)     /* db[c] = sum_r dy[r,c] */                       \
     X(ACTIVATION, activation, 1)   /* y = f(x), f = ACT_TABLE row `attr` */          \
+    X(BIAS_ACTIVATION, bias_activation, 2) /* y = f(x + b): BIAS_ADD and ACTIVATION fused (pass_fuse.c) */ \
     X(ACTIVATION_GRAD, activation_grad, 3) /* dx = dy * f'(x, y); src dy, x, y */   \
     X(SOFTMAX, softmax, 1)         /* y = exp(x - max) / sum, over the last axis */  \
     X(SOFTMAX_GRAD, softmax_grad, 2) /* dx = y * (dy - sum(dy * y)); src dy, y */    \

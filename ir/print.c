@@ -27,6 +27,7 @@ static void print_attrs(FILE *out, const Node *n)
         break;
     case OP_ACTIVATION:
     case OP_ACTIVATION_GRAD:
+    case OP_BIAS_ACTIVATION:
         fprintf(out, " %s", act_info[n->attr].name);
         if (n->alpha != 0.0f)
             fprintf(out, " alpha=%g", (double)n->alpha);

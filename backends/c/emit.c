@@ -308,7 +308,7 @@ typedef struct {
     const Program *p;
     const Graph *g;
     bool need[H_COUNT];
-    bool act_forward[ACT_COUNT], act_backward[ACT_COUNT];
+    bool act_forward[ACT_COUNT], act_backward[ACT_COUNT], act_bias_forward[ACT_COUNT];
     bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
     const char **field;          /* per weight: its name in the Weights struct */
     const CustomFn *customs[64]; /* the custom functions the code calls, for their helpers */
@@ -511,6 +511,18 @@ static void emit_activation(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    %s_forward(%s, %s, %s", act_name(e, n), ref(e, n), ref(e, n->src[0]), count(n));
+    if (act_has_alpha((ActKind)n->attr))
+        out(e, ", %s", flt(n->alpha));
+    out(e, ");\n");
+}
+
+static void emit_bias_activation(Emitter *e, const Node *n)
+{
+    e->act_bias_forward[n->attr] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    %s_bias_forward(%s, %s, %s, %s, %lld", act_name(e, n), ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]),
+        rows(n), (long long)cols(n));
     if (act_has_alpha((ActKind)n->attr))
         out(e, ", %s", flt(n->alpha));
     out(e, ");\n");
@@ -1262,6 +1274,14 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
             fprintf(f, "static void %s_forward(float *y, const float *in, size_t n%s)\n{\n", a->name, alpha);
             fprintf(f, "    for (size_t i = 0; i < n; i++) {\n        const float x = in[i];\n");
             fprintf(f, "        y[i] = %s;\n    }\n}\n\n", a->forward);
+        }
+        if (e->act_bias_forward[k]) {
+            fprintf(f, "/* %s of x + bias, in one pass: y = %s */\n", a->name, a->forward);
+            fprintf(f, "static void %s_bias_forward(float *y, const float *in, const float *b, size_t rows, size_t cols%s)\n{\n",
+                    a->name, alpha);
+            fprintf(f, "    for (size_t r = 0; r < rows; r++)\n        for (size_t c = 0; c < cols; c++) {\n"
+                       "            const float x = in[r * cols + c] + b[c];\n");
+            fprintf(f, "            y[r * cols + c] = %s;\n        }\n}\n\n", a->forward);
         }
         if (e->act_backward[k]) {
             /* declare only the operands the derivative reads */

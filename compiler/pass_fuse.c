@@ -1,0 +1,85 @@
+/* pass_fuse.c — fusion of bias and activation, and dead-code elimination.
+ *
+ * Requires: a verified graph (after autodiff for the training graph).
+ * A BIAS_ADD whose only reader is an elementwise ACTIVATION becomes one
+ * BIAS_ACTIVATION: y = f(x + b) in one pass over memory instead of two,
+ * and no buffer for x + b. When the activation's derivative reads x (the
+ * pre-activation: gelu, swish, softplus, ...) the backward pass needs that
+ * value, so those are left alone. The backward ACTIVATION_GRAD that named
+ * the bias node as its (unread) x is pointed at the fused node. Then every
+ * node no output, loss, metric, update or moving-statistics update reads is
+ * removed. Guarantees: the same values everywhere the graph is read.
+ */
+#include "compiler.h"
+
+#include <string.h>
+
+/* Nodes with effects beyond their value: kept even with no reader. */
+static bool has_effect(const Node *n)
+{
+    return n->is_output || n->storage == ST_SCALAR || n->storage == ST_GRAD || n->op == OP_UPDATE ||
+           n->op == OP_BN_MOVING || n->op == OP_INPUT || n->op == OP_TARGET || n->op == OP_WEIGHT ||
+           n->op == OP_RNN_GRAD;
+}
+
+static int dead_code(Graph *g)
+{
+    bool *live = arena_alloc(g->arena, (size_t)g->nnodes * sizeof *live);
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        Node *n = g->nodes[i];
+        live[i] |= has_effect(n);
+        if (live[i])
+            for (int s = 0; s < n->nsrc; s++)
+                live[n->src[s]->id] = true;
+    }
+    int k = 0, removed = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        if (!live[i]) {
+            removed++;
+            continue;
+        }
+        g->nodes[i]->id = k;
+        g->nodes[k++] = g->nodes[i];
+    }
+    g->nnodes = k;
+    return removed;
+}
+
+int pass_fuse(Graph *g, bool report)
+{
+    int *readers = arena_alloc(g->arena, (size_t)g->nnodes * sizeof *readers);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int s = 0; s < g->nodes[i]->nsrc; s++)
+            readers[g->nodes[i]->src[s]->id]++;
+    int fused = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *a = g->nodes[i];
+        if (a->op != OP_ACTIVATION || act_info[a->attr].needs_x)
+            continue;
+        Node *z = a->src[0];
+        /* x + b read by the activation, and by the backward's unread x operand only */
+        int other = 0;
+        for (int j = 0; j < g->nnodes; j++)
+            for (int s = 0; s < g->nodes[j]->nsrc; s++)
+                if (g->nodes[j]->src[s] == z && g->nodes[j] != a &&
+                    !(g->nodes[j]->op == OP_ACTIVATION_GRAD && s == 1 && g->nodes[j]->src[2] == a))
+                    other++;
+        if (z->op != OP_BIAS_ADD || other || z->is_output || z->storage != ST_ARENA)
+            continue;
+        for (int j = 0; j < g->nnodes; j++)
+            if (g->nodes[j]->op == OP_ACTIVATION_GRAD && g->nodes[j]->src[1] == z)
+                g->nodes[j]->src[1] = a;  /* the derivative reads y only */
+        a->op = OP_BIAS_ACTIVATION;
+        a->nsrc = 2;
+        a->src[0] = z->src[0];
+        a->src[1] = z->src[1];
+        if (report)
+            printf("fuse (%s graph): %s = %s(%s + %s) in one pass\n", g->mode, a->name, act_info[a->attr].name,
+                   a->src[0]->name, a->src[1]->name);
+        fused++;
+    }
+    int removed = dead_code(g);
+    if (report && removed)
+        printf("dead code (%s graph): %d node(s) removed\n", g->mode, removed);
+    return fused;
+}
