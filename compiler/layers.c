@@ -257,6 +257,11 @@ int parse_initializer(const YNode *v, InitSpec *out)
     const YNode *args;
     if (named_form(v, "an initializer", &name, &args))
         return -1;
+    const CustomFn *cf = custom_find(name, "initializer");
+    if (cf && !args) {
+        *out = (InitSpec){.name = cf->name, .custom = cf};
+        return 0;
+    }
     const InitClass *c = NULL;
     for (size_t i = 0; i < sizeof init_classes / sizeof init_classes[0]; i++)
         if (name_is(name, init_classes[i].name))

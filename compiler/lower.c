@@ -12,8 +12,10 @@
  */
 #include "backend.h"
 #include "compiler.h"
+#include "nnrt.h"
 
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 /* ---- helpers the layer table calls ------------------------------------------------ */
@@ -25,6 +27,32 @@ Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, co
             error_at(l->loc, "%s '%s': weight '%s' would have a non-positive dimension", l->cls->name, l->name, name);
             return NULL;
         }
+    InitSpec resolved;
+    if (init->custom) {  /* a custom initializer: its arguments at this weight's fans (Keras's rules) */
+        double fan_in, fan_out, receptive = 1;
+        for (int i = 0; i + 2 < shape->rank; i++)
+            receptive *= (double)shape->dim[i];
+        if (shape->rank < 2)
+            fan_in = fan_out = shape->rank ? (double)shape->dim[0] : 1;
+        else {
+            fan_in = (double)shape->dim[shape->rank - 2] * receptive;
+            fan_out = (double)shape->dim[shape->rank - 1] * receptive;
+        }
+        const double fans[2] = {fan_in, fan_out};
+        resolved = (InitSpec){.name = init->custom->name, .kind = init->custom->init_kind};
+        resolved.a = expr_eval(init->custom->init_args[0], fans);
+        resolved.b = init->custom->init_args[1] ? expr_eval(init->custom->init_args[1], fans) : 0;
+        if (!isfinite(resolved.a) || !isfinite(resolved.b) ||
+            ((resolved.kind == NNRT_INIT_RANDOM_NORMAL || resolved.kind == NNRT_INIT_TRUNCATED_NORMAL) &&
+             resolved.b <= 0) ||
+            (resolved.kind == NNRT_INIT_RANDOM_UNIFORM && resolved.b <= resolved.a)) {
+            error_at(l->loc, "initializer %s gives %s(%g, %g) for %s's weight '%s' (fan_in %g, fan_out %g)",
+                     init->custom->name, resolved.kind == NNRT_INIT_RANDOM_UNIFORM ? "uniform" : "normal", resolved.a,
+                     resolved.b, l->name, name, fan_in, fan_out);
+            return NULL;
+        }
+        init = &resolved;
+    }
     /* a layer inside a block instance saves into the instance's group: "unit/conv2d/kernel" */
     const char *wname = l->local ? arena_printf(lw->arena, "%s/%s", l->local, name) : name;
     Weight *w = weight_find(lw->g->weights, l->group, wname);

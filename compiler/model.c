@@ -163,6 +163,82 @@ static bool is_identifier(const char *s)
 
 /* ---- custom: functions ------------------------------------------------------------ */
 
+/* initializer: "normal(MEAN, STDDEV)", "uniform(LOW, HIGH)",
+ * "truncated_normal(MEAN, STDDEV)" or "constant(VALUE)", the arguments
+ * expressions over fan_in and fan_out (Keras's fans of each weight), e.g.
+ * the notes' my_glorot_initializer: "normal(0, sqrt(2 / (fan_in + fan_out)))". */
+static int parse_custom_initializer(Arena *a, const YNode *key, const YNode *body, CustomFn **out)
+{
+    static const struct {
+        const char *name;
+        int kind, nargs;
+    } dists[] = {{"normal", NNRT_INIT_RANDOM_NORMAL, 2},
+                 {"uniform", NNRT_INIT_RANDOM_UNIFORM, 2},
+                 {"truncated_normal", NNRT_INIT_TRUNCATED_NORMAL, 2},
+                 {"constant", NNRT_INIT_CONSTANT, 1}};
+    if (expect_kind(body, Y_SCALAR, "an initializer expression"))
+        return -1;
+    const char *t = body->text, *open = strchr(t, '(');
+    size_t len = strlen(t);
+    while (len && isspace((unsigned char)t[len - 1]))
+        len--;
+    int d = -1;
+    for (int i = 0; open && i < 4; i++) {
+        size_t n = strlen(dists[i].name);
+        const char *p = t;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!strncmp(p, dists[i].name, n) && p + n <= open && strspn(p + n, " \t") >= (size_t)(open - p - n))
+            d = i;
+    }
+    if (d < 0 || !len || t[len - 1] != ')') {
+        error_at(body->loc, "an initializer is normal(mean, stddev), uniform(low, high), truncated_normal(mean, "
+                            "stddev) or constant(value)");
+        hint("the arguments may use fan_in and fan_out, e.g. normal(0, sqrt(2 / (fan_in + fan_out)))");
+        return -1;
+    }
+    /* split the arguments at the top-level commas */
+    const char *starts[3];
+    size_t lens[3];
+    int nargs = 0, depth = 0;
+    const char *arg = open + 1;
+    for (const char *p = open + 1; p < t + len - 1; p++) {
+        depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+        if (*p == ',' && depth == 0) {
+            if (nargs < 3) {
+                starts[nargs] = arg;
+                lens[nargs++] = (size_t)(p - arg);
+            }
+            arg = p + 1;
+        }
+    }
+    if (nargs < 3) {
+        starts[nargs] = arg;
+        lens[nargs++] = (size_t)(t + len - 1 - arg);
+    }
+    if (nargs != dists[d].nargs)
+        return error_at(body->loc, "%s takes %d argument%s", dists[d].name, dists[d].nargs,
+                        dists[d].nargs == 1 ? "" : "s");
+    static const char *const fans[] = {"fan_in", "fan_out"};
+    ExprEnv env = {.what = "initializer", .vars = fans, .nvars = 2, .top = EXPR_ELEMENTWISE};
+    CustomFn *f = arena_alloc(a, sizeof *f);
+    f->name = key->text;
+    f->role = "initializer";
+    f->init_kind = dists[d].kind;
+    for (int i = 0; i < nargs; i++) {
+        Loc at = body->loc;
+        at.col += (int)(starts[i] - t) + (body->plain ? 0 : 1);
+        const char *text = arena_printf(a, "%.*s", (int)lens[i], starts[i]);
+        Expr *e = expr_parse(a, text, at, false, &env);
+        if (!e)
+            return -1;
+        f->init_args[i] = e;
+    }
+    f->forward = body->text;
+    *out = f;
+    return 0;
+}
+
 /* One custom: entry: {role: "expression", where: {...}}; the expression is
  * parsed, differentiated and turned into C here (compiler/expr.c). */
 static int parse_custom_entry(Arena *a, const YNode *key, const YNode *v, CustomFn **out)
@@ -195,7 +271,7 @@ static int parse_custom_entry(Arena *a, const YNode *key, const YNode *v, Custom
         return error_at(v->loc, "custom '%s' has no role (activation, loss, metric, regularizer, constraint)",
                         key->text);
     if (!strcmp(role, "initializer"))
-        return error_at(ymap_key(v, 0)->loc, "custom initializers are not supported yet");
+        return parse_custom_initializer(a, key, body, out);
     if (body->kind == Y_MAP) {
         error_at(body->loc, "C hooks (c_function, c_gradient) are not supported yet; write the function as math");
         return -1;

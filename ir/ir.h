@@ -94,11 +94,14 @@ typedef struct {
     const char *forward;         /* the value (the body of a regularizer's or metric's sum/mean) */
     const char *derivative;      /* d forward / d (x | p | w); NULL for metrics and constraints */
     bool mean;                   /* regularizer/metric: mean, not sum, of the body */
+    int init_kind;               /* initializer: NNRT_INIT_RANDOM_NORMAL/_UNIFORM/_TRUNCATED_NORMAL/_CONSTANT */
+    const void *init_args[2];    /* initializer: its arguments, compiler Exprs over fan_in and fan_out */
 } CustomFn;
 
 /* Initializer spec (mirrors NnrtInit of the runtime, which ir/ does not include). */
 typedef struct {
     const char *name;            /* Keras name as written, for --emit-ir */
+    const CustomFn *custom;      /* a custom: initializer, resolved per weight by lower_weight */
     int kind;                    /* NNRT_INIT_* */
     double a, b;
     int mode, distribution;
