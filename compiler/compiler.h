@@ -265,6 +265,12 @@ int lower_gru(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_time_distributed(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 size_t conv_workspace(const Node *conv, const Node *x, size_t max_batch);   /* im2col floats */
 
+/* ---- chooks.c --------------------------------------------------------------- */
+
+/* With libclang: every c_function/c_gradient of m's custom functions is
+ * defined in file with the signature its role needs, else a located error. */
+int check_c_hooks(const char *file, const Model *m);
+
 /* ---- pass_fuse.c ----------------------------------------------------------- */
 
 /* Requires: a verified graph. Fuses BIAS_ADD + elementwise ACTIVATION into

@@ -49,6 +49,8 @@ static const char usage[] =
     "run options (train, evaluate, predict, check):\n"
     "  --out DIR            where the generated C, program and results go (default ./nncc-out/NAME)\n"
     "  --march-native       build the generated code with -march=native\n"
+    "  --c-source FILE      the C file defining the model's c_function/c_gradient hooks (checked\n"
+    "                       through libclang when nncc was built with it)\n"
     "MODEL is a YAML model file (docs/model-format.md).\n";
 
 typedef struct {
@@ -65,6 +67,7 @@ typedef struct {
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
     bool report, emit_ir, march_native, max_batch_given, no_fuse;
+    const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
 
 static int parse_size(const char *flag, const char *v, long *out, long min)
@@ -163,6 +166,9 @@ static int parse_args(int argc, char **argv, Args *a)
             if (a->noutputs == 16)
                 return error_plain("at most 16 --output files");
             a->outputs[a->noutputs++] = next;
+        } else if (!strcmp(s, "--c-source")) {
+            VALUE();
+            a->c_source = next;
         } else if (!strcmp(s, "--standalone")) {
             return error_plain("--standalone is not supported yet");
         } else if (s[0] == '-' && s[1]) {
@@ -324,6 +330,10 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         hint("for example:  fit: {data: {dataset: fashion_mnist}, epochs: 30, batch_size: 32}");
         return 1;
     }
+    if (a->c_source && access(a->c_source, R_OK) != 0)
+        return error_plain("cannot read --c-source '%s': %s", a->c_source, strerror(errno)), 1;
+    if (check_c_hooks(a->c_source, m))
+        return 1;
     if (lower_model(arena, m, &a->copt, p))
         return 1;
     if (!a->no_fuse) {
@@ -404,6 +414,9 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
                      render(emit_driver, NULL, p, hname)};
     const char *paths[3] = {c, h, drv};
     bool changed = access(exe, X_OK) != 0 || older_than_runtime(exe, &tc);
+    struct stat st_exe, st_src;
+    if (a->c_source && (stat(exe, &st_exe) != 0 || (stat(a->c_source, &st_src) == 0 && st_src.st_mtime >= st_exe.st_mtime)))
+        changed = true;  /* the hooks' C file changed */
     int rc = 0;
     for (int i = 0; i < 3; i++) {
         if (!rc && write_if_changed(paths[i], texts[i], &changed))
@@ -415,9 +428,9 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
     if (changed) {
         if (!diag_quiet())
             fprintf(stderr, "nncc: building %s\n", exe);
-        const char *srcs[] = {c, drv};
-        if (build_executable(&tc, srcs, 2, exe))
-            return 2;
+        const char *srcs[] = {c, drv, a->c_source};
+        if (build_executable(&tc, srcs, a->c_source ? 3 : 2, exe))
+            return a->c_source ? 1 : 2;  /* the user's C file may be what failed */
     }
     /* the program's own command line */
     char *args[160];

@@ -163,6 +163,48 @@ static bool is_identifier(const char *s)
 
 /* ---- custom: functions ------------------------------------------------------------ */
 
+/* {c_function: my_loss, c_gradient: my_loss_grad}: scalar C functions the
+ * program links (nncc train --c-source FILE). Per role: activation float
+ * f(float x), its gradient float g(float x) = f'(x); loss and metric
+ * float f(float y_true, float y_pred), the gradient d/dy_pred; regularizer
+ * float f(float w) summed over the weight, gradient f'(w); constraint
+ * float f(float w). */
+static int parse_c_hook(Arena *a, const YNode *key, const char *role, const YNode *body, CustomFn **out)
+{
+    static const char *const keys[] = {"c_function", "c_gradient", NULL};
+    if (check_keys(body, "a C hook", keys))
+        return -1;
+    const YNode *fn = ymap_get(body, "c_function"), *grad = ymap_get(body, "c_gradient");
+    bool needs_grad = strcmp(role, "metric") && strcmp(role, "constraint");
+    if (!fn)
+        return error_at(body->loc, "a C hook needs c_function");
+    if (needs_grad && !grad) {
+        error_at(body->loc, "a C %s needs c_gradient too (nncc cannot differentiate C)", role);
+        hint("c_gradient names the function's derivative, e.g. {c_function: my_loss, c_gradient: my_loss_grad}");
+        return -1;
+    }
+    const YNode *names[2] = {fn, grad};
+    for (int i = 0; i < 2; i++)
+        if (names[i] && (expect_kind(names[i], Y_SCALAR, "a C function name") || !is_identifier(names[i]->text)))
+            return names[i]->kind == Y_SCALAR ? error_at(names[i]->loc, "'%s' is not a C identifier", names[i]->text)
+                                              : -1;
+    CustomFn *f = arena_alloc(a, sizeof *f);
+    f->name = key->text;
+    f->role = role;
+    f->c_function = fn->text;
+    f->c_function_loc = fn->loc;
+    if (grad) {
+        f->c_gradient = grad->text;
+        f->c_gradient_loc = grad->loc;
+    }
+    bool two = !strcmp(role, "loss") || !strcmp(role, "metric");
+    const char *args = !strcmp(role, "activation") ? "x" : two ? "t, p" : "w";
+    f->forward = arena_printf(a, "%s(%s)", fn->text, args);
+    f->derivative = grad ? arena_printf(a, "%s(%s)", grad->text, args) : NULL;
+    *out = f;
+    return 0;
+}
+
 /* initializer: "normal(MEAN, STDDEV)", "uniform(LOW, HIGH)",
  * "truncated_normal(MEAN, STDDEV)" or "constant(VALUE)", the arguments
  * expressions over fan_in and fan_out (Keras's fans of each weight), e.g.
@@ -272,10 +314,8 @@ static int parse_custom_entry(Arena *a, const YNode *key, const YNode *v, Custom
                         key->text);
     if (!strcmp(role, "initializer"))
         return parse_custom_initializer(a, key, body, out);
-    if (body->kind == Y_MAP) {
-        error_at(body->loc, "C hooks (c_function, c_gradient) are not supported yet; write the function as math");
-        return -1;
-    }
+    if (body->kind == Y_MAP)
+        return parse_c_hook(a, key, role, body, out);
     if (expect_kind(body, Y_SCALAR, "an expression"))
         return -1;
     if (where && where->kind != Y_MAP)

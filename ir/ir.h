@@ -94,6 +94,8 @@ typedef struct {
     const char *forward;         /* the value (the body of a regularizer's or metric's sum/mean) */
     const char *derivative;      /* d forward / d (x | p | w); NULL for metrics and constraints */
     bool mean;                   /* regularizer/metric: mean, not sum, of the body */
+    const char *c_function, *c_gradient;  /* C hooks resolved at link time (forward/derivative call them) */
+    Loc c_function_loc, c_gradient_loc;
     int init_kind;               /* initializer: NNRT_INIT_RANDOM_NORMAL/_UNIFORM/_TRUNCATED_NORMAL/_CONSTANT */
     const void *init_args[2];    /* initializer: its arguments, compiler Exprs over fan_in and fan_out */
 } CustomFn;

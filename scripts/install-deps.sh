@@ -2,13 +2,13 @@
 # Install the Debian 12 packages nncc needs, only those that are missing.
 #   scripts/install-deps.sh          build and `nncc train` (compiler, libraries, Fashion-MNIST)
 #   scripts/install-deps.sh --test   also what the test suite uses (clang, numpy, h5py, and
-#                                    scikit-learn for its housing CSV)
+#                                    scikit-learn for its housing CSV, libclang for the C-hook check)
 # Runs apt-get through sudo when not root.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libyaml-dev libopenblas-dev libhdf5-dev zlib1g-dev
           dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(clang python3 python3-numpy python3-h5py python3-sklearn)
+  packages+=(clang libclang-dev python3 python3-numpy python3-h5py python3-sklearn)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1312,6 +1312,17 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
  * the derivative nncc worked out, as elementwise loops. */
 static void emit_custom_helpers(FILE *f, const Emitter *e)
 {
+    for (int i = 0; i < e->ncustoms; i++) {  /* the C hooks the program links */
+        const CustomFn *c = e->customs[i];
+        bool two = !strcmp(c->role, "loss") || !strcmp(c->role, "metric");
+        const char *params = two ? "float y_true, float y_pred" : !strcmp(c->role, "activation") ? "float x" : "float w";
+        if (c->c_function)
+            fprintf(f, "float %s(%s);  /* custom %s %s, linked in */\n", c->c_function, params, c->role, c->name);
+        if (c->c_gradient)
+            fprintf(f, "float %s(%s);  /* its derivative, linked in */\n", c->c_gradient, params);
+        if (c->c_function && i == e->ncustoms - 1)
+            fprintf(f, "\n");
+    }
     for (int i = 0; i < e->ncustoms; i++) {
         const CustomFn *c = e->customs[i];
         const char *n = c->name;
