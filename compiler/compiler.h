@@ -378,6 +378,8 @@ typedef struct {
     int nvars;
     const YNode *where;          /* the `where:` map, name -> expression; NULL: none */
     ExprTop top;
+    int *time_step;              /* non-NULL: variables may be indexed [:, k] (one time step of a
+                                    (batch, steps, features) value); k is stored here (INT_MIN: none) */
 } ExprEnv;
 
 /* Parse text, written at loc (one column further when quoted; exact for

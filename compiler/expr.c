@@ -30,6 +30,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <limits.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -515,9 +516,44 @@ static Expr *parse_primary(Parser *ps)
         if (*ps->p == '(')
             return call(ps, name, loc);
         if (*ps->p == '[') {
-            fail(ps, loc_of(ps, ps->p), "indexing is not supported: an expression is computed elementwise");
-            hint("write the expression over whole values, e.g. \"square(y_true - y_pred)\"");
-            return NULL;
+            /* [:, k]: one time step of a sequence (the notes' last_time_step_mse), where allowed */
+            const char *at = ps->p;
+            int *step = ps->cx->env->time_step;
+            char *end;
+            const char *q = ps->p + 1;
+            while (isspace((unsigned char)*q))
+                q++;
+            long k = 0;
+            bool ok = step && *q == ':';
+            if (ok) {
+                q++;
+                while (isspace((unsigned char)*q))
+                    q++;
+                ok = *q == ',';
+            }
+            if (ok) {
+                k = strtol(q + 1, &end, 10);
+                ok = end != q + 1;
+                q = end;
+                while (ok && isspace((unsigned char)*q))
+                    q++;
+                ok = ok && *q == ']';
+            }
+            if (!ok) {
+                fail(ps, loc_of(ps, at), step ? "an index is [:, k]: the time step k of every sample (k < 0 counts "
+                                                "from the end)"
+                                              : "indexing is not supported: an expression is computed elementwise");
+                hint(step ? "the notes' last_time_step_mse: \"mean(square(y_true[:, -1] - y_pred[:, -1]))\""
+                          : "write the expression over whole values, e.g. \"square(y_true - y_pred)\"");
+                return NULL;
+            }
+            if (*step != INT_MIN && *step != (int)k) {
+                fail(ps, loc_of(ps, at), "every index in one expression must name the same time step");
+                return NULL;
+            }
+            *step = (int)k;
+            ps->p = (char *)q + 1;
+            return variable(ps, name, loc);
         }
         return variable(ps, name, loc);
     }

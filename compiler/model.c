@@ -12,6 +12,7 @@
 #include "nnrt.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stddef.h>
 #include <errno.h>
 #include <libgen.h>
@@ -324,8 +325,10 @@ static int parse_custom_entry(Arena *a, const YNode *key, const YNode *v, Custom
     static const char *const x_c[] = {"x"}, *const tp_c[] = {"t", "p"}, *const w_c[] = {"w"};
     bool act = !strcmp(role, "activation"), loss = !strcmp(role, "loss"), metric = !strcmp(role, "metric"),
          reg = !strcmp(role, "regularizer");
+    int step = INT_MIN;
     ExprEnv env = {.what = role, .vars = act ? z : (loss || metric) ? yy : w, .nvars = (loss || metric) ? 2 : 1,
-                   .where = where, .top = reg ? EXPR_MUST_REDUCE : metric ? EXPR_MAY_REDUCE : EXPR_ELEMENTWISE};
+                   .where = where, .top = reg ? EXPR_MUST_REDUCE : metric ? EXPR_MAY_REDUCE : EXPR_ELEMENTWISE,
+                   .time_step = metric ? &step : NULL};
     const char *const *names = act ? x_c : (loss || metric) ? tp_c : w_c;
     Expr *e = expr_parse_node(a, body, &env);
     if (!e)
@@ -333,6 +336,8 @@ static int parse_custom_entry(Arena *a, const YNode *key, const YNode *v, Custom
     CustomFn *f = arena_alloc(a, sizeof *f);
     f->name = key->text;
     f->role = role;
+    f->time_indexed = step != INT_MIN;
+    f->time_step = f->time_indexed ? step : 0;
     ExprKind red;
     Expr *elem = expr_reduction(e, &red);
     if (elem) {

@@ -94,6 +94,8 @@ typedef struct {
     const char *forward;         /* the value (the body of a regularizer's or metric's sum/mean) */
     const char *derivative;      /* d forward / d (x | p | w); NULL for metrics and constraints */
     bool mean;                   /* regularizer/metric: mean, not sum, of the body */
+    bool time_indexed;           /* metric: over one time step of (batch, steps, features) values */
+    int time_step;               /* that step; negative counts from the end */
     const char *c_function, *c_gradient;  /* C hooks resolved at link time (forward/derivative call them) */
     Loc c_function_loc, c_gradient_loc;
     int init_kind;               /* initializer: NNRT_INIT_RANDOM_NORMAL/_UNIFORM/_TRUNCATED_NORMAL/_CONSTANT */

@@ -320,7 +320,7 @@ static void run_case(int index, const Case *c, FILE *emit)
     int nvars = split_vars(&a, c->vars, vars);
     const YNode *where;
     Loc loc = make_source(&a, arena_printf(&a, "case%02d.yaml", index), c->text, false, c->where, false, &where);
-    ExprEnv env = {what_of(c->top, c->vars), vars, nvars, where, c->top};
+    ExprEnv env = {what_of(c->top, c->vars), vars, nvars, where, c->top, NULL};
     Expr *e = expr_parse(&a, c->text, loc, true, &env);
     if (!e) {
         report(false, "%-44s does not parse", c->text);
@@ -406,7 +406,7 @@ static void run_error(int index, const ErrorCase *c)
     const char *file = arena_printf(&sources, "error%02d.yaml", index);
     const YNode *where;
     Loc loc = make_source(&a, file, c->text, c->plain, c->where, true, &where);
-    ExprEnv env = {what_of(c->top, c->vars), vars, nvars, where, c->top};
+    ExprEnv env = {what_of(c->top, c->vars), vars, nvars, where, c->top, NULL};
 
     fflush(stderr);
     FILE *tmp = tmpfile();

@@ -936,6 +936,11 @@ static void emit_metric(Emitter *e, const Node *n)
 {
     const Node *y = n->src[0];
     comment(e, n);
+    if (n->custom && n->custom->time_indexed) {
+        out(e, "    res[%d] = %s_metric(%s, %s, B, %lld, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
+            ref(e, n->src[1]), (long long)(y->shape.rank >= 2 ? y->shape.dim[0] : 1), (long long)cols(y));
+        return;
+    }
     if (n->custom) {
         out(e, "    res[%d] = %s_metric(%s, %s, %s, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
             ref(e, n->src[1]), rows(y), (long long)cols(y));
@@ -1345,6 +1350,17 @@ static void emit_custom_helpers(FILE *f, const Emitter *e)
             fprintf(f, "static void custom_%s_loss_grad(float *dp, const float *pv, const float *tv, size_t rows, size_t cols, float scale)\n{\n"
                        "    for (size_t i = 0; i < rows * cols; i++) {\n        const float t = tv[i], p = pv[i];\n"
                        "        (void)t, (void)p;\n        dp[i] = scale / (float)cols * (%s);\n    }\n}\n\n", n, c->derivative);
+        } else if (!strcmp(c->role, "metric") && c->time_indexed) {
+            fprintf(f, "/* custom metric %s: the %s of %s at time step %d of (batch, steps, cols) values */\n", n,
+                    c->mean ? "mean" : "sum", c->forward, c->time_step);
+            fprintf(f, "static float custom_%s_metric(const float *pv, const float *tv, size_t batch, size_t steps, size_t cols)\n{\n"
+                       "    const size_t k = %s;\n    double sum = 0.0;\n"
+                       "    for (size_t b = 0; b < batch; b++)\n        for (size_t c = 0; c < cols; c++) {\n"
+                       "            const size_t i = (b * steps + k) * cols + c;\n"
+                       "            const float t = tv[i], p = pv[i];\n            (void)t, (void)p;\n            sum += %s;\n        }\n"
+                       "    return (float)(sum / (double)(%s));\n}\n\n",
+                    n, c->time_step < 0 ? fmt_str("steps - %d", -c->time_step) : fmt_str("%d", c->time_step), c->forward,
+                    c->mean ? "batch * cols" : "batch");
         } else if (!strcmp(c->role, "metric")) {
             fprintf(f, "/* custom metric %s: the %s of %s per sample */\n", n, c->mean ? "mean" : "sum", c->forward);
             fprintf(f, "static float custom_%s_metric(const float *pv, const float *tv, size_t rows, size_t cols)\n{\n"
