@@ -41,6 +41,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nnrt.h"
+#include "h5open.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -684,12 +685,6 @@ fail:
 
 /* ---- HDF5 datasets --------------------------------------------------------- */
 
-#if H5_VERSION_GE(1, 12, 0)
-#define hdf5_signature(path) H5Fis_accessible(path, H5P_DEFAULT)
-#else
-#define hdf5_signature(path) H5Fis_hdf5(path)
-#endif
-
 /* Whether `name` ("a/b/x", a leading '/' allowed) is a dataset: every
  * link on the way is checked first, as H5Lexists requires. */
 static int hdf5_dataset_exists(hid_t file, const char *name)
@@ -733,22 +728,8 @@ int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *
     }
     if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
         restore_auto = 1;
-    rc = NNRT_EIO;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+    if ((file = nnrt_h5_open_read(path, "an HDF5 data file", &rc, err, errlen)) < 0)
         goto fail;
-    }
-    fclose(probe);
-    rc = NNRT_EFORMAT;
-    if (hdf5_signature(path) <= 0) {
-        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature)", path);
-        goto fail;
-    }
-    if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        set_err(err, errlen, "%s: cannot open as HDF5; the file is damaged or truncated", path);
-        goto fail;
-    }
     if (!hdf5_dataset_exists(file, dataset)) {
         set_err(err, errlen, "%s: no dataset '%s' in the file", path, dataset);
         rc = NNRT_EMISMATCH;

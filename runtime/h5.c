@@ -41,6 +41,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nnrt.h"
+#include "h5open.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +97,33 @@ static const char *h5_detail(char *buf, size_t len)
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &d);
     H5Eclear2(H5E_DEFAULT);
     return buf;
+}
+
+/* Opens `path` read-only as HDF5 (HDF5's own error printing already off).
+ * On failure returns a negative id, *rc says why (NNRT_EIO: the file cannot
+ * be read; NNRT_EFORMAT: not HDF5, damaged or truncated) and err names the
+ * file and what it was expected to be. Shared with data.c (h5open.h). */
+hid_t nnrt_h5_open_read(const char *path, const char *expected, int *rc, char *err, size_t errlen)
+{
+    char detail[256];
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        *rc = NNRT_EIO;
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return H5I_INVALID_HID;
+    }
+    fclose(probe);
+    *rc = NNRT_EFORMAT;
+    htri_t is_hdf5 = is_hdf5_file(path);
+    if (is_hdf5 == 0) {
+        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature); expected %s", path, expected);
+        return H5I_INVALID_HID;
+    }
+    hid_t file = is_hdf5 < 0 ? H5I_INVALID_HID : H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0)
+        set_err(err, errlen, "%s: cannot open as HDF5 (%s); the file is damaged or truncated", path,
+                h5_detail(detail, sizeof detail));
+    return file;
 }
 
 static void format_shape(char *buf, size_t len, int rank, const int64_t *shape)
@@ -941,24 +969,8 @@ int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_wei
         goto fail;
     }
 
-    rc = NNRT_EIO;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+    if ((file = nnrt_h5_open_read(path, "a Keras .h5 weights file", &rc, err, errlen)) < 0)
         goto fail;
-    }
-    fclose(probe);
-    rc = NNRT_EFORMAT;
-    htri_t is_hdf5 = is_hdf5_file(path);
-    if (is_hdf5 == 0) {
-        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature); expected a Keras .h5 weights file", path);
-        goto fail;
-    }
-    if (is_hdf5 < 0 || (file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        set_err(err, errlen, "%s: cannot open as HDF5 (%s); the file is damaged or truncated", path,
-                h5_detail(detail, sizeof detail));
-        goto fail;
-    }
     if ((rc = open_weights_root(file, &root, path, err, errlen)) < 0)
         goto fail;
     if ((rc = check_keras_version(root, path, err, errlen)) < 0)
@@ -1179,24 +1191,8 @@ int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err,
         restore_auto = 1;
     H5Eclear2(H5E_DEFAULT);
 
-    rc = NNRT_EIO;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+    if ((file = nnrt_h5_open_read(path, "a Keras .h5 file", &rc, err, errlen)) < 0)
         goto fail;
-    }
-    fclose(probe);
-    rc = NNRT_EFORMAT;
-    htri_t is_hdf5 = is_hdf5_file(path);
-    if (is_hdf5 == 0) {
-        set_err(err, errlen, "%s: not an HDF5 file (no HDF5 signature); expected a Keras .h5 file", path);
-        goto fail;
-    }
-    if (is_hdf5 < 0 || (file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        set_err(err, errlen, "%s: cannot open as HDF5 (%s); the file is damaged or truncated", path,
-                h5_detail(detail, sizeof detail));
-        goto fail;
-    }
     htri_t exists = H5Lexists(file, "optimizer_weights", H5P_DEFAULT);
     if (exists < 0)
         goto damaged;
