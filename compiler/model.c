@@ -405,9 +405,11 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
     if (parse_arg(a, &spec, shape, &val))
         return -1;
     for (int i = 0; i < val.shape.rank; i++) {
-        if (val.shape.dim[i] == -1)
-            return error_at(shape->items[i]->loc,
-                            "a variable-length axis (null) is not supported yet; give its maximum length");
+        if (val.shape.dim[i] == -1) {
+            error_at(shape->items[i]->loc, "a variable-length axis (null) is not supported yet");
+            hint("give the fixed length of your sequences, e.g. shape: [50, 1] for the Keras notes' series");
+            return -1;
+        }
         if (val.shape.dim[i] <= 0)
             return error_at(shape->kind == Y_SEQ ? shape->items[i]->loc : shape->loc,
                             "input dimensions must be positive, not %lld", (long long)val.shape.dim[i]);
