@@ -33,7 +33,8 @@ static const char usage[] =
     "       nncc predict MODEL [--weights W.h5] --input X.npy [--input ...] [--output Y.npy ...]\n"
     "                                          outputs as .npy, or CSV rows on stdout\n"
     "       nncc check MODEL                   build the generated code and check its gradients\n"
-    "                                          against finite differences\n"
+    "                                          against finite differences, and (unless --no-fuse)\n"
+    "                                          its loss, gradients and outputs against a --no-fuse build\n"
     "       nncc --version | --help\n"
     "\n"
     "compile options:\n"
@@ -396,14 +397,15 @@ static bool older_than_runtime(const char *exe, const Toolchain *tc)
     return false;
 }
 
-/* train, evaluate, predict, check: generate into DIR, build DIR/NAME, run it. */
-static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
+/* train, evaluate, predict, check: generate into dir, build dir/NAME, run
+ * it with the options given plus `extra` (NULL-terminated, or NULL). */
+static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, const char *dir,
+                   const char *const *extra)
 {
     Toolchain tc = {0};
     if (toolchain_find(&tc, argv0))
         return 2;
     tc.march_native = a->march_native;
-    const char *dir = a->out_dir ? a->out_dir : arena_printf(arena, "nncc-out/%s", p->name);
     if (make_dirs(dir))
         return 1;
     const char *c = arena_printf(arena, "%s/%s.c", dir, p->name), *h = arena_printf(arena, "%s/%s.h", dir, p->name),
@@ -484,8 +486,35 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0)
         args[n++] = "--output";
         args[n++] = (char *)a->outputs[i];
     }
+    for (int i = 0; extra && extra[i]; i++)
+        args[n++] = (char *)extra[i];
     args[n] = NULL;
     return run_program(exe, args);
+}
+
+/* check: with fusion on, a second build with --no-fuse (in DIR/unfused)
+ * dumps the loss, gradients and outputs of the check's batch, and the
+ * fused build compares its own with them before the finite differences. */
+static int cmd_check(Arena *arena, Args *a, const Program *p, const char *argv0, const char *dir)
+{
+    if (a->no_fuse)
+        return cmd_run(arena, a, p, argv0, dir, NULL);
+    Args plain = *a;
+    plain.no_fuse = true;
+    plain.report = plain.emit_ir = false;
+    Model m;
+    Program unfused;
+    bool was_quiet = diag_quiet();
+    diag_set_quiet(true);  /* the model's warnings were given by the first compile */
+    int rc = compile_model(arena, &plain, &m, &unfused);
+    diag_set_quiet(was_quiet);
+    if (rc)
+        return rc;
+    const char *udir = arena_printf(arena, "%s/unfused", dir), *dump = arena_printf(arena, "%s/check.bin", udir);
+    const char *const to_dump[] = {"--dump", dump, NULL}, *const to_compare[] = {"--reference", dump, NULL};
+    if ((rc = cmd_run(arena, &plain, &unfused, argv0, udir, to_dump)))
+        return rc;
+    return cmd_run(arena, a, p, argv0, dir, to_compare);
 }
 
 /* Internal errors (failed asserts, the IR verifier) abort: exit with status 2 as the interface promises. */
@@ -527,8 +556,11 @@ int main(int argc, char **argv)
             rc = cmd_compile(&arena, &a, &p);
         else if (!strcmp(a.command, "summary"))
             print_summary(stdout, &m, &p);
-        else
-            rc = cmd_run(&arena, &a, &p, argv[0]);
+        else {
+            const char *dir = a.out_dir ? a.out_dir : arena_printf(&arena, "nncc-out/%s", p.name);
+            rc = !strcmp(a.command, "check") ? cmd_check(&arena, &a, &p, argv[0], dir)
+                                             : cmd_run(&arena, &a, &p, argv[0], dir, NULL);
+        }
     }
     arena_free(&arena);
     return rc;

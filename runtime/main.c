@@ -18,7 +18,10 @@
  * for a float difference quotient are held to an absolute bound instead of
  * failing on rounding noise. A weight above the tolerance is retried with
  * h / 4 (a ReLU kink inside [w-h, w+h] spoils one step, not a wrong
- * gradient); the smaller error counts.
+ * gradient); the smaller error counts. With --reference, the loss,
+ * gradients and predict outputs of the same batch are also compared with a
+ * --dump written by another build of the model (nncc check builds one with
+ * --no-fuse): the passes must not change the numbers beyond rounding.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -38,6 +41,7 @@ enum { STATUS_OK = 0, STATUS_INPUT = 1, STATUS_INTERNAL = 2 };
 
 #define CHECK_WEIGHTS 200
 #define CHECK_TOLERANCE 2e-2
+#define CHECK_AGREEMENT 1e-4   /* fused against unfused code, relative */
 
 typedef struct {
     const char *command;                 /* train, evaluate, predict, check */
@@ -51,6 +55,8 @@ typedef struct {
     const char *targets[NNRT_MAX_IO];    /* --targets, per model output */
     const char *inputs[NNRT_MAX_IO];     /* --input */
     const char *outputs[NNRT_MAX_IO];    /* --output */
+    const char *dump;                    /* check --dump: write loss, gradients, outputs; no probes */
+    const char *reference;               /* check --reference: compare them with a dump */
 } Options;
 
 static void error(const char *fmt, ...)
@@ -83,8 +89,10 @@ static void usage(FILE *f, const char *program)
             "      print the loss and metrics (default data: the fit config's test split)\n"
             "  predict [--weights W.h5] --input X.npy [--input X2.npy ...] [--output Y.npy ...]\n"
             "      write the outputs as .npy, or without --output as CSV rows on stdout\n"
-            "  check [--seed S]\n"
-            "      compare the gradients with central finite differences\n"
+            "  check [--seed S] [--reference FILE | --dump FILE]\n"
+            "      compare the gradients with central finite differences; --reference also\n"
+            "      compares loss, gradients and outputs with a --dump of another build of\n"
+            "      the model (nncc check: the unfused one)\n"
             "\n"
             "--data/--input take one file per model input, --targets/--output one per output.\n",
             program);
@@ -112,7 +120,7 @@ static int parse_u64(const char *s, uint64_t *out)
 /* ---- command line -------------------------------------------------------- */
 
 enum { OPT_EPOCHS = 1, OPT_OUT = 2, OPT_WEIGHTS = 4, OPT_SEED = 8, OPT_DATA = 16,
-       OPT_TARGETS = 32, OPT_INPUT = 64, OPT_OUTPUT = 128 };
+       OPT_TARGETS = 32, OPT_INPUT = 64, OPT_OUTPUT = 128, OPT_DUMP = 256, OPT_REFERENCE = 512 };
 
 static const struct {
     const char *name;
@@ -121,7 +129,7 @@ static const struct {
     {"train", OPT_EPOCHS | OPT_OUT | OPT_WEIGHTS | OPT_SEED},
     {"evaluate", OPT_WEIGHTS | OPT_DATA | OPT_TARGETS},
     {"predict", OPT_WEIGHTS | OPT_INPUT | OPT_OUTPUT},
-    {"check", OPT_SEED},
+    {"check", OPT_SEED | OPT_DUMP | OPT_REFERENCE},
 };
 
 static const struct {
@@ -130,7 +138,8 @@ static const struct {
 } options[] = {
     {"--epochs", OPT_EPOCHS}, {"--out", OPT_OUT}, {"--weights", OPT_WEIGHTS},
     {"--seed", OPT_SEED}, {"--data", OPT_DATA}, {"--targets", OPT_TARGETS},
-    {"--input", OPT_INPUT}, {"--output", OPT_OUTPUT},
+    {"--input", OPT_INPUT}, {"--output", OPT_OUTPUT}, {"--dump", OPT_DUMP},
+    {"--reference", OPT_REFERENCE},
 };
 
 static int is_help(const char *arg)
@@ -195,6 +204,8 @@ static int parse_options(int argc, char **argv, Options *o)
             break;
         case OPT_OUT: o->out_dir = value; break;
         case OPT_WEIGHTS: o->weights = value; break;
+        case OPT_DUMP: o->dump = value; break;
+        case OPT_REFERENCE: o->reference = value; break;
         case OPT_DATA: list = o->data; count = &o->num_data; break;
         case OPT_TARGETS: list = o->targets; count = &o->num_targets; break;
         case OPT_INPUT: list = o->inputs; count = &o->num_inputs; break;
@@ -652,6 +663,101 @@ static int random_batch(const NnrtModel *model, size_t n, uint64_t seed, float *
     return 0;
 }
 
+/* What check compares between two builds of one model: the loss, every
+ * gradient and every output of the seeded batch, in that order. */
+static float *check_values(const NnrtModel *model, void *m, size_t n, const float **in, float loss,
+                           const float *grads, size_t *count)
+{
+    size_t num = model->num_params, total = 1 + num;
+    for (int j = 0; j < model->num_outputs; j++)
+        total += n * (size_t)model->output_size[j];
+    float *v = malloc(total * sizeof *v), *out[NNRT_MAX_IO];
+    if (!v)
+        return NULL;
+    v[0] = loss;
+    memcpy(v + 1, grads, num * sizeof *v);
+    size_t at = 1 + num;
+    for (int j = 0; j < model->num_outputs; j++) {
+        out[j] = v + at;
+        at += n * (size_t)model->output_size[j];
+    }
+    if (model->predict(m, n, in, out) < 0) {
+        free(v);
+        return NULL;
+    }
+    *count = total;
+    return v;
+}
+
+#define DUMP_MAGIC "NNCCCHK1"
+
+/* The values as DUMP_MAGIC, a uint64 count, then the floats: atomic, through a temporary file. */
+static int write_dump(const char *path, const float *v, size_t count)
+{
+    size_t len = strlen(path) + 8;
+    char *tmp = malloc(len);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, len, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    uint64_t c = count;
+    int ok = f && fwrite(DUMP_MAGIC, 1, 8, f) == 8 && fwrite(&c, sizeof c, 1, f) == 1 &&
+             fwrite(v, sizeof *v, count, f) == count;
+    ok = (f && fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        error("cannot write %s: %s", path, strerror(errno));
+        remove(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+/* Compares v with the dump at path: prints the largest relative difference;
+ * returns 1 when within tolerance, 0 when not, -1 when the dump is unusable. */
+static int compare_dump(const char *path, const float *v, size_t count)
+{
+    char magic[8];
+    uint64_t c = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f || fread(magic, 1, 8, f) != 8 || memcmp(magic, DUMP_MAGIC, 8) != 0 || fread(&c, sizeof c, 1, f) != 1 ||
+        c != count) {
+        error("%s: not a check dump of this model (%s)", path, f ? "wrong header or size" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    float *r = malloc((count ? count : 1) * sizeof *r);
+    if (!r || fread(r, sizeof *r, count, f) != count) {
+        error("%s: truncated check dump", path);
+        fclose(f);
+        free(r);
+        return -1;
+    }
+    fclose(f);
+    /* The builds may sum in another order: differences are relative to the
+     * value, with a floor at 1e-6 of the largest magnitude. */
+    double scale = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++)
+        scale = fmax(scale, fabs((double)r[i]));
+    for (size_t i = 0; i < count; i++) {
+        double d = fabs((double)v[i] - (double)r[i]) / fmax(fabs((double)v[i]) + fabs((double)r[i]), 1e-6 * scale + 1e-30);
+        if (!(d <= worst)) {  /* NaN counts as the worst */
+            worst = isnan(d) ? INFINITY : d;
+            at = i;
+        }
+    }
+    int ok = worst <= CHECK_AGREEMENT;
+    printf("fused vs unfused: max rel difference %.3g over %zu values (loss, gradients, outputs): %s\n", worst, count,
+           ok ? "ok" : "FAILED");
+    if (!ok)
+        fprintf(stderr, "worst: value %zu: %.9g here, %.9g in %s\n", at, (double)v[at], (double)r[at], path);
+    free(r);
+    return ok;
+}
+
 static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
 {
     void *m = NULL;
@@ -682,6 +788,27 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         tg[j] = y[j];
     if ((rc = model->loss_grad(m, n, in, tg, &loss0)) == 0)
         memcpy(analytic, model->grads(m), num * sizeof *analytic);
+    int agree = 1;
+    if (rc == 0 && (o->dump || o->reference)) {
+        size_t nvalues = 0;
+        float *values = check_values(model, m, n, in, loss0, analytic, &nvalues);
+        if (!values) {
+            error("check: predict failed: %s", model->last_error(m));
+            goto fail;
+        }
+        if (o->dump) {
+            int written = write_dump(o->dump, values, nvalues);
+            free(values);
+            status = written < 0 ? STATUS_INPUT : STATUS_OK;
+            goto fail;  /* a dump is all another build needs: no probes */
+        }
+        agree = compare_dump(o->reference, values, nvalues);
+        free(values);
+        if (agree < 0) {
+            status = STATUS_INPUT;
+            goto fail;
+        }
+    }
 
     /* The weights to probe: with the model's tensor table, an even spread
      * over every trainable tensor (frozen ones have no gradient); else over
@@ -760,7 +887,7 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         fprintf(stderr, "worst: weight %zu of %zu (%s): analytic %.6g, finite difference %.6g\n", worst, num,
                 tensor, (double)analytic[worst], worst_f);
     }
-    status = ok ? STATUS_OK : STATUS_INPUT;
+    status = ok && agree ? STATUS_OK : STATUS_INPUT;
 fail:
     for (int i = 0; i < NNRT_MAX_IO; i++) {
         free(x[i]);
