@@ -5,7 +5,8 @@
  * (reporting at the layer's YAML location), creates the layer's weights in
  * Keras order and shape, and emits IR ops. Window geometry follows
  * keras-numerics.md: "valid" gives ceil((in - (k-1)d) / s), "same" gives
- * ceil(in / s) with the odd padding cell after. 1-D layers use the 2-D ops
+ * ceil(in / s) with the odd padding cell after, Conv1D's "causal" pads
+ * (k-1)d cells before and none after. 1-D layers use the 2-D ops
  * with a height of 1. The class rows are in layers.c's table.
  */
 #include "compiler.h"
@@ -29,26 +30,38 @@ static int window_arg(const Layer *l, const char *name, int n, int out[2])
     return 0;
 }
 
-/* padding "valid" or "same" (case-insensitive) -> 0 / 1 */
-static int padding_arg(const Layer *l, bool *same)
+typedef enum { PAD_VALID, PAD_SAME, PAD_CAUSAL } Padding;
+
+/* padding "valid", "same" or, where Keras allows it (Conv1D), "causal";
+ * case-insensitive. */
+static int padding_arg(const Layer *l, bool causal_ok, Padding *pad)
 {
     const ArgValue *v = layer_arg(l, "padding");
     if (!strcasecmp(v->s, "valid"))
-        *same = false;
+        *pad = PAD_VALID;
     else if (!strcasecmp(v->s, "same"))
-        *same = true;
-    else if (!strcasecmp(v->s, "causal"))
-        return error_at(v->loc, "causal padding is not supported yet");
-    else
-        return error_at(v->loc, "padding must be valid or same, not '%s'", v->s);
+        *pad = PAD_SAME;
+    else if (causal_ok && !strcasecmp(v->s, "causal"))
+        *pad = PAD_CAUSAL;
+    else {
+        error_at(v->loc, "padding must be %s, not '%s'", causal_ok ? "valid, same or causal" : "valid or same", v->s);
+        if (!strcasecmp(v->s, "causal"))
+            hint("causal padding is for Conv1D over sequences, as in Keras");
+        return -1;
+    }
     return 0;
 }
 
-/* One axis: output size and padding before, or an error when nothing fits. */
-static int axis_geometry(const Layer *l, int in, int k, int s, int d, bool same, int *out, int *before)
+/* One axis: output size and padding before, or an error when nothing fits.
+ * Causal pads (k - 1) * d zeros before the input and none after, so output
+ * step t sees input steps t, t - d, ... only. */
+static int axis_geometry(const Layer *l, int in, int k, int s, int d, Padding pad, int *out, int *before)
 {
     int span = (k - 1) * d + 1;
-    if (same) {
+    if (pad == PAD_CAUSAL) {
+        *out = (in - 1) / s + 1;
+        *before = span - 1;
+    } else if (pad == PAD_SAME) {
         *out = (in + s - 1) / s;
         int total = (*out - 1) * s + span - in;
         *before = total > 0 ? total / 2 : 0;
@@ -76,13 +89,13 @@ static int check_rank(const Layer *l, const Node *x, int rank, const char *what,
 
 /* Set node n's window from the spatial dims of x: n-D = 1 (width only) or 2. */
 static int set_window(const Layer *l, Node *n, const Node *x, int nd, const int k[2], const int s[2],
-                      const int d[2], bool same)
+                      const int d[2], Padding pad)
 {
     int h = nd == 2 ? (int)x->shape.dim[0] : 1, w = (int)x->shape.dim[nd == 2 ? 1 : 0];
     int oh = 1, ow, pt = 0, pl;
-    if (nd == 2 && axis_geometry(l, h, k[0], s[0], d[0], same, &oh, &pt))
+    if (nd == 2 && axis_geometry(l, h, k[0], s[0], d[0], pad, &oh, &pt))
         return -1;
-    if (axis_geometry(l, w, k[nd - 1], s[nd - 1], d[nd - 1], same, &ow, &pl))
+    if (axis_geometry(l, w, k[nd - 1], s[nd - 1], d[nd - 1], pad, &ow, &pl))
         return -1;
     n->conv.kh = nd == 2 ? k[0] : 1;
     n->conv.kw = k[nd - 1];
@@ -116,9 +129,9 @@ static int lower_conv_nd(Lower *lw, Layer *l, Node *x, int nd, Node **out)
     if (ar->reg.l1 || ar->reg.l2 || ar->reg.custom)
         return error_at(ar->loc, "activity_regularizer is not supported yet");
     int k[2], s[2], d[2];
-    bool same;
+    Padding pad;
     if (window_arg(l, "kernel_size", nd, k) || window_arg(l, "strides", nd, s) ||
-        window_arg(l, "dilation_rate", nd, d) || padding_arg(l, &same))
+        window_arg(l, "dilation_rate", nd, d) || padding_arg(l, nd == 1, &pad))
         return -1;
     for (int i = 0; i < nd; i++)
         if (s[i] > 1 && d[i] > 1)
@@ -131,7 +144,7 @@ static int lower_conv_nd(Lower *lw, Layer *l, Node *x, int nd, Node **out)
         return -1;
     layer_weight_options(w, l, "kernel_regularizer", "kernel_constraint");
     Node *y = lower_node(lw, l, OP_CONV, 2, (Node *[]){x, w}, "conv");
-    if (set_window(l, y, x, nd, k, s, d, same))
+    if (set_window(l, y, x, nd, k, s, d, pad))
         return -1;
     node_infer_shape(lw->g, y);
     y->workspace = conv_workspace(y, x, lw->g->max_batch);
@@ -181,8 +194,8 @@ static int lower_pool_nd(Lower *lw, Layer *l, Node *x, int nd, bool average, Nod
                    lw->arena))
         return -1;
     int k[2], s[2], d[2] = {1, 1};
-    bool same;
-    if (window_arg(l, "pool_size", nd, k) || padding_arg(l, &same))
+    Padding pad;
+    if (window_arg(l, "pool_size", nd, k) || padding_arg(l, false, &pad))
         return -1;
     const ArgValue *strides = layer_arg(l, "strides");
     if (strides->shape.rank == 0) {
@@ -193,7 +206,7 @@ static int lower_pool_nd(Lower *lw, Layer *l, Node *x, int nd, bool average, Nod
     }
     Node *y = lower_node(lw, l, OP_POOL, 1, &x, NULL);
     y->attr = average;
-    if (set_window(l, y, x, nd, k, s, d, same))
+    if (set_window(l, y, x, nd, k, s, d, pad))
         return -1;
     node_infer_shape(lw->g, y);
     *out = y;

@@ -58,7 +58,8 @@ The reference (tf.keras 2.x, shared/spec/keras-numerics.md):
                spatial axis, K [k, c, f] / [kh, kw, c, f]; valid: out =
                (in - (k-1)d - 1) // s + 1; same: out = ceil(in / s),
                pad_total = max((out-1)s + (k-1)d + 1 - in, 0), pad_before =
-               pad_total // 2 (the odd cell after), zeros
+               pad_total // 2 (the odd cell after), zeros; causal (Conv1D):
+               (k-1)d zeros before the steps, then valid
   Max/AveragePooling1D/2D   the same windows (d = 1, strides default to
                pool_size) over the real cells only: max ignores padding,
                average divides by the count of real cells
@@ -486,6 +487,10 @@ def apply_layer(layer, xs, w, training, stats):
     elif cls in ("Conv1D", "Conv2D"):
         nd = int(cls[-2])
         kernel = w["kernel"] if nd == 2 else w["kernel"][None]
+        if nd == 1 and str(cfg.get("padding", "valid")).lower() == "causal":
+            # Keras: (k - 1) * d zeros before the steps, then a valid convolution
+            before = (w["kernel"].shape[0] - 1) * window(cfg, "dilation_rate", 1, 1)[0]
+            x = np.pad(x, ((0, 0), (before, 0), (0, 0)))
         z = conv(x if nd == 2 else x[:, None], kernel, [1] * (2 - nd) + window(cfg, "strides", nd, 1),
                  [1] * (2 - nd) + window(cfg, "dilation_rate", nd, 1), is_same(cfg))
         z = z if nd == 2 else z[:, 0]
