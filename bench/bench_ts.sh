@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark: one training epoch of the time-series RNNs ts_lstm and
-# ts_conv1d_gru, PyTorch vs nncc (same data sizes, batch 32, thread counts).
+# Benchmark: one training epoch of the time-series models ts_lstm,
+# ts_conv1d_gru and ts_wavenet, PyTorch vs nncc (same data sizes, batch 32, thread counts).
 #
 #   bench/bench_ts.sh [--epochs N] [--perf] [--skip-torch] [--skip-nncc]
 #
 # Environment: NNCC (default build/nncc), MODELS (default "ts_lstm
-# ts_conv1d_gru": models/NAME.yaml), PYTHON (default /usr/bin/python3, which
+# ts_conv1d_gru ts_wavenet": models/NAME.yaml), PYTHON (default /usr/bin/python3, which
 # has torch), BLAS_THREADS (default "1 2": OPENBLAS_NUM_THREADS of the nncc
 # runs), TORCH_THREADS (default "1 2"; the torch script sets OMP_WAIT_POLICY=PASSIVE).
 #
@@ -36,7 +36,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}
 NNCC=${NNCC:-$root/build/nncc}
-MODELS=${MODELS:-ts_lstm ts_conv1d_gru}
+MODELS=${MODELS:-ts_lstm ts_conv1d_gru ts_wavenet}
 BLAS_THREADS=${BLAS_THREADS:-1 2}
 TORCH_THREADS=${TORCH_THREADS:-1 2}
 epochs=3

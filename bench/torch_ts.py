@@ -1,16 +1,19 @@
 #!/usr/bin/python3
-"""PyTorch baseline for the time-series RNNs ts_lstm and ts_conv1d_gru (bench/README.md).
+"""PyTorch baseline for the time-series models ts_lstm, ts_conv1d_gru and ts_wavenet (bench/README.md).
 
-Run:  /usr/bin/python3 bench/torch_ts.py [--model ts_lstm|ts_conv1d_gru|all] [--epochs 3] [--threads 2]
+Run:  /usr/bin/python3 bench/torch_ts.py [--model ts_lstm|ts_conv1d_gru|ts_wavenet|all] [--epochs 3] [--threads 2]
 
-The models of models/ts_lstm.yaml and models/ts_conv1d_gru.yaml (the Keras
-notes' chapter 15 sequence-to-sequence forecasters) in PyTorch on CPU,
-batch_first:
+The models of models/ts_lstm.yaml, models/ts_conv1d_gru.yaml and
+models/ts_wavenet.yaml (the Keras notes' chapter 15 sequence-to-sequence
+forecasters) in PyTorch on CPU, batch_first:
   ts_lstm        LSTM 20 -> LSTM 20 (full sequences) -> Linear 10 on every
                  step (= TimeDistributed Dense 10); Adam lr 0.01
   ts_conv1d_gru  Conv1d 1->20 k4 s2 (valid, on NCL: a transpose in and out;
                  50 -> 24 steps) -> GRU 20 -> GRU 20 -> Linear 10 per step;
                  Adam lr 0.001
+  ts_wavenet     8 causal Conv1d 20 k2, dilations 1 2 4 8 1 2 4 8, relu (a
+                 left zero pad of the dilation, then a valid conv), then a
+                 1x1 Conv1d to 10; Adam lr 0.001
 mse loss, Adam with Keras' epsilon 1e-7, Keras initializers (glorot_uniform
 input kernels, orthogonal recurrent kernels, zero biases, LSTM forget-gate
 bias 1; torch's GRU is Keras' reset_after=True GRU).
@@ -49,7 +52,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 N_STEPS, AHEAD, UNITS = 50, 10, 20
-MODELS = ("ts_lstm", "ts_conv1d_gru")
+MODELS = ("ts_lstm", "ts_conv1d_gru", "ts_wavenet")
 
 
 def generate_time_series(count, n_steps, rng):
@@ -118,10 +121,27 @@ class TsConv1dGru(torch.nn.Module):
         return self.dense(h)                       # (B, 24, 10)
 
 
+class TsWavenet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rates = (1, 2, 4, 8) * 2
+        self.convs = torch.nn.ModuleList(
+            torch.nn.Conv1d(1 if i == 0 else UNITS, UNITS, kernel_size=2, dilation=r)
+            for i, r in enumerate(self.rates))
+        self.out = torch.nn.Conv1d(UNITS, AHEAD, kernel_size=1)
+
+    def forward(self, x):                          # (B, 50, 1)
+        h = x.transpose(1, 2)                      # (B, 1, 50)
+        for conv, r in zip(self.convs, self.rates):
+            h = torch.relu(conv(torch.nn.functional.pad(h, (r, 0))))  # causal: (k - 1) * r zeros before
+        return self.out(h).transpose(1, 2)         # (B, 50, 10)
+
+
 # name -> (module class, Adam learning rate, target start, target stride)
 SPECS = {
     "ts_lstm": (TsLstm, 0.01, 0, 1),
     "ts_conv1d_gru": (TsConv1dGru, 0.001, 3, 2),
+    "ts_wavenet": (TsWavenet, 0.001, 0, 1),
 }
 
 
