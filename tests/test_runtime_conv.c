@@ -14,7 +14,7 @@
  * L = sum(bn(x; stats(x)) * r): the statistics move with x. Outputs and
  * workspaces carry guard floats behind them that must stay untouched.
  * Every check prints its max difference and tolerance; the last line counts
- * passes and failures, and the exit status is 1 if any failed.
+ * passes and failed, and the exit status is 1 if any failed.
  *
  * `test_runtime_conv --bench` instead times the Fashion CNN's 128->128 3x3
  * "same" convolution on 14x14 with B = 32 against a plain GEMM of the same
@@ -27,60 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "nnrt.h"
-
-static int passed, failed;
-
-static void report(const char *name, double diff, double tol)
-{
-    int ok = diff <= tol;        /* NaN fails */
-    printf("%-60s max diff %-10.3g tol %-8.2g %s\n", name, diff, tol, ok ? "ok" : "FAIL");
-    ok ? passed++ : failed++;
-}
-
-static void expect(const char *name, int cond)
-{
-    printf("%-60s %s\n", name, cond ? "ok" : "FAIL");
-    cond ? passed++ : failed++;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-/* ---- buffers with guards ------------------------------------------------ */
-
-enum { GUARD = 16 };
-static const float GUARD_VALUE = 1234.5f;
-
-/* n floats followed by GUARD guard floats. */
-static float *guarded(size_t n)
-{
-    float *p = xmalloc((n + GUARD) * sizeof *p);
-    for (size_t i = 0; i < GUARD; i++)
-        p[n + i] = GUARD_VALUE;
-    return p;
-}
-
-static int guard_intact(const float *p, size_t n)
-{
-    for (size_t i = 0; i < GUARD; i++)
-        if (p[n + i] != GUARD_VALUE)
-            return 0;
-    return 1;
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, NnrtRng *r)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * nnrt_rng_uniform(r));
-}
 
 static void fill_float(float *x, size_t n, float v)
 {

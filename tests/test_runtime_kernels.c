@@ -18,40 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "nnrt.h"
-
-static int failures;
-
-static void report(const char *name, double diff, double tol)
-{
-    int ok = diff <= tol;        /* NaN fails */
-    printf("%-52s max diff %-10.3g tol %-8.2g %s\n", name, diff, tol, ok ? "ok" : "FAIL");
-    if (!ok)
-        failures++;
-}
-
-static void expect(const char *name, int cond)
-{
-    printf("%-52s %s\n", name, cond ? "ok" : "FAIL");
-    if (!cond)
-        failures++;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, NnrtRng *r)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * nnrt_rng_uniform(r));
-}
 
 /* ---- references, in double --------------------------------------------- */
 
@@ -821,9 +789,9 @@ int main(void)
     test_dropout();
     test_init_stats();
     test_orthogonal();
-    if (failures)
-        printf("%d check(s) FAILED\n", failures);
+    if (failed)
+        printf("%d check(s) FAILED\n", failed);
     else
         printf("all checks passed\n");
-    return failures != 0;
+    return failed != 0;
 }

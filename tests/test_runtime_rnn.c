@@ -18,7 +18,7 @@
  * workspaces and outputs carry guard floats that must stay untouched, and
  * the workspace is filled with NaN before every call, so a read of scratch
  * the call did not write first shows up. Every check prints its max
- * difference and tolerance; the last line counts passes and failures, and
+ * difference and tolerance; the last line counts passes and failed, and
  * the exit status is 1 if any failed.
  *
  * `test_runtime_rnn --bench` instead times an LSTM forward and backward
@@ -32,62 +32,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "nnrt.h"
-
-static int passed, failed;
-
-static void report(const char *name, double diff, double tol)
-{
-    int ok = diff <= tol;        /* NaN fails */
-    printf("%-72s max diff %-10.3g tol %-8.2g %s\n", name, diff, tol, ok ? "ok" : "FAIL");
-    ok ? passed++ : failed++;
-}
-
-static void expect(const char *name, int cond)
-{
-    printf("%-72s %s\n", name, cond ? "ok" : "FAIL");
-    cond ? passed++ : failed++;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-/* ---- buffers with guards ------------------------------------------------ */
-
-enum { GUARD = 16 };
-static const float GUARD_VALUE = 1234.5f;
-
-/* n floats followed by GUARD guard floats. */
-static float *guarded(size_t n)
-{
-    float *p = xmalloc((n + GUARD) * sizeof *p);
-    for (size_t i = 0; i < GUARD; i++)
-        p[n + i] = GUARD_VALUE;
-    return p;
-}
-
-static int guard_intact(const float *p, size_t n)
-{
-    if (!p)
-        return 1;
-    for (size_t i = 0; i < GUARD; i++)
-        if (p[n + i] != GUARD_VALUE)
-            return 0;
-    return 1;
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, NnrtRng *r)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * nnrt_rng_uniform(r));
-}
 
 static void fill_float(float *x, size_t n, float v)
 {
