@@ -1005,7 +1005,8 @@ static int format_filepath(char *out, size_t len, const char *tmpl, int epoch1, 
             if (!is_epoch && col < 0) {
                 char names[512];
                 history_names(names, sizeof names, h);
-                snprintf(why, whylen, "'{%s}' names no value of this fit (it has epoch, %s)", name, names);
+                if (snprintf(why, whylen, "'{%s}' names no value of this fit (it has epoch, %s)", name, names) < 0)
+                    why[0] = '\0';  /* a long list is cut short: still the message */
                 return -1;
             }
             double v = is_epoch ? epoch1 : row ? row[col] : 0;
@@ -1035,13 +1036,13 @@ static int format_filepath(char *out, size_t len, const char *tmpl, int epoch1, 
     return 0;
 }
 
-/* file relative to the output folder (absolute paths stay as they are). */
-static void output_path(char *buf, size_t len, const char *out_dir, const char *file)
+/* file relative to the output folder (absolute paths stay as they are);
+ * -1 when the path does not fit in len. */
+static int output_path(char *buf, size_t len, const char *out_dir, const char *file)
 {
-    if (file[0] == '/' || !out_dir || !out_dir[0])
-        snprintf(buf, len, "%s", file);
-    else
-        snprintf(buf, len, "%s/%s", out_dir, file);
+    int n = file[0] == '/' || !out_dir || !out_dir[0] ? snprintf(buf, len, "%s", file)
+                                                       : snprintf(buf, len, "%s/%s", out_dir, file);
+    return n >= 0 && (size_t)n < len ? 0 : -1;
 }
 
 /* mkdir -p of the folder that holds path. */
@@ -1224,7 +1225,10 @@ static int callbacks_begin(Callbacks *s, const NnrtModel *model, const NnrtFitCo
             set_error(err, errlen, "CSVLogger: no filename");
             return NNRT_EINVAL;
         }
-        output_path(s->csv_path, sizeof s->csv_path, cfg->out_dir, l->filename);
+        if (output_path(s->csv_path, sizeof s->csv_path, cfg->out_dir, l->filename) < 0) {
+            set_error(err, errlen, "CSVLogger: the path of '%s' is too long", l->filename);
+            return NNRT_EINVAL;
+        }
         /* Keras: append writes the header only into an empty or new file */
         s->csv_header = 1;
         FILE *old = l->append ? fopen(s->csv_path, "r") : NULL;
@@ -1291,7 +1295,10 @@ static int callbacks_epoch_end(Callbacks *s, const NnrtModel *model, void *m, co
             set_error(err, errlen, "ModelCheckpoint filepath '%s': %s", c->filepath, why);
             return NNRT_EINVAL;
         }
-        output_path(path, sizeof path, s->out_dir, file);
+        if (output_path(path, sizeof path, s->out_dir, file) < 0) {
+            set_error(err, errlen, "ModelCheckpoint: the path of '%s' is too long", file);
+            return NNRT_EINVAL;
+        }
         if (c->save_best_only) {
             double current = row[s->ckpt_col];
             save = s->ckpt_max ? current > s->ckpt_best : current < s->ckpt_best;
