@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,6 +47,8 @@ static const char usage[] =
     "  --no-fuse            no fusion (bias + activation in one pass) nor dead-code removal\n"
     "  --report             print the passes' decisions and the memory plan\n"
     "  --emit-ir            print the IR after the passes\n"
+    "  --emit-test          write -o as a regression test of the generated code (test_P.c:\n"
+    "                       expected loss, outputs and gradients from an unfused reference build)\n"
     "  --quiet              no progress notes\n"
     "run options (train, evaluate, predict, check):\n"
     "  --out DIR            where the generated C, program and results go (default ./nncc-out/NAME)\n"
@@ -67,7 +70,7 @@ typedef struct {
     const char *inputs[16], *outputs[16];
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
-    bool report, emit_ir, march_native, max_batch_given, no_fuse;
+    bool report, emit_ir, march_native, max_batch_given, no_fuse, emit_test;
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
 
@@ -125,6 +128,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->report = true;
         } else if (!strcmp(s, "--emit-ir")) {
             a->emit_ir = true;
+        } else if (!strcmp(s, "--emit-test")) {
+            a->emit_test = true;
         } else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) {
             diag_set_quiet(true);
         } else if (!strcmp(s, "--march-native")) {
@@ -193,8 +198,12 @@ static int parse_args(int argc, char **argv, Args *a)
         error_plain("nothing to do: give -o OUT.c to compile, or a command (train, summary, ...)");
         return -1;
     }
+    if (a->emit_test && (a->command || !a->output))
+        return error_plain("--emit-test goes with -o TEST.c when compiling: nncc MODEL --emit-test -o test_P.c");
     bool runs = a->command && strcmp(a->command, "summary") != 0;
-    if (!runs && (a->out_dir || a->epochs || a->seed || a->ndata || a->ninputs))
+    if (a->emit_test && (a->epochs || a->ndata || a->ninputs))
+        return error_plain("--emit-test takes --seed and --out, not --epochs, --data or --input");
+    if (!runs && !a->emit_test && (a->out_dir || a->epochs || a->seed || a->ndata || a->ninputs))
         return error_plain("--out, --epochs, --seed, --data and --input go with train, evaluate, predict or check");
     if (a->weights && !runs)
         return error_plain("--weights (embedding weights as constants) is not supported yet when compiling");
@@ -517,6 +526,129 @@ static int cmd_check(Arena *arena, Args *a, const Program *p, const char *argv0,
     return cmd_run(arena, a, p, argv0, dir, to_compare);
 }
 
+/* --emit-test: the unfused reference build's check dump (loss, every
+ * gradient, every output of check's seeded batch) becomes the expected
+ * values of a C program that runs the user's build of P.c the same way
+ * (nnrt_regression_test). Gradients are sampled (64, evenly spaced) and
+ * summarized by sum |g| and sum g^2, so the file stays small for big models. */
+enum { TEST_GRADS = 64 };
+#define TEST_TOLERANCE 1e-4
+
+static void emit_floats(FILE *f, const char *name, const float *v, size_t n)
+{
+    fprintf(f, "static const float %s[%zu] = {", name, n ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%.9g", i == 0 ? "\n    " : i % 6 ? ", " : ",\n    ", (double)v[i]);
+    fprintf(f, "%s\n};\n\n", n ? "" : "0");
+}
+
+static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *argv0)
+{
+    if (!p->train) {
+        error_at((Loc){p->source, 1, 1}, "--emit-test needs the training code: a compile section, without --inference-only");
+        return 1;
+    }
+    const char *seed = a->seed ? a->seed : "1";
+    Args plain = *a;
+    plain.no_fuse = true;
+    plain.report = plain.emit_ir = plain.emit_test = false;
+    plain.command = "check";
+    plain.seed = seed;
+    Model m;
+    Program unfused;
+    bool was_quiet = diag_quiet();
+    diag_set_quiet(true);
+    int rc = compile_model(arena, &plain, &m, &unfused);
+    diag_set_quiet(was_quiet);
+    if (rc)
+        return rc;
+    const char *dir = arena_printf(arena, "%s/unfused", a->out_dir ? a->out_dir : arena_printf(arena, "nncc-out/%s", p->name));
+    const char *dump = arena_printf(arena, "%s/check.bin", dir);
+    const char *const to_dump[] = {"--dump", dump, NULL};
+    if ((rc = cmd_run(arena, &plain, &unfused, argv0, dir, to_dump)))
+        return rc;
+
+    size_t len = 0, n = p->max_batch < 4 ? p->max_batch : 4, nout = 0;
+    char *raw = read_all(dump, &len);
+    uint64_t count = 0;
+    for (int j = 0; j < p->noutputs; j++)
+        nout += n * (size_t)shape_size(&p->outputs[j].shape);
+    if (raw && len >= 16)
+        memcpy(&count, raw + 8, sizeof count);
+    if (!raw || len < 16 || memcmp(raw, "NNCCCHK1", 8) != 0 || len != 16 + count * 4 || count < 1 + nout) {
+        free(raw);
+        return error_plain("%s: not the check dump nncc expected", dump), 2;
+    }
+    float *v = malloc(count * sizeof *v);
+    if (!v) {
+        free(raw);
+        return error_plain("out of memory"), 2;
+    }
+    memcpy(v, raw + 16, count * sizeof *v);
+    free(raw);
+    size_t ngrad = count - 1 - nout, k = ngrad < TEST_GRADS ? ngrad : TEST_GRADS;
+    const float *grads = v + 1, *outputs = v + 1 + ngrad;
+    double abs_sum = 0, sq_sum = 0;
+    for (size_t i = 0; i < ngrad; i++) {
+        abs_sum += fabs((double)grads[i]);
+        sq_sum += (double)grads[i] * grads[i];
+    }
+    float picked[TEST_GRADS];
+    size_t index[TEST_GRADS];
+    for (size_t i = 0; i < k; i++) {
+        index[i] = k == 1 ? 0 : i * (ngrad - 1) / (k - 1);
+        picked[i] = grads[index[i]];
+    }
+
+    const char *P = p->name, *slash = strrchr(a->output, '/');
+    Text t = {0};
+    FILE *f = open_memstream(&t.text, &t.len);
+    if (!f)
+        abort();
+    fprintf(f, "/* %s — a regression test of %s.c, written by nncc %s (nncc %s --emit-test).\n"
+               " *\n"
+               " * From the initial weights of seed %s and the seeded batch of `nncc check`\n"
+               " * (%zu samples), the loss, all %zu outputs, %zu of the %zu gradients and\n"
+               " * two sums over every gradient must agree, to a relative %g, with what\n"
+               " * nncc's unfused reference build of the model computed. A later nncc, C\n"
+               " * compiler or flag that changes the numerics fails it.\n"
+               " *\n"
+               " *   cc %s %s.c -lnncc_rt -lm -o test_%s && ./test_%s    (exit status 0: pass)\n"
+               " */\n",
+            slash ? slash + 1 : a->output, P, NNCC_VERSION, a->model, seed, n, nout, k, ngrad, TEST_TOLERANCE,
+            slash ? slash + 1 : a->output, P, P, P);
+    fprintf(f, "#include \"%s.h\"\n#include \"nnrt.h\"\n\n", P);
+    emit_floats(f, "outputs", outputs, nout);
+    fprintf(f, "static const size_t grad_index[%zu] = {", k ? k : 1);
+    for (size_t i = 0; i < k; i++)
+        fprintf(f, "%s%zu", i == 0 ? "\n    " : i % 8 ? ", " : ",\n    ", index[i]);
+    fprintf(f, "%s\n};\n\n", k ? "" : "0");
+    emit_floats(f, "grad_value", picked, k);
+    fprintf(f, "int main(void)\n{\n"
+               "    const NnrtRegression expected = {\n"
+               "        .seed = %s,\n"
+               "        .n = %zu,\n"
+               "        .loss = %.9gf,\n"
+               "        .outputs = outputs,\n"
+               "        .num_outputs = %zu,\n"
+               "        .grad_index = grad_index,\n"
+               "        .grad_value = grad_value,\n"
+               "        .num_grads = %zu,\n"
+               "        .grad_abs_sum = %.17g,\n"
+               "        .grad_sq_sum = %.17g,\n"
+               "        .tolerance = %g,\n"
+               "    };\n"
+               "    return nnrt_regression_test(%s_model(), &expected) == 0 ? 0 : 1;\n}\n",
+            seed, n, (double)v[0], nout, k, abs_sum, sq_sum, TEST_TOLERANCE, P);
+    fclose(f);
+    free(v);
+    rc = write_file(a->output, t.text, t.len) ? 1 : 0;
+    free(t.text);
+    if (!rc && !diag_quiet())
+        fprintf(stderr, "nncc: wrote %s (build it with %s.c and libnncc_rt)\n", a->output, P);
+    return rc;
+}
+
 /* Internal errors (failed asserts, the IR verifier) abort: exit with status 2 as the interface promises. */
 static void on_abort(int sig)
 {
@@ -553,7 +685,7 @@ int main(int argc, char **argv)
     int rc = compile_model(&arena, &a, &m, &p);
     if (rc == 0) {
         if (!a.command)
-            rc = cmd_compile(&arena, &a, &p);
+            rc = a.emit_test ? cmd_emit_test(&arena, &a, &p, argv[0]) : cmd_compile(&arena, &a, &p);
         else if (!strcmp(a.command, "summary"))
             print_summary(stdout, &m, &p);
         else {

@@ -899,6 +899,99 @@ fail:
     return status;
 }
 
+/* ---- regression tests (nncc --emit-test) ------------------------------------ */
+
+/* One group of values against the expected ones: relative differences with
+ * a floor of 1e-6 of the group's largest magnitude. Prints a line; 1 if all agree. */
+static int agree(const char *what, const float *got, const float *want, size_t count, double tol)
+{
+    double scale = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++)
+        scale = fmax(scale, fabs((double)want[i]));
+    for (size_t i = 0; i < count; i++) {
+        double d = fabs((double)got[i] - (double)want[i]) /
+                   fmax(fabs((double)got[i]) + fabs((double)want[i]), 1e-6 * scale + 1e-30);
+        if (!(d <= worst)) {  /* NaN counts as the worst */
+            worst = isnan(d) ? INFINITY : d;
+            at = i;
+        }
+    }
+    int ok = worst <= tol;
+    printf("regression: %-22s %8zu value(s), max rel difference %.3g: %s\n", what, count, worst, ok ? "ok" : "FAILED");
+    if (!ok)
+        printf("  worst: value %zu is %.9g, expected %.9g\n", at, (double)got[at], (double)want[at]);
+    return ok;
+}
+
+int nnrt_regression_test(const NnrtModel *model, const NnrtRegression *e)
+{
+    if (!model || !e || !model->new_model || !model->loss_grad || !model->grads || !model->predict || e->n == 0 ||
+        e->n > 64)
+        return NNRT_EINVAL;
+    float *x[NNRT_MAX_IO] = {0}, *out[NNRT_MAX_IO] = {0}, *got = NULL, loss = 0;
+    void *y[NNRT_MAX_IO] = {0};
+    const float *in[NNRT_MAX_IO];
+    const void *tg[NNRT_MAX_IO];
+    size_t total = 0;
+    int rc = NNRT_ENOMEM;
+    void *m = model->new_model(e->seed);
+    for (int j = 0; j < model->num_outputs; j++)
+        total += e->n * (size_t)model->output_size[j];
+    if (total != e->num_outputs) {
+        fprintf(stderr, "regression: %s has %zu output values for %zu samples, the test expects %zu; "
+                "regenerate the test with nncc --emit-test\n", model->name, total, e->n, e->num_outputs);
+        rc = NNRT_EMISMATCH;
+        goto done;
+    }
+    if (!m || random_batch(model, e->n, e->seed, x, y) < 0 || !(got = malloc((total + e->num_grads + 1) * sizeof *got)))
+        goto done;
+    for (int i = 0; i < model->num_inputs; i++)
+        in[i] = x[i];
+    for (int j = 0; j < model->num_outputs; j++)
+        tg[j] = y[j];
+    for (int j = 0, at = 0; j < model->num_outputs; j++) {
+        out[j] = got + at;
+        at += (int)(e->n * (size_t)model->output_size[j]);
+    }
+    if ((rc = model->loss_grad(m, e->n, in, tg, &loss)) < 0 || (rc = model->predict(m, e->n, in, out)) < 0) {
+        fprintf(stderr, "regression: %s: %s\n", model->name, model->last_error(m));
+        goto done;
+    }
+    const float *g = model->grads(m);
+    double sums[2] = {0, 0};
+    for (size_t i = 0; i < model->num_params; i++) {
+        sums[0] += fabs((double)g[i]);
+        sums[1] += (double)g[i] * g[i];
+    }
+    float *picked = got + total;
+    for (size_t k = 0; k < e->num_grads; k++) {
+        if (e->grad_index[k] >= model->num_params) {
+            fprintf(stderr, "regression: gradient index %zu is past the model's %zu weights\n", e->grad_index[k],
+                    model->num_params);
+            rc = NNRT_EMISMATCH;
+            goto done;
+        }
+        picked[k] = g[e->grad_index[k]];
+    }
+    float got_sums[2] = {(float)sums[0], (float)sums[1]}, want_sums[2] = {(float)e->grad_abs_sum, (float)e->grad_sq_sum};
+    int ok = agree("loss", &loss, &e->loss, 1, e->tolerance);
+    ok &= agree("outputs", got, e->outputs, total, e->tolerance);
+    ok &= agree("gradients", picked, e->grad_value, e->num_grads, e->tolerance);
+    ok &= agree("gradient sums |g|, g^2", got_sums, want_sums, 2, e->tolerance);
+    printf("regression: %s: %s\n", model->name, ok ? "ok" : "FAILED");
+    rc = ok ? 0 : 1;
+done:
+    for (int i = 0; i < NNRT_MAX_IO; i++) {
+        free(x[i]);
+        free(y[i]);
+    }
+    free(got);
+    if (m)
+        model->free_model(m);
+    return rc;
+}
+
 /* ---- entry ----------------------------------------------------------------- */
 
 int nnrt_main(int argc, char **argv, const NnrtModel *model, const NnrtFitConfig *fit)

@@ -551,4 +551,28 @@ int nnrt_fit(const NnrtModel *model, void *m, const NnrtFitConfig *cfg, NnrtHist
  * Returns the process exit status: 0 ok, 1 bad input, 2 internal error. */
 int nnrt_main(int argc, char **argv, const NnrtModel *model, const NnrtFitConfig *fit);
 
+/* ---- main.c: regression tests of generated code -----------------------
+ * `nncc MODEL --emit-test -o test_P.c` writes a program that fills this
+ * with what nncc's unfused reference build computed and calls
+ * nnrt_regression_test(P_model(), &expected): from the initial weights of
+ * `seed` and `nncc check`'s seeded batch of n samples, the loss, every
+ * predict output, the listed gradients and two sums over all gradients
+ * must agree to a relative `tolerance` (the floor is 1e-6 of the largest
+ * magnitude of each group). Prints a line per group; returns 0 when all
+ * agree, 1 when some differ, a negative code when the model cannot run. */
+typedef struct {
+    uint64_t seed;
+    size_t n;
+    float loss;
+    const float *outputs;        /* n * output_size floats per output, in output order */
+    size_t num_outputs;          /* floats in outputs */
+    const size_t *grad_index;    /* gradients checked one by one (indices into the weight block) */
+    const float *grad_value;
+    size_t num_grads;
+    double grad_abs_sum, grad_sq_sum;  /* sum |g| and sum g^2 over every gradient */
+    double tolerance;
+} NnrtRegression;
+
+int nnrt_regression_test(const NnrtModel *model, const NnrtRegression *expected);
+
 #endif /* NNRT_H */
