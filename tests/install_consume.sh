@@ -1,0 +1,30 @@
+#!/bin/sh
+# install_consume.sh BUILD_DIR SOURCE_DIR WORK_DIR
+#
+# Installs nncc from BUILD_DIR into a temporary prefix, moves the prefix (the
+# package must be relocatable), then builds tests/consumer as an outside
+# project twice: with find_package(nncc CONFIG) + nncc_add_model, and with
+# pkg-config (nncc-runtime.pc) by hand; both programs must run.
+set -eu
+build=$1 src=$(cd "$2" && pwd) work=$3
+rm -rf "$work"
+mkdir -p "$work"
+cmake --install "$build" --prefix "$work/installed" >/dev/null
+mv "$work/installed" "$work/prefix"
+prefix=$work/prefix
+model=$src/models/fashion_mlp.yaml
+
+# CMake package
+cmake -S "$src/tests/consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DNNCC_TEST_MODEL="$model" >/dev/null
+cmake --build "$work/cmake" >/dev/null
+"$work/cmake/classify"
+
+# pkg-config
+mkdir -p "$work/pc"
+"$prefix/bin/nncc" "$model" -o "$work/pc/mlp.c" --prefix mlp --max-batch 8 --inference-only --quiet
+export PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name nncc-runtime.pc)")"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Werror -I"$work/pc" "$src/tests/consumer/main.c" "$work/pc/mlp.c" \
+    $(pkg-config --cflags --libs nncc-runtime) -o "$work/pc/classify"
+"$work/pc/classify"
+echo "install_consume: the CMake package and pkg-config both work"
