@@ -4,7 +4,10 @@
 # Installs nncc from BUILD_DIR into a temporary prefix, moves the prefix (the
 # package must be relocatable), then builds tests/consumer as an outside
 # project twice: with find_package(nncc CONFIG) + nncc_add_model, and with
-# pkg-config (nncc-runtime.pc) by hand; both programs must run.
+# pkg-config (nncc-runtime.pc) by hand; both programs must run. Then builds
+# examples/ the same way and runs them: train_loop trains on 2000 images for
+# 2 epochs and saves weights (test accuracy must pass 0.6), fashion_classify
+# labels 1000 test images with those weights.
 set -eu
 build=$1 src=$(cd "$2" && pwd) work=$3
 rm -rf "$work"
@@ -27,4 +30,13 @@ export PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name nncc-runtime.pc)")"
 cc -std=c11 -Wall -Wextra -Werror -I"$work/pc" "$src/tests/consumer/main.c" "$work/pc/mlp.c" \
     $(pkg-config --cflags --libs nncc-runtime) -o "$work/pc/classify"
 "$work/pc/classify"
+
+# examples/
+cmake -S "$src/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/examples" >/dev/null
+"$work/examples/train_loop" "$work/examples/weights.h5" 2000 2 | tee "$work/examples/train.txt"
+awk '/^test loss/ { acc = $5 + 0 } END { if (acc < 0.6) { print "train_loop: accuracy " acc " < 0.6"; exit 1 } }' \
+    "$work/examples/train.txt"
+"$work/examples/fashion_classify" "$work/examples/weights.h5" 0 3
+"$work/examples/fashion_classify" "$work/examples/weights.h5" 0 1000
 echo "install_consume: the CMake package and pkg-config both work"
