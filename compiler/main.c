@@ -36,6 +36,8 @@ static const char usage[] =
     "       nncc check MODEL                   build the generated code and check its gradients\n"
     "                                          against finite differences, and (unless --no-fuse)\n"
     "                                          its loss, gradients and outputs against a --no-fuse build\n"
+    "       nncc --layers                      the Keras layer classes nncc compiles, with their\n"
+    "                                          arguments and Keras defaults\n"
     "       nncc --version | --help\n"
     "\n"
     "compile options:\n"
@@ -649,6 +651,22 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
     return rc;
 }
 
+/* --layers: the frontend's own class table, one line per Keras class: its
+ * arguments with their Keras defaults (docs/model-format.md is checked
+ * against this list). */
+static void print_layer_classes(FILE *f)
+{
+    int n;
+    const LayerClass *const *cls = layer_classes(&n);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s:", cls[i]->name);
+        for (const ArgSpec *a = cls[i]->args; a->name; a++)
+            fprintf(f, "%s %s%s%s", a == cls[i]->args ? "" : ";", a->name, a->dflt ? " = " : " (required)",
+                    a->dflt ? a->dflt : "");
+        fputc('\n', f);
+    }
+}
+
 /* Internal errors (failed asserts, the IR verifier) abort: exit with status 2 as the interface promises. */
 static void on_abort(int sig)
 {
@@ -664,6 +682,10 @@ int main(int argc, char **argv)
     signal(SIGABRT, on_abort);
     if (argc == 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
         printf("nncc %s\n", NNCC_VERSION);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--layers")) {
+        print_layer_classes(stdout);
         return 0;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
