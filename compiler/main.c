@@ -546,8 +546,10 @@ static void emit_floats(FILE *f, const char *name, const float *v, size_t n)
 
 static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *argv0)
 {
+    if (a->copt.inference_only)
+        return error_plain("--emit-test checks gradients too: leave out --inference-only"), 1;
     if (!p->train) {
-        error_at((Loc){p->source, 1, 1}, "--emit-test needs the training code: a compile section, without --inference-only");
+        error_at((Loc){p->source, 1, 1}, "--emit-test checks gradients: the model needs a compile section (loss, optimizer)");
         return 1;
     }
     const char *seed = a->seed ? a->seed : "1";
