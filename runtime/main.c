@@ -663,6 +663,26 @@ static int random_batch(const NnrtModel *model, size_t n, uint64_t seed, float *
     return 0;
 }
 
+/* The largest relative difference of got from want, |a - b| / (|a| + |b|),
+ * with a floor on the denominator of 1e-6 of want's largest magnitude (two
+ * builds may sum in another order); *at is where. NaN counts as infinite. */
+static double max_rel_difference(const float *got, const float *want, size_t count, size_t *at)
+{
+    double scale = 0, worst = 0;
+    *at = 0;
+    for (size_t i = 0; i < count; i++)
+        scale = fmax(scale, fabs((double)want[i]));
+    for (size_t i = 0; i < count; i++) {
+        double d = fabs((double)got[i] - (double)want[i]) /
+                   fmax(fabs((double)got[i]) + fabs((double)want[i]), 1e-6 * scale + 1e-30);
+        if (!(d <= worst)) {
+            worst = isnan(d) ? INFINITY : d;
+            *at = i;
+        }
+    }
+    return worst;
+}
+
 /* What check compares between two builds of one model: the loss, every
  * gradient and every output of the seeded batch, in that order. */
 static float *check_values(const NnrtModel *model, void *m, size_t n, const float **in, float loss,
@@ -736,19 +756,8 @@ static int compare_dump(const char *path, const float *v, size_t count)
         return -1;
     }
     fclose(f);
-    /* The builds may sum in another order: differences are relative to the
-     * value, with a floor at 1e-6 of the largest magnitude. */
-    double scale = 0, worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < count; i++)
-        scale = fmax(scale, fabs((double)r[i]));
-    for (size_t i = 0; i < count; i++) {
-        double d = fabs((double)v[i] - (double)r[i]) / fmax(fabs((double)v[i]) + fabs((double)r[i]), 1e-6 * scale + 1e-30);
-        if (!(d <= worst)) {  /* NaN counts as the worst */
-            worst = isnan(d) ? INFINITY : d;
-            at = i;
-        }
-    }
+    size_t at;
+    double worst = max_rel_difference(v, r, count, &at);
     int ok = worst <= CHECK_AGREEMENT;
     printf("fused vs unfused: max rel difference %.3g over %zu values (loss, gradients, outputs): %s\n", worst, count,
            ok ? "ok" : "FAILED");
@@ -901,22 +910,12 @@ fail:
 
 /* ---- regression tests (nncc --emit-test) ------------------------------------ */
 
-/* One group of values against the expected ones: relative differences with
- * a floor of 1e-6 of the group's largest magnitude. Prints a line; 1 if all agree. */
+/* One group of values against the expected ones (max_rel_difference).
+ * Prints a line; 1 if all agree. */
 static int agree(const char *what, const float *got, const float *want, size_t count, double tol)
 {
-    double scale = 0, worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < count; i++)
-        scale = fmax(scale, fabs((double)want[i]));
-    for (size_t i = 0; i < count; i++) {
-        double d = fabs((double)got[i] - (double)want[i]) /
-                   fmax(fabs((double)got[i]) + fabs((double)want[i]), 1e-6 * scale + 1e-30);
-        if (!(d <= worst)) {  /* NaN counts as the worst */
-            worst = isnan(d) ? INFINITY : d;
-            at = i;
-        }
-    }
+    size_t at;
+    double worst = max_rel_difference(got, want, count, &at);
     int ok = worst <= tol;
     printf("regression: %-22s %8zu value(s), max rel difference %.3g: %s\n", what, count, worst, ok ? "ok" : "FAILED");
     if (!ok)
