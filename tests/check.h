@@ -5,6 +5,7 @@
 #ifndef NNCC_TESTS_CHECK_H
 #define NNCC_TESTS_CHECK_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -64,6 +65,37 @@ static inline void fill_uniform(float *x, size_t n, double lo, double hi, NnrtRn
 {
     for (size_t i = 0; i < n; i++)
         x[i] = (float)(lo + (hi - lo) * nnrt_rng_uniform(r));
+}
+
+static inline void fill_float(float *x, size_t n, float v)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = v;
+}
+
+/* A double copy of n floats (NULL stays NULL), for references in double. */
+static inline double *to_double(const float *x, size_t n)
+{
+    if (!x)
+        return NULL;
+    double *d = xmalloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+
+/* max |a - b| over n, relative to max(1, max |b|); NaN sticks. */
+static inline double max_rel_diff(const float *a, const double *b, size_t n)
+{
+    double diff = 0.0, scale = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (!(d <= diff))
+            diff = d;
+        if (fabs(b[i]) > scale)
+            scale = fabs(b[i]);
+    }
+    return diff / scale;
 }
 
 #endif

@@ -35,36 +35,6 @@
 #include "check.h"
 #include "nnrt.h"
 
-static void fill_float(float *x, size_t n, float v)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = v;
-}
-
-static double *to_double(const float *x, size_t n)
-{
-    if (!x)
-        return NULL;
-    double *d = xmalloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
-
-/* max |a - b| over n, relative to 1 + max |b| */
-static double max_rel_diff(const float *a, const double *b, size_t n)
-{
-    double diff = 0.0, scale = 1.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs(a[i] - b[i]);
-        if (!(d <= diff))
-            diff = d;            /* NaN sticks */
-        if (fabs(b[i]) > scale)
-            scale = fabs(b[i]);
-    }
-    return diff / scale;
-}
-
 /* ---- the reference, in double ------------------------------------------ */
 
 typedef struct {
