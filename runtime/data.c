@@ -716,9 +716,7 @@ int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *
     void *data = NULL;
     int64_t *wide = NULL;
     NnrtArray a = {0};
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    int restore_auto = 0;
+    NnrtH5Quiet quiet;
 
     if (err && errlen)
         err[0] = '\0';
@@ -726,8 +724,7 @@ int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *
         set_err(err, errlen, "nnrt_hdf5_load: bad arguments");
         return NNRT_EINVAL;
     }
-    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
-        restore_auto = 1;
+    nnrt_h5_quiet(&quiet);
     if ((file = nnrt_h5_open_read(path, "an HDF5 data file", &rc, err, errlen)) < 0)
         goto fail;
     if (!hdf5_dataset_exists(file, dataset)) {
@@ -809,9 +806,7 @@ fail:
     if (file >= 0) H5Fclose(file);
     free(data);
     free(wide);
-    H5Eclear2(H5E_DEFAULT);
-    if (restore_auto)
-        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    nnrt_h5_restore(&quiet);
     return rc;
 }
 

@@ -99,6 +99,19 @@ static const char *h5_detail(char *buf, size_t len)
     return buf;
 }
 
+void nnrt_h5_quiet(NnrtH5Quiet *q)
+{
+    q->saved = H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0;
+    H5Eclear2(H5E_DEFAULT);
+}
+
+void nnrt_h5_restore(const NnrtH5Quiet *q)
+{
+    H5Eclear2(H5E_DEFAULT);
+    if (q->saved)
+        H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
+}
+
 /* Opens `path` read-only as HDF5 (HDF5's own error printing already off).
  * On failure returns a negative id, *rc says why (NNRT_EIO: the file cannot
  * be read; NNRT_EFORMAT: not HDF5, damaged or truncated) and err names the
@@ -426,9 +439,7 @@ int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_la
     hid_t file = -1, mw = -1, group = -1, gcpl = -1, dcpl = -1;
     int tmp_made = 0;
     char detail[256];
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    int restore_auto = 0;
+    NnrtH5Quiet quiet;
 
     if (err && errlen)
         err[0] = '\0';
@@ -439,10 +450,7 @@ int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_la
     if (check_save_args(path, layer_names, num_layers, weights, num_weights, err, errlen) < 0 ||
         (opt && check_optimizer_args(path, opt, err, errlen) < 0))
         return NNRT_EINVAL;
-    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 &&
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
-        restore_auto = 1;
-    H5Eclear2(H5E_DEFAULT);
+    nnrt_h5_quiet(&quiet);
 
     rc = NNRT_ENOMEM;
     size_t tmp_size = strlen(path) + 48;
@@ -545,9 +553,7 @@ fail:
         remove(tmp);
     free(tmp);
     free(names);
-    H5Eclear2(H5E_DEFAULT);
-    if (restore_auto)
-        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    nnrt_h5_restore(&quiet);
     return rc;
 }
 
@@ -929,9 +935,7 @@ int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_wei
     unsigned char *ok = NULL;
     LayerCursor cursor = {NULL, -1, {0}, 0};
     char detail[256], note[512] = "", first[512] = "";
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    int restore_auto = 0;
+    NnrtH5Quiet quiet;
 
     if (err && errlen)
         err[0] = '\0';
@@ -941,10 +945,7 @@ int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_wei
         set_err(err, errlen, "nnrt_h5_load: bad arguments");
         return NNRT_EINVAL;
     }
-    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 &&
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
-        restore_auto = 1;
-    H5Eclear2(H5E_DEFAULT);
+    nnrt_h5_quiet(&quiet);
 
     /* scratch layout: weight i at at[i], in table order */
     rc = NNRT_ENOMEM;
@@ -1024,9 +1025,7 @@ fail:
     free(scratch);
     free(at);
     free(ok);
-    H5Eclear2(H5E_DEFAULT);
-    if (restore_auto)
-        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    nnrt_h5_restore(&quiet);
     return rc;
 }
 
@@ -1156,9 +1155,7 @@ int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err,
     float *scratch = NULL;
     size_t *at = NULL;
     char detail[256], note[512] = "", iter[MAX_NAME + 16], list[256];
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    int restore_auto = 0;
+    NnrtH5Quiet quiet;
 
     if (err && errlen)
         err[0] = '\0';
@@ -1187,9 +1184,7 @@ int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err,
         free(at);
         return NNRT_ENOMEM;
     }
-    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
-        restore_auto = 1;
-    H5Eclear2(H5E_DEFAULT);
+    nnrt_h5_quiet(&quiet);
 
     if ((file = nnrt_h5_open_read(path, "a Keras .h5 file", &rc, err, errlen)) < 0)
         goto fail;
@@ -1277,8 +1272,6 @@ fail:
     if (file >= 0) H5Fclose(file);
     free(scratch);
     free(at);
-    H5Eclear2(H5E_DEFAULT);
-    if (restore_auto)
-        H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    nnrt_h5_restore(&quiet);
     return rc;
 }
