@@ -288,7 +288,7 @@ static int open_model(const NnrtModel *model, uint64_t seed, const char *weights
     if (weights) {
         int rc = model->load(m, weights);
         if (rc < 0) {
-            error("%s: %s", weights, model->last_error(m));
+            error("%s", model->last_error(m));  /* the runtime's message names the file */
             model->free_model(m);
             return status_of(rc);
         }
@@ -521,7 +521,7 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         fflush(stdout);
         if ((rc = model->load_partial(m, cfg.init_weights, stdout)) < 0) {
             status = status_of(rc);
-            error("%s: %s", cfg.init_weights, model->last_error(m));
+            error("%s", model->last_error(m));
             goto fail;
         }
         fflush(stdout);
@@ -535,7 +535,7 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
     snprintf(path, sizeof path, "%s/%s.h5", dir, model->name);
     if ((rc = model->save(m, path)) < 0) {
         status = status_of(rc);
-        error("%s: %s", path, model->last_error(m));
+        error("%s", model->last_error(m));
         goto fail;
     }
     snprintf(path, sizeof path, "%s/history.csv", dir);
