@@ -236,7 +236,9 @@ static void check_pool(const NnrtConv *p)
     assert(p->f == p->c && "pooling keeps the channels: f == c");
 }
 
-void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B)
+/* Max or average over each window's real (unpadded) cells; the window walk
+ * is shared, the combining loop chosen per window, outside the channels. */
+static void pool_forward(float *y, const float *x, const NnrtConv *p, int B, int average)
 {
     check_pool(p);
     const size_t ch = (size_t)p->c;
@@ -250,18 +252,40 @@ void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B)
                 window_range(ox, p->sw, p->pl, p->dw, p->kw, p->w, &kx_lo, &kx_hi);
                 assert(ky_lo < ky_hi && kx_lo < kx_hi && "pooling window outside the input");
                 int iy0 = oy * p->sh - p->pt, ix0 = ox * p->sw - p->pl;
-                const float *first = xs + ((size_t)(iy0 + ky_lo * p->dh) * p->w + ix0 + kx_lo * p->dw) * ch;
-                memcpy(y, first, ch * sizeof *y);
+                if (average)
+                    memset(y, 0, ch * sizeof *y);
+                else  /* the first real cell */
+                    memcpy(y, xs + ((size_t)(iy0 + ky_lo * p->dh) * p->w + ix0 + kx_lo * p->dw) * ch,
+                           ch * sizeof *y);
                 for (int ky = ky_lo; ky < ky_hi; ky++) {
                     for (int kx = kx_lo; kx < kx_hi; kx++) {
                         const float *v = xs + ((size_t)(iy0 + ky * p->dh) * p->w + ix0 + kx * p->dw) * ch;
-                        for (size_t j = 0; j < ch; j++)
-                            y[j] = v[j] > y[j] ? v[j] : y[j];
+                        if (average)
+                            for (size_t j = 0; j < ch; j++)
+                                y[j] += v[j];
+                        else
+                            for (size_t j = 0; j < ch; j++)
+                                y[j] = v[j] > y[j] ? v[j] : y[j];
                     }
+                }
+                if (average) {
+                    float count = (float)((ky_hi - ky_lo) * (kx_hi - kx_lo));
+                    for (size_t j = 0; j < ch; j++)
+                        y[j] /= count;
                 }
             }
         }
     }
+}
+
+void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B)
+{
+    pool_forward(y, x, p, B, 0);
+}
+
+void nnrt_avgpool_forward(float *y, const float *x, const NnrtConv *p, int B)
+{
+    pool_forward(y, x, p, B, 1);
 }
 
 void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B)
@@ -296,36 +320,6 @@ void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const flo
                     }
                 next_channel:;
                 }
-            }
-        }
-    }
-}
-
-void nnrt_avgpool_forward(float *y, const float *x, const NnrtConv *p, int B)
-{
-    check_pool(p);
-    const size_t ch = (size_t)p->c;
-    for (int s = 0; s < B; s++) {
-        const float *xs = x + (size_t)s * p->h * p->w * ch;
-        for (int oy = 0; oy < p->oh; oy++) {
-            int ky_lo, ky_hi;
-            window_range(oy, p->sh, p->pt, p->dh, p->kh, p->h, &ky_lo, &ky_hi);
-            for (int ox = 0; ox < p->ow; ox++, y += ch) {
-                int kx_lo, kx_hi;
-                window_range(ox, p->sw, p->pl, p->dw, p->kw, p->w, &kx_lo, &kx_hi);
-                assert(ky_lo < ky_hi && kx_lo < kx_hi && "pooling window outside the input");
-                int iy0 = oy * p->sh - p->pt, ix0 = ox * p->sw - p->pl;
-                memset(y, 0, ch * sizeof *y);
-                for (int ky = ky_lo; ky < ky_hi; ky++) {
-                    for (int kx = kx_lo; kx < kx_hi; kx++) {
-                        const float *v = xs + ((size_t)(iy0 + ky * p->dh) * p->w + ix0 + kx * p->dw) * ch;
-                        for (size_t j = 0; j < ch; j++)
-                            y[j] += v[j];
-                    }
-                }
-                float count = (float)((ky_hi - ky_lo) * (kx_hi - kx_lo));
-                for (size_t j = 0; j < ch; j++)
-                    y[j] /= count;
             }
         }
     }
