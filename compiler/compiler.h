@@ -137,6 +137,7 @@ struct Layer {
     bool trainable;
     /* filled by lowering of the inference graph, for summary and --report */
     Shape out_shape;
+    bool out_vtime;              /* out_shape leads with the variable time axis (None) */
     int64_t params, trainable_params;
     const char **inbound;        /* resolved input names (functional summary) */
     int ninbound;
@@ -169,9 +170,11 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l);
 
 typedef struct {
     const char *name;
-    Shape shape;                 /* per sample */
+    Shape shape;                 /* per sample; a variable time axis holds its maximum */
     bool int32;
-    Loc loc;
+    bool vtime;                  /* shape: [null, ...]: the time axis's length is chosen per call */
+    int64_t max_timesteps;       /* its maximum as given (max_timesteps:), else 0 */
+    Loc loc, null_loc;
 } ModelInput;
 
 typedef struct {

@@ -671,6 +671,7 @@ static int lower_dropout(Lower *lw, Layer *l, Node *const *in, int nin, Node **o
     }
     Node *mask = lower_node(lw, l, OP_DROPOUT_MASK, 0, NULL, "mask");
     mask->shape = in[0]->shape;
+    mask->vtime = in[0]->vtime;
     mask->batched = in[0]->batched;
     mask->alpha = (float)rate->f;
     *out = lower_node(lw, l, OP_MUL, 2, (Node *[]){in[0], mask}, NULL);

@@ -100,6 +100,7 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
         Node *mask = lower_node(lw, l, OP_DROPOUT_MASK, 0, NULL, "input_mask");
         mask->shape = x->shape;
         mask->batched = true;
+        mask->vtime = x->vtime;
         mask->alpha = (float)drop->f;
         mask->steps = (int)x->shape.dim[0];
         x = lower_node(lw, l, OP_MUL, 2, (Node *[]){x, mask}, "dropped");
@@ -159,7 +160,7 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
     }
     Node *tape = lower_node(lw, l, OP_RNN, nsrc, src, "tape");
     tape->rnn = tmp.rnn;
-    tape->shape = (Shape){1, {tape_floats(kind, x->shape.dim[0], u)}};
+    tape->shape = (Shape){2, {x->shape.dim[0], tape_floats(kind, 1, u)}};  /* per step: T scales it */
     tape->batched = true;
     tape->workspace = workspace_floats(kind, tmp.rnn.reset_after, x->shape.dim[0], x->shape.dim[1], u, lw->g->max_batch);
     Node *y = lower_node(lw, l, OP_RNN_OUTPUT, 1, &tape, NULL);

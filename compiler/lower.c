@@ -177,6 +177,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         Node *n = node_new(g, OP_INPUT, 0, NULL);
         n->shape = m->inputs[i].shape;
         n->batched = true;
+        n->vtime = m->inputs[i].vtime;
         n->slot = i;
         n->storage = ST_INPUT;
         n->loc = m->inputs[i].loc;
@@ -236,11 +237,15 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         assert(out);
         if (out->id >= first && (!out->name || strcmp(out->name, l->name) != 0))
             out->name = graph_unique_name(g, l->name);
+        for (int i = first; i < g->nnodes; i++)  /* the layer may have set shapes after node_new */
+            if (g->nodes[i]->nsrc)
+                g->nodes[i]->vtime = node_keeps_time(g, g->nodes[i]);
         for (int i = first; i < g->nnodes; i++)
             if (!g->nodes[i]->name)
                 g->nodes[i]->name = graph_unique_name(g, arena_printf(a, "%s_%s", l->name, op_info[g->nodes[i]->op].name));
         if (!g->training) {
             l->out_shape = out->shape;
+            l->out_vtime = node_keeps_time(g, out) || out->vtime;
             l->inbound = arena_alloc(a, (size_t)nin * sizeof *l->inbound);
             for (int i = 0; i < nin; i++)
                 l->inbound[i] = in[i]->layer ? in[i]->layer : in[i]->name;
@@ -256,7 +261,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
     for (int i = 0; i < m->noutputs; i++) {
         outputs[i] = lookup(&bind, m->outputs[i]);
         outputs[i]->is_output = true;
-        p->outputs[i] = (IoSpec){m->outputs[i], outputs[i]->name, outputs[i]->shape};
+        p->outputs[i] = (IoSpec){m->outputs[i], outputs[i]->name, outputs[i]->shape, outputs[i]->vtime};
     }
     p->noutputs = m->noutputs;
     if (!m->has_compile)
@@ -271,6 +276,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         t->storage = ST_TARGET;
         t->batched = true;
         t->int32 = sparse;
+        t->vtime = y->vtime;
         t->loc = ol->loc;
         t->layer = m->outputs[i];
         t->name = graph_unique_name(g, arena_printf(a, "%s_target", m->outputs[i]));
@@ -357,6 +363,53 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
     return 0;
 }
 
+/* A variable time axis runs through ops that treat each step as a row
+ * (the generated code counts rows as B * T) and through the recurrent
+ * kernels, which take T at run time; any other op meeting it is refused at
+ * the layer that made it. */
+static int check_time_axis(Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->nsrc)  /* again for autodiff's nodes, some shaped after node_new */
+            n->vtime = node_keeps_time(g, n);
+        bool timed = false;
+        for (int k = 0; k < n->nsrc; k++)
+            timed |= n->src[k]->vtime;
+        if (!timed)
+            continue;
+        bool rowwise = false;
+        switch (n->op) {
+        case OP_MATMUL: case OP_BIAS_ADD: case OP_BIAS_GRAD: case OP_ACTIVATION: case OP_BIAS_ACTIVATION:
+        case OP_ACTIVATION_GRAD: case OP_SOFTMAX: case OP_SOFTMAX_GRAD: case OP_MUL: case OP_ADD: case OP_SUB:
+        case OP_SCALE: case OP_MAXIMUM: case OP_MAXIMUM_GRAD: case OP_LOSS: case OP_LOSS_GRAD: case OP_METRIC:
+        case OP_RNN: case OP_RNN_OUTPUT: case OP_RNN_GRAD:
+        case OP_UPDATE: case OP_PENALTY: case OP_PENALTY_GRAD:  /* over weights (a gradient another op wrote) */
+            rowwise = true;
+            break;
+        case OP_CONCAT: case OP_SLICE:
+            rowwise = n->axis > 0;
+            break;
+        case OP_RESHAPE:  /* an identity view (inference Dropout) */
+            rowwise = shape_equal(&n->shape, &n->src[0]->shape);
+            break;
+        case OP_INPUT: case OP_TARGET: case OP_WEIGHT: case OP_DROPOUT_MASK: case OP_CONV:
+        case OP_CONV_GRAD_INPUT: case OP_CONV_GRAD_KERNEL: case OP_POOL: case OP_POOL_GRAD: case OP_BN_STATS:
+        case OP_BN_APPLY: case OP_BN_GRAD_INPUT: case OP_BN_GRAD_GAMMA: case OP_BN_MOVING: case OP_BN_INFER:
+        case OP_BN_INFER_GRAD: case OP_COUNT:
+            break;
+        }
+        if (rowwise)
+            continue;
+        error_at(n->loc, "layer '%s' does not take a variable-length time axis yet", n->layer ? n->layer : n->name);
+        hint("give the input a fixed length, e.g. shape: [%lld, %lld]; recurrent layers, Dense, "
+             "TimeDistributed and activations take a null one", (long long)g->max_timesteps,
+             (long long)(n->src[0]->shape.rank > 1 ? n->src[0]->shape.dim[n->src[0]->shape.rank - 1] : 1));
+        return -1;
+    }
+    return 0;
+}
+
 int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
 {
     memset(p, 0, sizeof *p);
@@ -368,16 +421,24 @@ int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
     p->fit = m->fit;
     p->weights = arena_alloc(a, sizeof *p->weights);
     p->ninputs = m->ninputs;
-    for (int i = 0; i < m->ninputs; i++)
-        p->inputs[i] = (IoSpec){m->inputs[i].name, m->inputs[i].name, m->inputs[i].shape};
+    for (int i = 0; i < m->ninputs; i++) {
+        p->inputs[i] = (IoSpec){m->inputs[i].name, m->inputs[i].name, m->inputs[i].shape, m->inputs[i].vtime};
+        if (m->inputs[i].vtime)
+            p->max_timesteps = m->inputs[i].shape.dim[0];
+    }
     p->layer_names = arena_alloc(a, (size_t)m->nlayers * sizeof *p->layer_names);
     for (int i = 0; i < m->nlayers; i++)  /* HDF5 groups: a block instance is one Keras layer */
         if (!p->nlayers || strcmp(p->layer_names[p->nlayers - 1], m->layers[i]->group) != 0)
             p->layer_names[p->nlayers++] = m->layers[i]->group;
 
     p->infer = graph_new(a, "infer", false, p->weights, p->max_batch);
-    if (lower_graph(a, m, p, p->infer))
+    p->infer->max_timesteps = p->max_timesteps;
+    if (lower_graph(a, m, p, p->infer) || check_time_axis(p->infer))
         return -1;
+    for (int i = 0; i < p->noutputs; i++)
+        for (int k = 0; k < p->infer->nnodes; k++)
+            if (!strcmp(p->infer->nodes[k]->name, p->outputs[i].buffer))
+                p->outputs[i].vtime = p->infer->nodes[k]->vtime;
     ir_verify(p->infer);
     for (int i = 0; i < m->nlayers; i++) {
         Layer *l = m->layers[i];
@@ -394,9 +455,12 @@ int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
     if (p->inference_only)
         return 0;
     p->train = graph_new(a, "train", true, p->weights, p->max_batch);
+    p->train->max_timesteps = p->max_timesteps;
     if (lower_graph(a, m, p, p->train))
         return -1;
     ir_autodiff(p->train, p->optimizer.kind);
+    if (check_time_axis(p->train))
+        return -1;
     ir_verify(p->train);
     return 0;
 }

@@ -308,7 +308,7 @@ static void print_report(const Program *p)
             if (n->storage != ST_ARENA)
                 continue;
             printf("  %-32s %-16s offset %9zu  %9zu bytes  live %d..%d\n", n->name,
-                   shape_str(g->arena, &n->shape, n->batched), n->offset * 4, node_floats(g, n) * 4, n->id,
+                   node_shape_str(g->arena, n), n->offset * 4, node_floats(g, n) * 4, n->id,
                    n->last_use);
         }
     }

@@ -378,11 +378,39 @@ static int parse_customs(Arena *a, Model *m, const YNode *v)
 
 /* ---- inputs --------------------------------------------------------------------- */
 
+/* The maximum of the variable time axis (model-format.md §1): max_timesteps
+ * as given, else the fit data's sequence length, else 256. One length runs
+ * through the model, so the inputs with a null axis share it. */
+static int resolve_timesteps(Model *m)
+{
+    int64_t max = 0;
+    const ModelInput *first = NULL;
+    for (int i = 0; i < m->ninputs; i++) {
+        const ModelInput *in = &m->inputs[i];
+        if (!in->vtime || !in->max_timesteps)
+            continue;
+        if (first && in->max_timesteps != max) {
+            error_at(in->loc, "inputs '%s' and '%s' give different max_timesteps (%lld and %lld)", first->name,
+                     in->name, (long long)max, (long long)in->max_timesteps);
+            hint("the time axis runs through the whole model: give one maximum");
+            return -1;
+        }
+        first = in;
+        max = in->max_timesteps;
+    }
+    if (!max)
+        max = m->fit.train.format == NNRT_DATA_TIME_SERIES && m->fit.train.n_steps > 0 ? m->fit.train.n_steps : 256;
+    for (int i = 0; i < m->ninputs; i++)
+        if (m->inputs[i].vtime)
+            m->inputs[i].shape.dim[0] = max;
+    return 0;
+}
+
 static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
 {
     if (expect_kind(v, Y_MAP, "an input"))
         return -1;
-    static const char *const keys[] = {"name", "shape", "dtype", NULL};
+    static const char *const keys[] = {"name", "shape", "dtype", "max_timesteps", NULL};
     if (check_keys(v, "an input", keys))
         return -1;
     in->loc = v->loc;
@@ -405,10 +433,16 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
     if (parse_arg(a, &spec, shape, &val))
         return -1;
     for (int i = 0; i < val.shape.rank; i++) {
-        if (val.shape.dim[i] == -1) {
-            error_at(shape->items[i]->loc, "a variable-length axis (null) is not supported yet");
-            hint("give the fixed length of your sequences, e.g. shape: [50, 1] for the Keras notes' series");
+        if (val.shape.dim[i] == -1 && (i > 0 || val.shape.rank < 2)) {
+            error_at(shape->items[i]->loc, "only the time axis, the first of a sequence's shape, may be null");
+            hint("a variable-length series is shape: [null, features], e.g. [null, 1]");
             return -1;
+        }
+        if (val.shape.dim[i] == -1) {
+            in->vtime = true;
+            in->null_loc = shape->items[i]->loc;
+            val.shape.dim[i] = 1;  /* the maximum, resolved with the fit section (resolve_timesteps) */
+            continue;
         }
         if (val.shape.dim[i] <= 0)
             return error_at(shape->kind == Y_SEQ ? shape->items[i]->loc : shape->loc,
@@ -420,6 +454,22 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
         if ((values *= in->shape.dim[i]) > INT32_MAX)
             return error_at(shape->loc, "input '%s' has more values per sample than nncc handles (%d)", in->name,
                             INT32_MAX);
+    const YNode *max = ymap_get(v, "max_timesteps");
+    if (max) {
+        ArgSpec mspec = {"max_timesteps", ARG_INT, NULL};
+        ArgValue mval = {0};
+        if (parse_arg(a, &mspec, max, &mval))
+            return -1;
+        if (!in->vtime) {
+            error_at(max->loc, "max_timesteps is for a variable time axis, and input '%s' has none", in->name);
+            hint("make the time axis null: shape: [null, %lld]",
+                 (long long)(in->shape.rank > 1 ? in->shape.dim[in->shape.rank - 1] : 1));
+            return -1;
+        }
+        if (mval.i < 1 || mval.i > 1 << 20)
+            return error_at(max->loc, "max_timesteps must be 1 to %d, not %lld", 1 << 20, (long long)mval.i);
+        in->max_timesteps = mval.i;
+    }
     if (dtype) {
         if (expect_kind(dtype, Y_SCALAR, "dtype"))
             return -1;
@@ -544,9 +594,21 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
                 in->shape.rank--;
                 memmove(in->shape.dim, in->shape.dim + 1, (size_t)in->shape.rank * sizeof in->shape.dim[0]);
             }
-            for (int d = 0; d < in->shape.rank; d++)
+            for (int d = 0; d < in->shape.rank; d++) {
+                if (d == 0 && in->shape.rank >= 2 && in->shape.dim[d] == -1) {  /* Keras's [None, 1] */
+                    in->vtime = true;
+                    in->null_loc = v->loc;
+                    in->shape.dim[d] = 1;  /* the maximum, resolved with the fit section */
+                    continue;
+                }
+                if (in->shape.dim[d] == -1) {
+                    error_at(v->loc, "only the time axis, the first of a sequence's shape, may be null");
+                    hint("a variable-length series is %s: [null, features], e.g. [null, 1]", k->text);
+                    return -1;
+                }
                 if (in->shape.dim[d] <= 0)
                     return error_at(v->loc, "input dimensions must be positive integers");
+            }
             continue;
         }
         int j = 0;
@@ -1809,5 +1871,5 @@ int model_parse(Arena *a, const char *path, Model *m)
         if (parse_fit(a, m, v, key_loc(root, "fit")))
             return -1;
     }
-    return 0;
+    return resolve_timesteps(m);
 }

@@ -34,11 +34,15 @@ static void rule(FILE *out, char c, int n)
     fputc('\n', out);
 }
 
-static const char *shape_none(char *buf, size_t cap, const Shape *s)
+static const char *shape_none(char *buf, size_t cap, const Shape *s, bool vtime)
 {
     size_t n = (size_t)snprintf(buf, cap, "(None");
-    for (int i = 0; i < s->rank && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, ", %lld", (long long)s->dim[i]);
+    for (int i = 0; i < s->rank && n < cap; i++) {
+        if (i == 0 && vtime)
+            n += (size_t)snprintf(buf + n, cap - n, ", None");
+        else
+            n += (size_t)snprintf(buf + n, cap - n, ", %lld", (long long)s->dim[i]);
+    }
     snprintf(buf + n, cap - n, ")");
     return buf;
 }
@@ -77,7 +81,7 @@ void print_summary(FILE *out, const Model *m, const Program *p)
             char sh[256];
             Shape s = m->inputs[i].shape;
             snprintf(name, sizeof name, " %s (InputLayer)", m->inputs[i].name);
-            snprintf(shape, sizeof shape, "[%s]", shape_none(sh, sizeof sh, &s));
+            snprintf(shape, sizeof shape, "[%s]", shape_none(sh, sizeof sh, &s, m->inputs[i].vtime));
             const char *f[] = {name, shape, "0", "[]"};
             row(out, f, nf, pos);
             row(out, (const char *[]){"", "", "", ""}, nf, pos);
@@ -95,7 +99,7 @@ void print_summary(FILE *out, const Model *m, const Program *p)
         }
         const Layer *end = m->layers[last];
         snprintf(name, sizeof name, " %s (%s)", l->group, l->block_class ? l->block_class : l->cls->name);
-        shape_none(shape, sizeof shape, &end->out_shape);
+        shape_none(shape, sizeof shape, &end->out_shape, end->out_vtime);
         snprintf(params_text, sizeof params_text, "%lld", params);
         total += params;
         trainable += trainable_params;

@@ -46,7 +46,7 @@ bool shape_equal(const Shape *a, const Shape *b)
     return true;
 }
 
-const char *shape_str(Arena *a, const Shape *s, bool batched)
+static const char *shape_format(Arena *a, const Shape *s, bool batched, bool vtime)
 {
     char buf[256];
     size_t len = 0;
@@ -54,10 +54,20 @@ const char *shape_str(Arena *a, const Shape *s, bool batched)
     if (batched)
         len += (size_t)snprintf(buf + len, sizeof buf - len, "B%s", s->rank ? "," : "");
     for (int i = 0; i < s->rank; i++)
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "%lld%s", (long long)s->dim[i],
-                                i + 1 < s->rank ? "," : "");
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%lld%s", i == 0 && vtime ? "T<=" : "",
+                                (long long)s->dim[i], i + 1 < s->rank ? "," : "");
     snprintf(buf + len, sizeof buf - len, ")");
     return arena_strdup(a, buf);
+}
+
+const char *shape_str(Arena *a, const Shape *s, bool batched)
+{
+    return shape_format(a, s, batched, false);
+}
+
+const char *node_shape_str(Arena *a, const Node *n)
+{
+    return shape_format(a, &n->shape, n->batched, n->vtime);
 }
 
 /* A C identifier from base, made unique in g (and clear of the backend's
@@ -122,10 +132,27 @@ Node *node2(Graph *g, OpKind op, Node *a, Node *b)
     return node_new(g, op, 2, src);
 }
 
+/* A batched result keeps the variable time axis of a source when its own
+ * leading axis is that axis (a recurrent tape scales with it whole). Which
+ * ops may meet such a source at all the compiler checks (lower.c). */
+bool node_keeps_time(const Graph *g, const Node *n)
+{
+    bool from_time = false;
+    for (int i = 0; i < n->nsrc; i++)
+        from_time |= n->src[i]->vtime;
+    if (!from_time || !n->batched)
+        return false;
+    if (n->op == OP_RNN)
+        return n->src[0]->vtime;
+    return n->shape.rank >= 2 && n->shape.dim[0] == g->max_timesteps;
+}
+
 void node_infer_shape(Graph *g, Node *n)
 {
     if (op_info[n->op].shape)
         op_info[n->op].shape(g, n);
+    if (n->nsrc > 0)
+        n->vtime = node_keeps_time(g, n);
 }
 
 static const char *weight_key(Arena *a, const char *layer, const char *name)

@@ -151,6 +151,8 @@ struct Node {
     int nsrc;
     Shape shape;                 /* per sample when batched */
     bool batched;
+    bool vtime;                  /* dim[0] is the variable time axis: shape holds the compiled maximum,
+                                    and at run time the buffer holds T / max of it, compact (B, T, ...) */
     bool int32;                  /* int32 values (sparse labels), else float */
     bool requires_grad;          /* depends on a trainable weight */
     const char *name;            /* C identifier of its buffer, unique in the graph */
@@ -201,6 +203,7 @@ typedef struct {
     int nnodes, cap;
     WeightSet *weights;          /* shared by the graphs of one model */
     size_t max_batch;            /* batched buffers hold this many samples */
+    int64_t max_timesteps;       /* the variable time axis's compiled maximum (0: none) */
     int nlosses, nmetrics;       /* ST_SCALAR slots */
     StrMap names;                /* node names in use */
     bool (*reserved)(const char *name);  /* names the backend keeps for itself (may be NULL) */
@@ -213,10 +216,12 @@ size_t node_floats(const Graph *g, const Node *n);   /* buffer size at max_batch
 Node  *node_new(Graph *g, OpKind op, int nsrc, Node *const *src);  /* shape by the op's rule */
 Node  *node1(Graph *g, OpKind op, Node *a);
 Node  *node2(Graph *g, OpKind op, Node *a, Node *b);
-void   node_infer_shape(Graph *g, Node *n);
+void   node_infer_shape(Graph *g, Node *n);   /* and vtime, from the sources */
+bool   node_keeps_time(const Graph *g, const Node *n);  /* n's vtime by its sources and shape */
 int64_t shape_size(const Shape *s);
 bool   shape_equal(const Shape *a, const Shape *b);
 const char *shape_str(Arena *a, const Shape *s, bool batched);   /* "(B,28,28)" */
+const char *node_shape_str(Arena *a, const Node *n);             /* "(B,T<=50,1)" on the variable time axis */
 const char *graph_unique_name(Graph *g, const char *base);
 
 /* ---- The compilation unit the backend consumes ------------------------- */
@@ -310,13 +315,15 @@ typedef struct {
 typedef struct {
     const char *name;            /* Keras name */
     const char *buffer;          /* node name in the graphs */
-    Shape shape;                 /* per sample */
+    Shape shape;                 /* per sample; dim[0] at its maximum when vtime */
+    bool vtime;                  /* leads with the variable time axis */
 } IoSpec;
 
 typedef struct {
     const char *name;            /* C prefix of the API */
     const char *source;          /* model file */
     size_t max_batch;
+    int64_t max_timesteps;       /* the variable time axis's maximum (0: every axis fixed) */
     bool inference_only;
     IoSpec inputs[16], outputs[16];
     int ninputs, noutputs;

@@ -116,7 +116,7 @@ void ir_print(FILE *out, const Graph *g)
         fprintf(out, "  %%%d %s = %s(", n->id, n->name, op_info[n->op].name);
         for (int s = 0; s < n->nsrc; s++)
             fprintf(out, "%s%%%d", s ? ", " : "", n->src[s]->id);
-        fprintf(out, ") %s", shape_str(g->arena, &n->shape, n->batched));
+        fprintf(out, ") %s", node_shape_str(g->arena, n));
         print_attrs(out, n);
         fprintf(out, " @%s", storage_name[n->storage]);
         if (n->storage == ST_ARENA)

@@ -275,6 +275,43 @@ static int check_target(const NnrtModel *model, int j, NnrtArray *a, const char 
     return 0;
 }
 
+int nnrt_model_at_timesteps(const NnrtModel *model, size_t T, NnrtModel *out)
+{
+    if (!model || !out)
+        return NNRT_EINVAL;
+    *out = *model;
+    if (!model->max_timesteps)
+        return 0;
+    if (T < 1 || T > model->max_timesteps)
+        return NNRT_EINVAL;
+    const int64_t max = (int64_t)model->max_timesteps, t = (int64_t)T;
+    out->timesteps = T;
+    for (int i = 0; i < model->num_inputs; i++)
+        if (model->input_vtime[i]) {
+            out->input_size[i] = model->input_size[i] / max * t;
+            out->input_shape[i][0] = t;
+        }
+    for (int j = 0; j < model->num_outputs; j++)
+        if (model->output_vtime[j]) {
+            out->output_size[j] = model->output_size[j] / max * t;
+            out->target_size[j] = model->target_size[j] / max * t;
+            if (model->output_rank[j] > 0)
+                out->output_shape[j][0] = t;
+        }
+    return 0;
+}
+
+void *nnrt_model_new(const NnrtModel *model, uint64_t seed)
+{
+    void *m = model->new_model(seed);
+    if (m && model->max_timesteps && model->set_timesteps &&
+        model->set_timesteps(m, model->timesteps ? model->timesteps : model->max_timesteps) < 0) {
+        model->free_model(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* nnrt_dataset_free is in data.c, beside nnrt_array_free. */
 
 /* idx, npy and hdf5: one file (dataset) per input and per output (or one

@@ -279,7 +279,7 @@ fail:
 /* A new model with seed, then strict weights from `weights` when given. */
 static int open_model(const NnrtModel *model, uint64_t seed, const char *weights, void **out)
 {
-    void *m = model->new_model(seed);
+    void *m = nnrt_model_new(model, seed);
     *out = NULL;
     if (!m) {
         error("cannot create the model %s (out of memory)", model->name);
@@ -512,7 +512,7 @@ static int cmd_train(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
         goto fail;
     }
 
-    if (!(m = model->new_model(cfg.seed))) {
+    if (!(m = nnrt_model_new(model, cfg.seed))) {
         status = STATUS_INTERNAL;
         error("cannot create the model %s (out of memory)", model->name);
         goto fail;
@@ -786,7 +786,7 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
               "there is no gradient to check", model->name);
         goto fail;
     }
-    if (!(m = model->new_model(seed)) || random_batch(model, n, seed, x, y) < 0 ||
+    if (!(m = nnrt_model_new(model, seed)) || random_batch(model, n, seed, x, y) < 0 ||
         !(analytic = malloc(num * sizeof *analytic))) {
         error("out of memory");
         goto fail;
@@ -934,7 +934,7 @@ int nnrt_regression_test(const NnrtModel *model, const NnrtRegression *e)
     const void *tg[NNRT_MAX_IO];
     size_t total = 0;
     int rc = NNRT_ENOMEM;
-    void *m = model->new_model(e->seed);
+    void *m = nnrt_model_new(model, e->seed);
     for (int j = 0; j < model->num_outputs; j++)
         total += e->n * (size_t)model->output_size[j];
     if (total != e->num_outputs) {
@@ -993,6 +993,62 @@ done:
 
 /* ---- entry ----------------------------------------------------------------- */
 
+/* The steps of a sequence in src's input i: its n_steps, or axis 1 of the
+ * array it names; 0 when it cannot tell (its loader reports the problem). */
+static size_t source_steps(const NnrtDataSource *src, int i)
+{
+    if (src->format == NNRT_DATA_TIME_SERIES)
+        return src->n_steps > 0 ? (size_t)src->n_steps : 0;
+    if ((src->format != NNRT_DATA_NPY && src->format != NNRT_DATA_HDF5) || !src->x)
+        return 0;
+    char path[4096], err[256];
+    const char *at = src->x;  /* comma-separated, one per input */
+    for (int k = 0; k < i && at; k++)
+        if ((at = strchr(at, ',')))
+            at++;
+    if (!at)
+        return 0;
+    size_t len = strcspn(at, ",");
+    if (len >= sizeof path)
+        return 0;
+    memcpy(path, at, len);
+    path[len] = 0;
+    NnrtArray a = {0};
+    int rc = src->format == NNRT_DATA_NPY ? nnrt_npy_load(path, &a, err, sizeof err)
+                                          : nnrt_hdf5_load(src->path, path, &a, err, sizeof err);
+    size_t steps = rc == 0 && a.rank >= 2 ? (size_t)a.shape[1] : 0;
+    nnrt_array_free(&a);
+    return steps;
+}
+
+/* A model with a variable time axis runs at the sequence length of the
+ * command's data (the compiled maximum for check): *at is its description
+ * at that length. */
+static int at_data_length(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o, NnrtModel *at)
+{
+    int input = 0;
+    while (input < model->num_inputs && !model->input_vtime[input])
+        input++;
+    NnrtDataSource src = {.format = NNRT_DATA_NPY};
+    const char *const *paths = !strcmp(o->command, "predict") ? o->inputs
+                             : !strcmp(o->command, "evaluate") && o->num_data ? o->data : NULL;
+    if (paths && input < model->num_inputs)
+        src.x = paths[input];
+    else if (fit && !strcmp(o->command, "evaluate") && fit->test.format)
+        src = fit->test;
+    else if (fit && strcmp(o->command, "check") != 0)
+        src = fit->train;
+    size_t steps = input < model->num_inputs ? source_steps(&src, paths ? 0 : input) : 0;
+    if (!steps)
+        steps = model->max_timesteps;
+    if (steps > model->max_timesteps) {
+        error("the data's sequences have %zu steps, but %s was compiled for at most %zu; "
+              "recompile with  max_timesteps: %zu  on the input", steps, model->name, model->max_timesteps, steps);
+        return STATUS_INPUT;
+    }
+    return nnrt_model_at_timesteps(model, steps, at) < 0 ? STATUS_INTERNAL : STATUS_OK;
+}
+
 int nnrt_main(int argc, char **argv, const NnrtModel *model, const NnrtFitConfig *fit)
 {
     const char *program = argc > 0 && argv && argv[0] ? argv[0] : "model";
@@ -1018,6 +1074,13 @@ int nnrt_main(int argc, char **argv, const NnrtModel *model, const NnrtFitConfig
         (!train && o.weights && !model->load)) {
         error("%s was compiled without the code for %s (--inference-only?)", model->name, o.command);
         return STATUS_INPUT;
+    }
+    NnrtModel at;
+    if (model->max_timesteps) {
+        int rc = at_data_length(model, fit, &o, &at);
+        if (rc != STATUS_OK)
+            return rc;
+        model = &at;
     }
     int status = train ? cmd_train(model, fit, &o)
                : evaluate ? cmd_evaluate(model, fit, &o)

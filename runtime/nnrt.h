@@ -389,6 +389,13 @@ typedef struct NnrtModel {
     const char *name;                    /* model name, prefix of the API */
     const char *source;                  /* the model file it was compiled from */
     size_t max_batch;
+    /* A variable time axis (model-format.md §1): inputs and outputs marked
+     * vtime lead with it, sized here at max_timesteps; set_timesteps picks
+     * the length the void * functions below use (0: every axis fixed). */
+    size_t max_timesteps;
+    int (*set_timesteps)(void *m, size_t timesteps);
+    int input_vtime[NNRT_MAX_IO], output_vtime[NNRT_MAX_IO];
+    size_t timesteps;                    /* nnrt_model_at_timesteps: the length nnrt_model_new sets */
     int num_inputs, num_outputs, num_metrics;
     int64_t input_size[NNRT_MAX_IO];     /* floats per sample */
     int input_rank[NNRT_MAX_IO];         /* per-sample shape, batch excluded */
@@ -426,6 +433,14 @@ typedef struct NnrtModel {
     int   (*set_trainable)(void *m, const char *layer, int trainable);
     void  (*reset_optimizer)(void *m);
 } NnrtModel;
+
+/* The description of a model with a variable time axis at one sequence
+ * length T (1..max_timesteps): the sizes and shapes of its vtime inputs,
+ * outputs and targets at T, so data of that length checks as usual. A
+ * model with fixed axes is copied unchanged. NNRT_EINVAL for a bad T. */
+int nnrt_model_at_timesteps(const NnrtModel *model, size_t T, NnrtModel *out);
+/* new_model(seed), set to the description's timesteps when it has a variable time axis. */
+void *nnrt_model_new(const NnrtModel *model, uint64_t seed);
 
 /* ---- fit.c: the Keras fit loop ---------------------------------------- */
 

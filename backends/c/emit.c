@@ -379,22 +379,40 @@ static int64_t cols(const Node *n)
     return n->shape.rank ? n->shape.dim[n->shape.rank - 1] : 1;
 }
 
+/* B times r, a count per sample of n that includes n's leading axis when
+ * r spans it (span): with the variable time axis that axis is T at run
+ * time, so r scales by T / its maximum. Unbatched: the number. */
+static const char *per_batch(const Node *n, int64_t r, bool span, const char *b)
+{
+    if (!n->batched)
+        return fmt_str("%lld", (long long)r);
+    if (n->vtime && span) {
+        int64_t k = r / n->shape.dim[0];
+        if (!strcmp(b, "1"))
+            return k == 1 ? "T" : fmt_str("T * %lld", (long long)k);
+        return k == 1 ? fmt_str("%s * T", b) : fmt_str("%s * T * %lld", b, (long long)k);
+    }
+    return r == 1 ? b : fmt_str("%s * %lld", b, (long long)r);
+}
+
 /* rows of n viewed as a matrix (rows, last axis) */
 static const char *rows(const Node *n)
 {
-    int64_t r = pre_rows(n);
-    if (!n->batched)
-        return fmt_str("%lld", (long long)r);
-    return r == 1 ? "B" : fmt_str("B * %lld", (long long)r);
+    return per_batch(n, pre_rows(n), n->shape.rank >= 2, "B");
 }
 
 /* element count of n */
 static const char *count(const Node *n)
 {
-    int64_t s = shape_size(&n->shape);
-    if (!n->batched)
-        return fmt_str("%lld", (long long)s);
-    return s == 1 ? "(size_t)B" : fmt_str("(size_t)B * %lld", (long long)s);
+    return per_batch(n, shape_size(&n->shape), true, "(size_t)B");
+}
+
+/* n's time steps per sample as C: "T" on the variable axis */
+static const char *steps(const Node *n)
+{
+    if (n->vtime)
+        return "T";
+    return fmt_str("%lld", (long long)(n->shape.rank >= 2 ? n->shape.dim[0] : 1));
 }
 
 static const char *flt(double v)
@@ -422,9 +440,9 @@ static void comment(Emitter *e, const Node *n)
     const char *what = op_info[n->op].name;
     if (n->loc.file)
         out(e, "\n    /* %s:%d %s: %s%s %s */\n", n->loc.file, n->loc.line, n->layer ? n->layer : n->name,
-            n->backward ? "backward " : "", what, shape_str(e->g->arena, &n->shape, n->batched));
+            n->backward ? "backward " : "", what, node_shape_str(e->g->arena, n));
     else
-        out(e, "\n    /* %s %s */\n", what, shape_str(e->g->arena, &n->shape, n->batched));
+        out(e, "\n    /* %s %s */\n", what, node_shape_str(e->g->arena, n));
 }
 
 /* Declare n's arena buffer before the kernel that writes it. */
@@ -432,7 +450,7 @@ static void define(Emitter *e, const Node *n)
 {
     if (n->storage == ST_ARENA)
         out(e, "    float *const %s = arena + %zu;  /* %s */\n", n->name, n->offset,
-            shape_str(e->g->arena, &n->shape, n->batched));
+            node_shape_str(e->g->arena, n));
 }
 
 /* Note a custom function the code calls; its helpers are written once. */
@@ -457,7 +475,7 @@ static void emit_reshape(Emitter *e, const Node *n)
 {
     bool input = base_of(n)->storage == ST_INPUT;
     out(e, "    %sfloat *const %s = %s;  /* %s view */\n", input ? "const " : "", n->name, ref(e, n->src[0]),
-        shape_str(e->g->arena, &n->shape, n->batched));
+        node_shape_str(e->g->arena, n));
 }
 
 static void emit_matmul(Emitter *e, const Node *n)
@@ -561,7 +579,7 @@ static void emit_dropout_mask(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     if (n->steps > 0) {  /* one mask per sample, repeated over the time steps (Keras RNN dropout) */
-        out(e, "    nnrt_dropout_mask_steps(%s, B, %d, %lld, %s, rng);\n", ref(e, n), n->steps,
+        out(e, "    nnrt_dropout_mask_steps(%s, B, %s, %lld, %s, rng);\n", ref(e, n), steps(n),
             (long long)(shape_size(&n->shape) / n->steps), flt(n->alpha));
         return;
     }
@@ -623,9 +641,7 @@ static const char *outer_rows(const Node *n, int axis)
     int64_t r = 1;
     for (int i = 0; i < axis; i++)
         r *= n->shape.dim[i];
-    if (!n->batched)
-        return fmt_str("%lld", (long long)r);
-    return r == 1 ? "B" : fmt_str("B * %lld", (long long)r);
+    return per_batch(n, r, axis > 0, "B");
 }
 
 static int64_t row_len(const Node *n, int axis)
@@ -802,8 +818,8 @@ static const char *rnn_desc(Emitter *e, const Node *n, const Node *x)
     static const char *acts[] = {"NNRT_RNN_TANH", "NNRT_RNN_SIGMOID", "NNRT_RNN_HARD_SIGMOID", "NNRT_RNN_RELU",
                                  "NNRT_RNN_LINEAR"};
     const char *name = fmt_str("%s_cell", n->name);
-    out(e, "    static const NnrtRnn %s = {%s, %lld, %lld, %d, %s, %s, %d, %d};\n", name, kinds[n->rnn.kind],
-        (long long)x->shape.dim[0], (long long)x->shape.dim[1], n->rnn.units, acts[n->rnn.activation],
+    out(e, "    %sconst NnrtRnn %s = {%s, %s, %lld, %d, %s, %s, %d, %d};\n", x->vtime ? "" : "static ", name,
+        kinds[n->rnn.kind], steps(x), (long long)x->shape.dim[1], n->rnn.units, acts[n->rnn.activation],
         acts[n->rnn.recurrent_activation], n->rnn.go_backwards, n->rnn.reset_after);
     return name;
 }
@@ -893,9 +909,11 @@ static void emit_loss_grad(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     char scale[96];
-    int64_t pre = pre_rows(pred);
-    snprintf(scale, sizeof scale, "%sgrad_scale%s", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)),
-             pre == 1 ? "" : fmt_str(" / %s", flt((double)pre)));
+    int64_t pre = pre_rows(pred);  /* the loss is a mean over the rows of each sample too */
+    const char *per = pred->vtime ? fmt_str(" / (float)(%s)", per_batch(pred, pre, true, "1"))
+                      : pre == 1  ? ""
+                                  : fmt_str(" / %s", flt((double)pre));
+    snprintf(scale, sizeof scale, "%sgrad_scale%s", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)), per);
     out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s%s);\n", loss_kernel(e, n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
         rows(pred), (long long)cols(pred), scale, n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "");
 }
@@ -937,8 +955,8 @@ static void emit_metric(Emitter *e, const Node *n)
     const Node *y = n->src[0];
     comment(e, n);
     if (n->custom && n->custom->time_indexed) {
-        out(e, "    res[%d] = %s_metric(%s, %s, B, %lld, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
-            ref(e, n->src[1]), (long long)(y->shape.rank >= 2 ? y->shape.dim[0] : 1), (long long)cols(y));
+        out(e, "    res[%d] = %s_metric(%s, %s, B, %s, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
+            ref(e, n->src[1]), steps(y), (long long)cols(y));
         return;
     }
     if (n->custom) {
@@ -947,8 +965,8 @@ static void emit_metric(Emitter *e, const Node *n)
         return;
     }
     if (metric_info[n->attr].sequence) {
-        out(e, "    res[%d] = nnrt_%s(%s, %s, B, %lld, %lld);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
-            ref(e, n->src[1]), (long long)(y->shape.rank >= 2 ? y->shape.dim[0] : 1), (long long)cols(y));
+        out(e, "    res[%d] = nnrt_%s(%s, %s, B, %s, %lld);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
+            ref(e, n->src[1]), steps(y), (long long)cols(y));
         return;
     }
     out(e, "    res[%d] = nnrt_%s(%s, %s, %s, %lld%s);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
@@ -999,6 +1017,8 @@ static void emit_train_chunk(Emitter *e)
            "                        float acc, NnrtRng *rng, int update_stats, float *res)\n{\n",
         e->p->name);
     out(e, "    float *const arena = m->arena;\n");
+    if (e->p->max_timesteps)
+        out(e, "    const int T = m->timesteps;  /* this call's sequence length */\n    (void)T;\n");
     if (!dropout)
         out(e, "    (void)rng;\n");
     if (!graph_has(g, OP_BN_MOVING))
@@ -1025,6 +1045,8 @@ static void emit_infer_chunk(Emitter *e)
            "                        float *res)\n{\n",
         e->p->name);
     out(e, "    float *const arena = m->arena;\n");
+    if (e->p->max_timesteps)
+        out(e, "    const int T = m->timesteps;  /* this call's sequence length */\n    (void)T;\n");
     if (!tail)
         out(e, "    (void)tg, (void)res;\n");
     bool uses_weights = graph_has(g, OP_WEIGHT);
@@ -1451,9 +1473,26 @@ static size_t arena_floats(const Program *p)
     return a;
 }
 
+/* Floats per sample of an input, output or target as C: on the variable
+ * time axis, T (the chunk's argument) steps of the per-step size. */
+static const char *io_floats(const Shape *s, bool vtime)
+{
+    int64_t size = shape_size(s);
+    if (!vtime)
+        return fmt_str("%lld", (long long)size);
+    int64_t k = size / s->dim[0];
+    return k == 1 ? "T" : fmt_str("T * %lld", (long long)k);
+}
+
+/* The timesteps parameter of a model with a variable time axis, after n. */
+static const char *timesteps_param(const Program *p)
+{
+    return p->max_timesteps ? " size_t timesteps," : "";
+}
+
 void emit_header(FILE *f, const Program *p)
 {
-    const char *P = p->name;
+    const char *P = p->name, *TS = timesteps_param(p);
     char guard[128];
     snprintf(guard, sizeof guard, "%s_H", P);
     for (char *c = guard; *c; c++)
@@ -1465,12 +1504,17 @@ void emit_header(FILE *f, const Program *p)
     fprintf(f, "#define %s_MAX_BATCH   %zu  /* compiled batch capacity; larger n runs in chunks */\n", P, p->max_batch);
     fprintf(f, "#define %s_NUM_INPUTS  %d\n#define %s_NUM_OUTPUTS %d\n", P, p->ninputs, P, p->noutputs);
     fprintf(f, "#define %s_NUM_METRICS %d  /* values P_evaluate writes to metrics[] */\n", P, p->nmetrics);
+    if (p->max_timesteps)
+        fprintf(f, "#define %s_MAX_TIMESTEPS %lld  /* the time axis's length is the timesteps argument, up to this */\n",
+                P, (long long)p->max_timesteps);
     for (int i = 0; i < p->ninputs; i++)
-        fprintf(f, "#define %s_INPUT%d_SIZE  %lld  /* %s %s */\n", P, i, (long long)shape_size(&p->inputs[i].shape),
-                p->inputs[i].name, shape_str(p->infer->arena, &p->inputs[i].shape, true));
+        fprintf(f, "#define %s_INPUT%d_SIZE  %lld  /* %s %s%s */\n", P, i, (long long)shape_size(&p->inputs[i].shape),
+                p->inputs[i].name, shape_str(p->infer->arena, &p->inputs[i].shape, true),
+                p->inputs[i].vtime ? " at MAX_TIMESTEPS; timesteps / MAX_TIMESTEPS of it per call" : "");
     for (int i = 0; i < p->noutputs; i++)
-        fprintf(f, "#define %s_OUTPUT%d_SIZE %lld  /* %s %s */\n", P, i, (long long)shape_size(&p->outputs[i].shape),
-                p->outputs[i].name, shape_str(p->infer->arena, &p->outputs[i].shape, true));
+        fprintf(f, "#define %s_OUTPUT%d_SIZE %lld  /* %s %s%s */\n", P, i, (long long)shape_size(&p->outputs[i].shape),
+                p->outputs[i].name, shape_str(p->infer->arena, &p->outputs[i].shape, true),
+                p->outputs[i].vtime ? " at MAX_TIMESTEPS; timesteps / MAX_TIMESTEPS of it per call" : "");
     if (graph_has(p->infer, OP_LOSS))
         for (int i = 0; i < p->noutputs; i++)
             fprintf(f, "#define %s_TARGET%d_SIZE %lld  /* per sample: %s */\n", P, i, (long long)p->target_size[i],
@@ -1482,22 +1526,22 @@ void emit_header(FILE *f, const Program *p)
     fprintf(f, "void %s_free(%s *m);\n", P, P);
     fprintf(f, "int  %s_load(%s *m, const char *h5_path);        /* Keras-layout weights */\n", P, P);
     fprintf(f, "int  %s_save(const %s *m, const char *h5_path);  /* atomic: temp file + rename */\n", P, P);
-    fprintf(f, "int  %s_predict(%s *m, size_t n, const float *const inputs[], float *const outputs[]);\n", P, P);
+    fprintf(f, "int  %s_predict(%s *m, size_t n,%s const float *const inputs[], float *const outputs[]);\n", P, P, TS);
     if (!p->inference_only) {
-        fprintf(f, "int  %s_train_step(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
-                   "                   float *loss);  /* one optimizer step over all n samples */\n", P, P);
+        fprintf(f, "int  %s_train_step(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
+                   "                   float *loss);  /* one optimizer step over all n samples */\n", P, P, TS);
         fprintf(f, "/* nncc extensions: the step's metrics (running in training mode), gradients without an update */\n");
-        fprintf(f, "int  %s_train_step_metrics(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
-                   "                           float *loss, float *metrics);\n", P, P);
-        fprintf(f, "int  %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
-                   "                  float *loss);\n", P, P);
+        fprintf(f, "int  %s_train_step_metrics(%s *m, size_t n,%s const float *const inputs[],\n"
+                   "                           const void *const targets[], float *loss, float *metrics);\n", P, P, TS);
+        fprintf(f, "int  %s_loss_grad(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
+                   "                  float *loss);\n", P, P, TS);
         fprintf(f, "float *%s_grads(%s *m);  /* %s_NUM_WEIGHTS floats, the layout of %s_weights */\n", P, P, P, P);
         fprintf(f, "/* freeze (trainable 0) or unfreeze a layer's weights between steps; a new optimizer state */\n");
         fprintf(f, "int  %s_set_trainable(%s *m, const char *layer, int trainable);\n", P, P);
         fprintf(f, "void %s_reset_optimizer(%s *m);\n", P, P);
     }
-    fprintf(f, "int  %s_evaluate(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
-               "                 float *loss, float *metrics);\n", P, P);
+    fprintf(f, "int  %s_evaluate(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
+               "                 float *loss, float *metrics);\n", P, P, TS);
     fprintf(f, "const char *%s_last_error(const %s *m);\n", P, P);
     fprintf(f, "float *%s_weights(%s *m);  /* the weight block, Keras order */\n", P, P);
     fprintf(f, "const struct NnrtModel *%s_model(void);  /* for the nncc driver (nnrt.h) */\n", P);
@@ -1602,6 +1646,9 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    double m_schedule;  /* Nadam's running momentum-schedule product */\n");
     }
     fprintf(f, "    float *arena;       /* %zu floats: every activation and gradient buffer, planned */\n", floats_a);
+    if (p->max_timesteps)
+        fprintf(f, "    int timesteps;      /* the sequence length of the current call, 1..%lld */\n",
+                (long long)p->max_timesteps);
     fprintf(f, "    uint64_t seed;\n");
     if (train)
         fprintf(f, "    unsigned char frozen[NUM_TENSORS + 1];  /* P_set_trainable: 1 skips the weight's update */\n");
@@ -1641,6 +1688,8 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     }
     fprintf(f, "    m->arena = m->block + WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + STATE_EXTRA;\n");
     fprintf(f, "    m->seed = seed;\n");
+    if (p->max_timesteps)
+        fprintf(f, "    m->timesteps = %lld;\n", (long long)p->max_timesteps);
     fprintf(f, "    NnrtRng rng;\n    nnrt_rng_seed(&rng, seed);\n");
     fprintf(f, "    for (int i = 0; i < NUM_TENSORS; i++)\n");
     fprintf(f, "        if (nnrt_init_fill(m->block + weight_info[i].offset, weight_info[i].rank, weight_info[i].shape,\n"
@@ -1723,12 +1772,19 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
                "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers, train ? "&opt" : "NULL", P);
 
     /* argument checks and chunk slicing */
-    fprintf(f, "/* Reject what the API contract rejects, before anything changes. */\n");
-    fprintf(f, "static int check_args(%s *m, const char *fn, size_t n, const float *const in[], const void *const tg[],\n"
-               "                      float *const out[], int need_tg, int need_out)\n{\n", P);
+    const char *TS = timesteps_param(p), *TA = p->max_timesteps ? " timesteps," : "";
+    fprintf(f, "/* Reject what the API contract rejects, before anything changes%s. */\n",
+            p->max_timesteps ? "; then take this call's timesteps" : "");
+    fprintf(f, "static int check_args(%s *m, const char *fn, size_t n,%s const float *const in[], const void *const tg[],\n"
+               "                      float *const out[], int need_tg, int need_out)\n{\n", P, TS);
     fprintf(f, "    if (!m)\n        return NNRT_EINVAL;\n");
     fprintf(f, "    if (n == 0) {\n        snprintf(m->error, sizeof m->error, \"%%s: n must be at least 1\", fn);\n"
                "        return NNRT_EINVAL;\n    }\n");
+    if (p->max_timesteps)
+        fprintf(f, "    if (timesteps < 1 || timesteps > %lld) {\n"
+                   "        snprintf(m->error, sizeof m->error, \"%%s: timesteps must be 1 to %lld (%s_MAX_TIMESTEPS), not %%zu\",\n"
+                   "                 fn, timesteps);\n        return NNRT_EINVAL;\n    }\n",
+                (long long)p->max_timesteps, (long long)p->max_timesteps, P);
     fprintf(f, "    if (!in%s) {\n", "");
     fprintf(f, "        snprintf(m->error, sizeof m->error, \"%%s: inputs is NULL\", fn);\n        return NNRT_EINVAL;\n    }\n");
     fprintf(f, "    for (int i = 0; i < %d; i++)\n        if (!in[i]) {\n"
@@ -1744,48 +1800,67 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "    for (int i = 0; need_out && i < %d; i++)\n        if (!out[i]) {\n"
                "            snprintf(m->error, sizeof m->error, \"%%s: outputs[%%d] is NULL\", fn, i);\n"
                "            return NNRT_EINVAL;\n        }\n", p->noutputs);
+    if (p->max_timesteps)
+        fprintf(f, "    m->timesteps = (int)timesteps;\n");
     fprintf(f, "    m->error[0] = 0;\n    return 0;\n}\n\n");
 
-    fprintf(f, "/* Samples [start, start + B) of the caller's arrays. */\n");
-    fprintf(f, "static void slice_inputs(const float *dst[], const float *const in[], size_t start)\n{\n");
+    const char *TP = p->max_timesteps ? ", size_t T" : "", *TM = p->max_timesteps ? ", (size_t)m->timesteps" : "";
+    fprintf(f, "/* Samples [start, start + B) of the caller's arrays%s. */\n", p->max_timesteps ? ", T steps each" : "");
+    fprintf(f, "static void slice_inputs(const float *dst[], const float *const in[], size_t start%s)\n{\n", TP);
     for (int i = 0; i < p->ninputs; i++)
-        fprintf(f, "    dst[%d] = in[%d] + start * %lld;\n", i, i, (long long)shape_size(&p->inputs[i].shape));
+        fprintf(f, "    dst[%d] = in[%d] + start * %s;\n", i, i, io_floats(&p->inputs[i].shape, p->inputs[i].vtime));
     fprintf(f, "}\n\n");
     bool has_loss = graph_has(p->infer, OP_LOSS);
     if (has_loss) {
-        fprintf(f, "static void slice_targets(const void *dst[], const void *const tg[], size_t start)\n{\n");
+        fprintf(f, "static void slice_targets(const void *dst[], const void *const tg[], size_t start%s)\n{\n", TP);
+        bool timed_target = false;
         for (int i = 0; i < p->noutputs; i++)
-            fprintf(f, "    dst[%d] = (const %s *)tg[%d] + start * %lld;\n", i, p->target_sparse[i] ? "int32_t" : "float",
-                    i, (long long)p->target_size[i]);
+            timed_target |= p->outputs[i].vtime;
+        if (p->max_timesteps && !timed_target)
+            fprintf(f, "    (void)T;  /* every target has a fixed length */\n");
+        for (int i = 0; i < p->noutputs; i++) {
+            Shape t = {1, {p->target_size[i]}};
+            if (p->outputs[i].vtime)
+                t = (Shape){2, {p->max_timesteps, p->target_size[i] / p->max_timesteps}};
+            fprintf(f, "    dst[%d] = (const %s *)tg[%d] + start * %s;\n", i, p->target_sparse[i] ? "int32_t" : "float",
+                    i, io_floats(&t, p->outputs[i].vtime));
+        }
         fprintf(f, "}\n\n");
     }
-    fprintf(f, "int %s_predict(%s *m, size_t n, const float *const inputs[], float *const outputs[])\n{\n", P, P);
-    fprintf(f, "    int rc = check_args(m, \"%s_predict\", n, inputs, NULL, outputs, 0, 1);\n", P);
+    fprintf(f, "int %s_predict(%s *m, size_t n,%s const float *const inputs[], float *const outputs[])\n{\n", P, P, TS);
+    fprintf(f, "    int rc = check_args(m, \"%s_predict\", n,%s inputs, NULL, outputs, 0, 1);\n", P, TA);
     fprintf(f, "    if (rc)\n        return rc;\n");
+    bool timed_output = false;
+    for (int i = 0; i < p->noutputs; i++)
+        timed_output |= p->outputs[i].vtime;
+    if (timed_output)
+        fprintf(f, "    const size_t T = timesteps;\n");
     fprintf(f, "    for (size_t start = 0; start < n; start += %zu) {\n", p->max_batch);
     fprintf(f, "        int B = (int)(n - start < %zu ? n - start : %zu);\n", p->max_batch, p->max_batch);
     fprintf(f, "        const float *in[%d];\n        float *out[%d];\n", p->ninputs, p->noutputs);
-    fprintf(f, "        slice_inputs(in, inputs, start);\n");
+    fprintf(f, "        slice_inputs(in, inputs, start%s);\n", TM);
     for (int i = 0; i < p->noutputs; i++)
-        fprintf(f, "        out[%d] = outputs[%d] + start * %lld;\n", i, i, (long long)shape_size(&p->outputs[i].shape));
+        fprintf(f, "        out[%d] = outputs[%d] + start * %s;\n", i, i,
+                io_floats(&p->outputs[i].shape, p->outputs[i].vtime));
     fprintf(f, "        infer_chunk(m, B, in, out, NULL, NULL);\n    }\n    return 0;\n}\n\n");
 
-    fprintf(f, "int %s_evaluate(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss,\n"
-               "                float *metrics)\n{\n", P, P);
+    fprintf(f, "int %s_evaluate(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
+               "                float *loss, float *metrics)\n{\n", P, P, TS);
     if (!has_loss) {
-        fprintf(f, "    (void)n, (void)inputs, (void)targets, (void)loss, (void)metrics;\n");
+        fprintf(f, "    (void)n,%s (void)inputs, (void)targets, (void)loss, (void)metrics;\n",
+                p->max_timesteps ? " (void)timesteps," : "");
         fprintf(f, "    if (!m)\n        return NNRT_EINVAL;\n");
         fprintf(f, "    snprintf(m->error, sizeof m->error, \"%s_evaluate: the model has no loss (no compile section)\");\n", P);
         fprintf(f, "    return NNRT_EINVAL;\n}\n\n");
     } else {
-        fprintf(f, "    int rc = check_args(m, \"%s_evaluate\", n, inputs, targets, NULL, 1, 0);\n", P);
+        fprintf(f, "    int rc = check_args(m, \"%s_evaluate\", n,%s inputs, targets, NULL, 1, 0);\n", P, TA);
         fprintf(f, "    if (rc)\n        return rc;\n");
         fprintf(f, "    double total[1 + %d] = {0};\n", p->nmetrics);
         fprintf(f, "    for (size_t start = 0; start < n; start += %zu) {\n", p->max_batch);
         fprintf(f, "        int B = (int)(n - start < %zu ? n - start : %zu);\n", p->max_batch, p->max_batch);
         fprintf(f, "        const float *in[%d];\n        const void *tg[%d];\n        float res[1 + %d];\n", p->ninputs,
                 p->noutputs, p->nmetrics);
-        fprintf(f, "        slice_inputs(in, inputs, start);\n        slice_targets(tg, targets, start);\n");
+        fprintf(f, "        slice_inputs(in, inputs, start%s);\n        slice_targets(tg, targets, start%s);\n", TM, TM);
         fprintf(f, "        infer_chunk(m, B, in, NULL, tg, res);\n");
         fprintf(f, "        for (int i = 0; i < 1 + %d; i++)\n            total[i] += (double)res[i] * B / (double)n;\n    }\n",
                 p->nmetrics);
@@ -1804,21 +1879,22 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "        int B = (int)(n - start < %zu ? n - start : %zu);\n", p->max_batch, p->max_batch);
         fprintf(f, "        const float *in[%d];\n        const void *tg[%d];\n        float res[1 + %d];\n", p->ninputs,
                 p->noutputs, p->nmetrics);
-        fprintf(f, "        slice_inputs(in, inputs, start);\n        slice_targets(tg, targets, start);\n");
+        fprintf(f, "        slice_inputs(in, inputs, start%s);\n        slice_targets(tg, targets, start%s);\n", TM, TM);
         fprintf(f, "        train_chunk(m, B, in, tg, 1.0f / (float)n, start ? 1.0f : 0.0f, &rng, update_stats, res);\n");
         fprintf(f, "        for (int i = 0; i < 1 + %d; i++)\n            total[i] += (double)res[i] * B / (double)n;\n    }\n}\n\n",
                 p->nmetrics);
-        fprintf(f, "int %s_train_step_metrics(%s *m, size_t n, const float *const inputs[], const void *const targets[],\n"
-                   "                          float *loss, float *metrics)\n{\n", P, P);
-        fprintf(f, "    int rc = check_args(m, \"%s_train_step\", n, inputs, targets, NULL, 1, 0);\n", P);
+        fprintf(f, "int %s_train_step_metrics(%s *m, size_t n,%s const float *const inputs[],\n"
+                   "                          const void *const targets[], float *loss, float *metrics)\n{\n", P, P, TS);
+        fprintf(f, "    int rc = check_args(m, \"%s_train_step\", n,%s inputs, targets, NULL, 1, 0);\n", P, TA);
         fprintf(f, "    if (rc)\n        return rc;\n");
         fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, 1, total);\n", p->nmetrics);
         fprintf(f, "    apply_updates(m);\n    m->iterations++;\n");
         fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n");
         fprintf(f, "    for (int i = 0; metrics && i < %d; i++)\n        metrics[i] = (float)total[1 + i];\n", p->nmetrics);
         fprintf(f, "    return 0;\n}\n\n");
-        fprintf(f, "int %s_train_step(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n"
-                   "    return %s_train_step_metrics(m, n, inputs, targets, loss, NULL);\n}\n\n", P, P, P);
+        fprintf(f, "int %s_train_step(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
+                   "                 float *loss)\n{\n"
+                   "    return %s_train_step_metrics(m, n,%s inputs, targets, loss, NULL);\n}\n\n", P, P, TS, P, TA);
         fprintf(f, "int %s_set_trainable(%s *m, const char *layer, int trainable)\n{\n", P, P);
         fprintf(f, "    if (!m || !layer)\n        return NNRT_EINVAL;\n    int found = 0;\n");
         fprintf(f, "    for (int i = 0; i < NUM_TENSORS; i++)\n        if (!strcmp(weight_info[i].layer, layer)) {\n"
@@ -1831,8 +1907,9 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
             fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)\n        m->slot[0][i] = %.9gf;\n",
                     p->optimizer.initial_accumulator_value);
         fprintf(f, "    m->iterations = 0;\n    m->lr_scale = 1.0;\n    m->m_schedule = 1.0;\n}\n\n");
-        fprintf(f, "int %s_loss_grad(%s *m, size_t n, const float *const inputs[], const void *const targets[], float *loss)\n{\n", P, P);
-        fprintf(f, "    int rc = check_args(m, \"%s_loss_grad\", n, inputs, targets, NULL, 1, 0);\n", P);
+        fprintf(f, "int %s_loss_grad(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
+                   "                float *loss)\n{\n", P, P, TS);
+        fprintf(f, "    int rc = check_args(m, \"%s_loss_grad\", n,%s inputs, targets, NULL, 1, 0);\n", P, TA);
         fprintf(f, "    if (rc)\n        return rc;\n");
         fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, 0, total);\n", p->nmetrics);
         fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n    return 0;\n}\n\n");
@@ -1846,10 +1923,18 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "static int glue_save(const void *m, const char *path) { return %s_save(m, path); }\n", P);
     fprintf(f, "static const char *glue_last_error(const void *m) { return %s_last_error(m); }\n", P);
     fprintf(f, "static float *glue_weights(void *m) { return %s_weights(m); }\n", P);
+    /* the driver picks a model's timesteps once, from its data (set_timesteps) */
+    const char *GT = p->max_timesteps ? fmt_str(" (size_t)((%s *)m)->timesteps,", P) : "";
     fprintf(f, "static int glue_predict(void *m, size_t n, const float *const in[], float *const out[])\n{\n"
-               "    return %s_predict(m, n, in, out);\n}\n", P);
+               "    return %s_predict(m, n,%s in, out);\n}\n", P, GT);
     fprintf(f, "static int glue_evaluate(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
-               "                          float *metrics)\n{\n    return %s_evaluate(m, n, in, tg, loss, metrics);\n}\n", P);
+               "                          float *metrics)\n{\n    return %s_evaluate(m, n,%s in, tg, loss, metrics);\n}\n",
+            P, GT);
+    if (p->max_timesteps)
+        fprintf(f, "static int glue_set_timesteps(void *m, size_t timesteps)\n{\n"
+                   "    if (timesteps < 1 || timesteps > %lld)\n        return NNRT_EINVAL;\n"
+                   "    ((%s *)m)->timesteps = (int)timesteps;\n    return 0;\n}\n",
+                (long long)p->max_timesteps, P);
     fprintf(f, "static int glue_load_partial(void *mp, const char *path, FILE *report)\n{\n");
     fprintf(f, "    %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
     fprintf(f, "    int rc = nnrt_h5_load(path, weight_info, NUM_TENSORS, m->block, 0, loaded, m->error, sizeof m->error);\n");
@@ -1859,9 +1944,10 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "    return 0;\n}\n");
     if (train) {
         fprintf(f, "static int glue_train_step(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
-                   "                            float *metrics)\n{\n    return %s_train_step_metrics(m, n, in, tg, loss, metrics);\n}\n", P);
+                   "                            float *metrics)\n{\n    return %s_train_step_metrics(m, n,%s in, tg, loss, metrics);\n}\n",
+                P, GT);
         fprintf(f, "static int glue_loss_grad(void *m, size_t n, const float *const in[], const void *const tg[], float *loss)\n{\n"
-                   "    return %s_loss_grad(m, n, in, tg, loss);\n}\n", P);
+                   "    return %s_loss_grad(m, n,%s in, tg, loss);\n}\n", P, GT);
         fprintf(f, "static float *glue_grads(void *m) { return %s_grads(m); }\n", P);
         fprintf(f, "static float glue_get_learning_rate(const void *m) { return (float)learning_rate(m); }\n");
         fprintf(f, "static int glue_set_trainable(void *m, const char *layer, int trainable)\n{\n"
@@ -1875,6 +1961,17 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "        .name = \"%s\",\n        .source = ", P);
     c_string(f, p->source);
     fprintf(f, ",\n        .max_batch = %zu,\n", p->max_batch);
+    if (p->max_timesteps) {
+        fprintf(f, "        .max_timesteps = %lld,\n        .set_timesteps = glue_set_timesteps,\n",
+                (long long)p->max_timesteps);
+        fprintf(f, "        .input_vtime = {");
+        for (int i = 0; i < p->ninputs; i++)
+            fprintf(f, "%s%d", i ? ", " : "", p->inputs[i].vtime);
+        fprintf(f, "},\n        .output_vtime = {");
+        for (int i = 0; i < p->noutputs; i++)
+            fprintf(f, "%s%d", i ? ", " : "", p->outputs[i].vtime);
+        fprintf(f, "},\n");
+    }
     fprintf(f, "        .num_inputs = %d,\n        .num_outputs = %d,\n        .num_metrics = %d,\n", p->ninputs, p->noutputs,
             p->nmetrics);
     fprintf(f, "        .input_size = {");
