@@ -14,6 +14,8 @@
  * steps run in training mode and are compared with loss.npy and metrics.npy
  * (at w0, w1). The weights after a step include the moving statistics, and
  * evaluate after each step reads them.
+ * Built with -DTIMESTEPS=T, the model has a variable time axis (shape
+ * [null, ...], a larger maximum) and every call runs at the golden's T.
  * Usage: test_golden_<model> GOLDEN_DIR TMP_DIR
  */
 #include <math.h>
@@ -30,6 +32,13 @@
 #define CAT(a, b) CAT2(a, b)
 #define API(name) CAT(PREFIX, CAT(_, name))
 #include STR(HEADER)
+
+/* A model compiled with a variable time axis runs at the golden's length. */
+#ifdef TIMESTEPS
+#define NT(n) (n), TIMESTEPS
+#else
+#define NT(n) (n)
+#endif
 
 static int failures;
 
@@ -119,26 +128,26 @@ int main(int argc, char **argv)
     PREFIX *m = API(new)(7);
     check(!m, "new", m);
     check(API(load)(m, w0), "load w0.h5", m);
-    check(API(predict)(m, n, in, (float *[]){pred}), "predict", m);
+    check(API(predict)(m, NT(n), in, (float *[]){pred}), "predict", m);
     compare("outputs", pred, out.data, nnrt_array_count(&out), 1e-5);
     float l, met[4];
-    check(API(evaluate)(m, n, in, tg, &l, met), "evaluate", m);
+    check(API(evaluate)(m, NT(n), in, tg, &l, met), "evaluate", m);
     compare("evaluate loss", &l, &ref_eval[0], 1, 1e-5);
     compare("evaluate metric", met, &ref_eval_metric[0], 1, 1e-5);
-    check(API(loss_grad)(m, n, in, tg, &l), "loss_grad", m);
+    check(API(loss_grad)(m, NT(n), in, tg, &l), "loss_grad", m);
     compare("loss", &l, &ref_loss[0], 1, 1e-5);
     compare_block("gradient", API(grads)(m), &grads);
-    check(API(train_step_metrics)(m, n, in, tg, &l, met), "train step 1", m);
+    check(API(train_step_metrics)(m, NT(n), in, tg, &l, met), "train step 1", m);
     compare("step 1 loss", &l, &ref_loss[0], 1, 1e-5);
     compare("step 1 training metric", met, &ref_metric[0], 1, 1e-5);
     compare_block("after step 1", API(weights)(m), &w1);
-    check(API(evaluate)(m, n, in, tg, &l, met), "evaluate after step 1", m);
+    check(API(evaluate)(m, NT(n), in, tg, &l, met), "evaluate after step 1", m);
     compare("evaluate loss after step 1", &l, &ref_eval[1], 1, 1e-5);
     compare("evaluate metric after step 1", met, &ref_eval_metric[1], 1, 1e-5);
-    check(API(train_step)(m, n, in, tg, &l), "train step 2", m);
+    check(API(train_step)(m, NT(n), in, tg, &l), "train step 2", m);
     compare("step 2 loss", &l, &ref_loss[1], 1, 1e-5);
     compare_block("after step 2", API(weights)(m), &w2);
-    check(API(evaluate)(m, n, in, tg, &l, met), "evaluate after", m);
+    check(API(evaluate)(m, NT(n), in, tg, &l, met), "evaluate after", m);
     compare("evaluate loss after step 2", &l, &ref_eval[2], 1, 1e-5);
     compare("evaluate metric after step 2", met, &ref_eval_metric[2], 1, 1e-5);
 
@@ -147,21 +156,21 @@ int main(int argc, char **argv)
     PREFIX *fresh = API(new)(99);
     check(API(load)(fresh, saved), "load saved", fresh);
     float *p1 = malloc(nnrt_array_count(&out) * sizeof *p1), *p2 = malloc(nnrt_array_count(&out) * sizeof *p2);
-    check(API(predict)(m, n, in, (float *[]){p1}), "predict", m);
-    check(API(predict)(fresh, n, in, (float *[]){p2}), "predict", fresh);
+    check(API(predict)(m, NT(n), in, (float *[]){p1}), "predict", m);
+    check(API(predict)(fresh, NT(n), in, (float *[]){p2}), "predict", fresh);
     bool same = memcmp(p1, p2, nnrt_array_count(&out) * sizeof *p1) == 0;
     printf("%-34s %s\n", "save/load round trip", same ? "identical ok" : "DIFFERENT FAILED");
     failures += !same;
 
     /* API contract: bad arguments are rejected and leave the model unchanged */
     int bad = 0;
-    bad += API(predict)(NULL, n, in, (float *[]){p1}) >= 0;
-    bad += API(predict)(m, 0, in, (float *[]){p1}) >= 0;
-    bad += API(train_step)(m, n, (const float *[]){NULL}, tg, &l) >= 0;
-    bad += API(train_step)(m, n, in, (const void *[]){NULL}, &l) >= 0;
+    bad += API(predict)(NULL, NT(n), in, (float *[]){p1}) >= 0;
+    bad += API(predict)(m, NT(0), in, (float *[]){p1}) >= 0;
+    bad += API(train_step)(m, NT(n), (const float *[]){NULL}, tg, &l) >= 0;
+    bad += API(train_step)(m, NT(n), in, (const void *[]){NULL}, &l) >= 0;
     bad += API(load)(m, "/nonexistent/weights.h5") >= 0;
     bad += strlen(API(last_error)(m)) == 0;
-    check(API(predict)(m, n, in, (float *[]){p2}), "predict", m);
+    check(API(predict)(m, NT(n), in, (float *[]){p2}), "predict", m);
     bad += memcmp(p1, p2, nnrt_array_count(&out) * sizeof *p1) != 0;
     printf("%-34s %s\n", "bad arguments rejected", bad ? "FAILED" : "ok");
     failures += bad != 0;
