@@ -217,20 +217,32 @@ typedef struct {
     int reset_after;                 /* GRU */
 } NnrtRnn;
 
+/* What an output holds (nnrt_rnn_output) or a gradient is of (nnrt_rnn_backward):
+ * the last hidden state h_T (B, u), every step's (B, T, u), or LSTM's last cell state c_T (B, u). */
+typedef enum { NNRT_RNN_LAST = 0, NNRT_RNN_SEQUENCE = 1, NNRT_RNN_CELL = 2 } NnrtRnnWhich;
+/* Keras initial_state: h0 (and LSTM c0), (B, u) each, replace the zero state; the
+ * backward writes d loss / d h0 and d c0 when asked (overwriting). NULL pointers
+ * (or a NULL NnrtRnnState) mean zeros, and no state gradient. */
+typedef struct {
+    const float *h0, *c0;
+    float *dh0, *dc0;
+} NnrtRnnState;
+
 size_t nnrt_rnn_tape_floats(const NnrtRnn *r);                    /* per sample */
 size_t nnrt_rnn_workspace_floats(const NnrtRnn *r, size_t batch); /* scratch for forward and backward */
 void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *U, const float *b,
-                      const float *rmask, const NnrtRnn *r, int B, float *ws);
+                      const float *rmask, const NnrtRnnState *state, const NnrtRnn *r, int B, float *ws);
 /* y = the hidden states of the tape: every step (B, T, units) in Keras's output
  * order (for go_backwards Keras returns them in processing order too), or the
  * last one (B, units) */
-void nnrt_rnn_output(float *y, const float *tape, const NnrtRnn *r, int B, int return_sequences);
+void nnrt_rnn_output(float *y, const float *tape, const NnrtRnn *r, int B, int which);  /* NnrtRnnWhich */
 /* Backpropagation through time. dy is d(loss)/d(output) in the output's
  * shape. Writes dx (may be NULL) and adds into dW, dU, db after scaling
  * them by beta (0 overwrites; any of them may be NULL: frozen). */
-void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int return_sequences,
+void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int which,
                        const float *x, const float *tape, const float *W, const float *U, const float *b,
-                       const float *rmask, const NnrtRnn *r, int B, float beta, float *ws);
+                       const float *rmask, const NnrtRnnState *state, const NnrtRnn *r, int B, float beta,
+                       float *ws);
 
 /* ---- h5.c: Keras-layout HDF5 weights ----------------------------------
  * Layout written (as Keras model.save): root attributes keras_version and

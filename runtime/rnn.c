@@ -59,6 +59,13 @@
  * mask is the implementation=2 form of TF 1.x tf.keras and Keras 2.2, whose
  * GRU also mixed z with the masked h_{t-1} (not done here).
  *
+ * Keras's initial_state and return_state (NnrtRnnState, NnrtRnnWhich):
+ * h0 and c0 rows (B, u) replace h_{-1} = c_{-1} = 0 wherever step 0 reads
+ * them (h0 then meets U at step 0, through rmask like any h_{t-1}); the
+ * backward then also carries past step 0, and that carry is dh0 (dc0 the
+ * LSTM's dc carry). An output of LSTM's last c reads the extra block at
+ * step T-1, and its gradient enters the backward as the first dc carry.
+ *
  * Invariants: no allocation; the workspace is scratch that need not survive
  * between calls (every call writes each workspace float before reading it);
  * the tape is written whole by the forward and only read by the backward.
@@ -128,7 +135,14 @@ typedef struct {
     float *dh;                   /* (B, u) d loss / d h_t, then the carry to t-1 */
     float *carry2;               /* (B, u) LSTM: dc; GRU reset before: d(r h_{t-1}) */
     float *scratch;              /* (2u) LSTM: act(c_t), act'(c_t) of one sample */
+    const float *h0, *c0;        /* (B, u) the initial state, NULL for zeros (not workspace) */
 } BackwardWs;
+
+/* h_{t-1} of sample b, ts its tape: h0's row (or zeros) at t = 0 */
+static const float *prev_h(const BackwardWs *w, const float *ts, const Dims *d, int b, int t)
+{
+    return t > 0 ? ts + (size_t)(t - 1) * d->u : w->h0 ? w->h0 + (size_t)b * d->u : w->zeros;
+}
 
 /* The next `count` floats of ws (NULL when only sizing or count is 0). */
 static float *carve(float *ws, size_t *used, size_t count)
@@ -254,7 +268,7 @@ static void act_grad(NnrtRnnAct a, float *g, const float *y, int n)
 /* hu[:, col : col+n] (B rows of G*u) = a U[:, col : col+n] + bias[col : col+n].
  * a is the tape block holding the left operand of sample 0 (rows of later
  * samples follow at tape_floats), or NULL for h_{-1} = 0; bias may be NULL. */
-static void recurrent_matmul(float *hu, const float *a, const float *U, int col, int n, const float *bias,
+static void recurrent_matmul(float *hu, const float *a, int lda, const float *U, int col, int n, const float *bias,
                              const Dims *d, int B)
 {
     for (int b = 0; b < B; b++) {
@@ -265,7 +279,7 @@ static void recurrent_matmul(float *hu, const float *a, const float *U, int col,
             memset(row, 0, (size_t)n * sizeof *row);
     }
     if (a)
-        nnrt_gemm(0, 0, B, n, d->u, 1.0f, a, d->tape, U + col, d->Gu, bias ? 1.0f : 0.0f, hu + col, d->Gu);
+        nnrt_gemm(0, 0, B, n, d->u, 1.0f, a, lda, U + col, d->Gu, bias ? 1.0f : 0.0f, hu + col, d->Gu);
 }
 
 /* h_t = act(xw + hu) */
@@ -283,14 +297,14 @@ static void simple_step(float *tape, const float *xw_t, const float *hu, const D
 }
 
 /* [i f c~ o] = [rec rec act rec](xw + hu); c_t = f c_{t-1} + i c~; h_t = o act(c_t) */
-static void lstm_step(float *tape, const float *xw_t, const float *hu, const float *zeros, const Dims *d,
-                      const NnrtRnn *r, int B, int t)
+static void lstm_step(float *tape, const float *xw_t, const float *hu, const float *zeros, const float *c0,
+                      const Dims *d, const NnrtRnn *r, int B, int t)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
         float *ts = tape + (size_t)b * d->tape;
         float *g = ts + d->gates + (size_t)t * d->Gu, *c = ts + d->extra + (size_t)t * u, *h = ts + (size_t)t * u;
-        const float *cp = t > 0 ? c - u : zeros;
+        const float *cp = t > 0 ? c - u : c0 ? c0 + (size_t)b * u : zeros;
         const float *xr = xw_t + (size_t)b * d->T * d->Gu, *hr = hu + (size_t)b * d->Gu;
         for (int j = 0; j < d->Gu; j++)
             g[j] = xr[j] + hr[j];
@@ -307,14 +321,14 @@ static void lstm_step(float *tape, const float *xw_t, const float *hu, const flo
 
 /* reset_after: z, r = rec(xw + hu); rh = hu_h (h_{t-1} U_h + b_rec_h);
  * h~ = act(xw_h + r rh); h_t = z h_{t-1} + (1 - z) h~ */
-static void gru_after_step(float *tape, const float *xw_t, const float *hu, const float *zeros, const Dims *d,
-                           const NnrtRnn *r, int B, int t)
+static void gru_after_step(float *tape, const float *xw_t, const float *hu, const float *zeros, const float *h0,
+                           const Dims *d, const NnrtRnn *r, int B, int t)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
         float *ts = tape + (size_t)b * d->tape;
         float *g = ts + d->gates + (size_t)t * d->Gu, *rh = ts + d->extra + (size_t)t * u, *h = ts + (size_t)t * u;
-        const float *hp = t > 0 ? h - u : zeros;
+        const float *hp = t > 0 ? h - u : h0 ? h0 + (size_t)b * u : zeros;
         const float *xr = xw_t + (size_t)b * d->T * d->Gu, *hr = hu + (size_t)b * d->Gu;
         for (int j = 0; j < 2 * u; j++)
             g[j] = xr[j] + hr[j];
@@ -331,13 +345,13 @@ static void gru_after_step(float *tape, const float *xw_t, const float *hu, cons
 
 /* reset before, first half: z, r = rec(xw + hu); r h_{t-1} (r hm with rmask) into the tape */
 static void gru_before_gates(float *tape, const float *xw_t, const float *hu, const float *rmask,
-                             const float *zeros, const Dims *d, const NnrtRnn *r, int B, int t)
+                             const float *zeros, const float *h0, const Dims *d, const NnrtRnn *r, int B, int t)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
         float *ts = tape + (size_t)b * d->tape;
         float *g = ts + d->gates + (size_t)t * d->Gu, *rhp = ts + d->extra + (size_t)t * u;
-        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : zeros;
+        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : h0 ? h0 + (size_t)b * u : zeros;
         const float *xr = xw_t + (size_t)b * d->T * d->Gu, *hr = hu + (size_t)b * d->Gu;
         for (int j = 0; j < 2 * u; j++)
             g[j] = xr[j] + hr[j];
@@ -355,14 +369,14 @@ static void gru_before_gates(float *tape, const float *xw_t, const float *hu, co
 
 /* reset before, second half: h~ = act(xw_h + hu_h), hu_h = (r h_{t-1}) U_h;
  * h_t = z h_{t-1} + (1 - z) h~ */
-static void gru_before_state(float *tape, const float *xw_t, const float *hu, const float *zeros, const Dims *d,
-                             const NnrtRnn *r, int B, int t)
+static void gru_before_state(float *tape, const float *xw_t, const float *hu, const float *zeros, const float *h0,
+                             const Dims *d, const NnrtRnn *r, int B, int t)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
         float *ts = tape + (size_t)b * d->tape;
         float *g = ts + d->gates + (size_t)t * d->Gu, *h = ts + (size_t)t * u;
-        const float *hp = t > 0 ? h - u : zeros;
+        const float *hp = t > 0 ? h - u : h0 ? h0 + (size_t)b * u : zeros;
         const float *xr = xw_t + (size_t)b * d->T * d->Gu, *hr = hu + (size_t)b * d->Gu;
         for (int j = 2 * u; j < 3 * u; j++)
             g[j] = xr[j] + hr[j];
@@ -373,13 +387,14 @@ static void gru_before_state(float *tape, const float *xw_t, const float *hu, co
 }
 
 /* Recurrent dropout: hm = h_{t-1} * rmask into the h rows of step t, which
- * h_t overwrites after the step's GEMMs; returns that block of sample 0 (t > 0). */
-static const float *masked_hprev(float *tape, const float *rmask, const Dims *d, int B, int t)
+ * h_t overwrites after the step's GEMMs; returns that block of sample 0
+ * (rows d->tape apart). At t = 0, h_{-1} is h0's row. */
+static const float *masked_hprev(float *tape, const float *rmask, const float *h0, const Dims *d, int B, int t)
 {
     const int u = d->u;
     for (int b = 0; b < B; b++) {
         float *hm = tape + (size_t)b * d->tape + (size_t)t * u;
-        const float *hp = hm - u, *m = rmask + (size_t)b * u;
+        const float *hp = t > 0 ? hm - u : h0 + (size_t)b * u, *m = rmask + (size_t)b * u;
         for (int j = 0; j < u; j++)
             hm[j] = hp[j] * m[j];
     }
@@ -387,8 +402,9 @@ static const float *masked_hprev(float *tape, const float *rmask, const Dims *d,
 }
 
 void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *U, const float *b,
-                      const float *rmask, const NnrtRnn *r, int B, float *ws)
+                      const float *rmask, const NnrtRnnState *state, const NnrtRnn *r, int B, float *ws)
 {
+    const float *h0 = state ? state->h0 : NULL, *c0 = state ? state->c0 : NULL;
     const Dims d = dims_of(r);
     if (B <= 0)
         return;
@@ -407,40 +423,47 @@ void nnrt_rnn_forward(float *tape, const float *x, const float *W, const float *
     for (int t = 0; t < d.T; t++) {
         const int s = r->go_backwards ? d.T - 1 - t : t;
         const float *xw_t = w.xw + (size_t)s * d.Gu;       /* sample b's row at b*T*G*u */
-        /* the recurrent operand: row t-1 of the h block, or hm (in row t) with rmask; none at t = 0 */
-        const float *hprev = t == 0 ? NULL
-                           : rmask  ? masked_hprev(tape, rmask, &d, B, t)
-                                    : tape + (size_t)(t - 1) * d.u;
+        /* the recurrent operand: row t-1 of the h block, or hm (in row t) with rmask; at
+         * t = 0 h0 (rows u apart), or none for zeros */
+        const float *hprev = t == 0 && !h0 ? NULL
+                           : rmask         ? masked_hprev(tape, rmask, h0, &d, B, t)
+                           : t == 0        ? h0
+                                           : tape + (size_t)(t - 1) * d.u;
+        const int lda = t == 0 && h0 && !rmask ? d.u : d.tape;
         switch (r->kind) {
         case NNRT_SIMPLE_RNN:
-            recurrent_matmul(w.hu, hprev, U, 0, d.Gu, NULL, &d, B);
+            recurrent_matmul(w.hu, hprev, lda, U, 0, d.Gu, NULL, &d, B);
             simple_step(tape, xw_t, w.hu, &d, r, B, t);
             break;
         case NNRT_LSTM:
-            recurrent_matmul(w.hu, hprev, U, 0, d.Gu, NULL, &d, B);
-            lstm_step(tape, xw_t, w.hu, w.zeros, &d, r, B, t);
+            recurrent_matmul(w.hu, hprev, lda, U, 0, d.Gu, NULL, &d, B);
+            lstm_step(tape, xw_t, w.hu, w.zeros, c0, &d, r, B, t);
             break;
         case NNRT_GRU:
             if (d.reset_after) {
-                recurrent_matmul(w.hu, hprev, U, 0, d.Gu, b_rec, &d, B);
-                gru_after_step(tape, xw_t, w.hu, w.zeros, &d, r, B, t);
+                recurrent_matmul(w.hu, hprev, lda, U, 0, d.Gu, b_rec, &d, B);
+                gru_after_step(tape, xw_t, w.hu, w.zeros, h0, &d, r, B, t);
             } else {
-                recurrent_matmul(w.hu, hprev, U, 0, 2 * d.u, NULL, &d, B);
-                gru_before_gates(tape, xw_t, w.hu, rmask, w.zeros, &d, r, B, t);
-                const float *rhp = t > 0 ? tape + d.extra + (size_t)t * d.u : NULL;   /* r h_{t-1} or r hm */
-                recurrent_matmul(w.hu, rhp, U, 2 * d.u, d.u, NULL, &d, B);
-                gru_before_state(tape, xw_t, w.hu, w.zeros, &d, r, B, t);
+                recurrent_matmul(w.hu, hprev, lda, U, 0, 2 * d.u, NULL, &d, B);
+                gru_before_gates(tape, xw_t, w.hu, rmask, w.zeros, h0, &d, r, B, t);
+                /* r h_{t-1} or r hm; zero at t = 0 without h0 */
+                const float *rhp = t > 0 || h0 ? tape + d.extra + (size_t)t * d.u : NULL;
+                recurrent_matmul(w.hu, rhp, d.tape, U, 2 * d.u, d.u, NULL, &d, B);
+                gru_before_state(tape, xw_t, w.hu, w.zeros, h0, &d, r, B, t);
             }
             break;
         }
     }
 }
 
-void nnrt_rnn_output(float *y, const float *tape, const NnrtRnn *r, int B, int return_sequences)
+void nnrt_rnn_output(float *y, const float *tape, const NnrtRnn *r, int B, int which)
 {
     const Dims d = dims_of(r);
-    const size_t n = return_sequences ? (size_t)d.T * d.u : (size_t)d.u;
-    const size_t at = return_sequences ? 0 : (size_t)(d.T - 1) * d.u;
+    assert(which != NNRT_RNN_CELL || r->kind == NNRT_LSTM);
+    const size_t n = which == NNRT_RNN_SEQUENCE ? (size_t)d.T * d.u : (size_t)d.u;
+    const size_t at = which == NNRT_RNN_SEQUENCE ? 0
+                    : which == NNRT_RNN_CELL     ? d.extra + (size_t)(d.T - 1) * d.u
+                                                 : (size_t)(d.T - 1) * d.u;
     for (int b = 0; b < B; b++)
         memcpy(y + (size_t)b * n, tape + (size_t)b * d.tape + at, n * sizeof *y);
 }
@@ -473,7 +496,7 @@ static void lstm_step_back(BackwardWs *w, const float *tape, const Dims *d, cons
     for (int b = 0; b < B; b++) {
         const float *ts = tape + (size_t)b * d->tape;
         const float *g = ts + d->gates + (size_t)t * d->Gu, *c = ts + d->extra + (size_t)t * u;
-        const float *cp = t > 0 ? c - u : w->zeros;
+        const float *cp = t > 0 ? c - u : w->c0 ? w->c0 + (size_t)b * u : w->zeros;
         float *dz = w->dz + ((size_t)b * d->T + s) * d->Gu;
         const float *dh = w->dh + (size_t)b * u;
         float *dc = w->carry2 + (size_t)b * u;
@@ -503,7 +526,7 @@ static void gru_after_step_back(BackwardWs *w, const float *tape, const Dims *d,
     for (int b = 0; b < B; b++) {
         const float *ts = tape + (size_t)b * d->tape;
         const float *g = ts + d->gates + (size_t)t * d->Gu, *rh = ts + d->extra + (size_t)t * u;
-        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : w->zeros;
+        const float *hp = prev_h(w, ts, d, b, t);
         const size_t row = ((size_t)b * d->T + s) * d->Gu;
         float *dz = w->dz + row, *dzr = w->dz_rec + row, *dh = w->dh + (size_t)b * u;
         act_grad(r->recurrent_activation, dz, g, 2 * u);
@@ -531,7 +554,7 @@ static void gru_before_step_back(BackwardWs *w, const float *tape, const Dims *d
     for (int b = 0; b < B; b++) {
         const float *ts = tape + (size_t)b * d->tape;
         const float *g = ts + d->gates + (size_t)t * d->Gu;
-        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : w->zeros;
+        const float *hp = prev_h(w, ts, d, b, t);
         float *dz = w->dz + ((size_t)b * d->T + s) * d->Gu;
         const float *dh = w->dh + (size_t)b * u;
         act_grad(r->recurrent_activation, dz, g, 2 * u);
@@ -554,7 +577,7 @@ static void gru_before_carry(BackwardWs *w, const float *tape, const float *rmas
     for (int b = 0; b < B; b++) {
         const float *ts = tape + (size_t)b * d->tape;
         const float *g = ts + d->gates + (size_t)t * d->Gu;
-        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : w->zeros;
+        const float *hp = prev_h(w, ts, d, b, t);
         float *dz = w->dz + ((size_t)b * d->T + s) * d->Gu, *dh = w->dh + (size_t)b * u;
         float *drh = w->carry2 + (size_t)b * u;
         if (rmask) {
@@ -580,7 +603,7 @@ static void save_hprev(BackwardWs *w, const float *tape, const float *rmask, con
     const int u = d->u;
     for (int b = 0; b < B; b++) {
         const float *ts = tape + (size_t)b * d->tape;
-        const float *hp = t > 0 ? ts + (size_t)(t - 1) * u : w->zeros;
+        const float *hp = prev_h(w, ts, d, b, t);
         const size_t row = ((size_t)b * d->T + s) * u;
         if (rmask) {
             const float *m = rmask + (size_t)b * u;
@@ -633,10 +656,12 @@ static void bias_grad(float *db, const float *dz, size_t rows, int n, int ld, fl
     }
 }
 
-void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int return_sequences,
+void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *dy, int which,
                        const float *x, const float *tape, const float *W, const float *U, const float *b,
-                       const float *rmask, const NnrtRnn *r, int B, float beta, float *ws)
+                       const float *rmask, const NnrtRnnState *state, const NnrtRnn *r, int B, float beta, float *ws)
 {
+    assert(which != NNRT_RNN_CELL || r->kind == NNRT_LSTM);
+    float *dh0 = state ? state->dh0 : NULL, *dc0 = state ? state->dc0 : NULL;
     const Dims d = dims_of(r);
     (void)b;                     /* the tape holds everything the bias contributed */
     const int gru_after = r->kind == NNRT_GRU && d.reset_after;
@@ -648,20 +673,26 @@ void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *
     }
     BackwardWs w;
     backward_ws(&w, ws, r, &d, (size_t)B);
+    w.h0 = state ? state->h0 : NULL;
+    w.c0 = state ? state->c0 : NULL;
     const int u = d.u, ld_dz = d.T * d.Gu;   /* rows of one step, across samples */
     const size_t rows = (size_t)B * d.T;
     memset(w.zeros, 0, (size_t)u * sizeof *w.zeros);
     memset(w.dh, 0, (size_t)B * u * sizeof *w.dh);
-    if (w.carry2)
+    if (w.carry2 && which == NNRT_RNN_CELL)   /* dy is d loss / d c_T: the first dc carry */
+        memcpy(w.carry2, dy, (size_t)B * u * sizeof *w.carry2);
+    else if (w.carry2)
         memset(w.carry2, 0, (size_t)B * u * sizeof *w.carry2);
+    /* the carry past step 0 is d h0 (and d c0): needed when asked for */
+    const int carry0 = dh0 != NULL;
 
     for (int t = d.T - 1; t >= 0; t--) {
         const int s = r->go_backwards ? d.T - 1 - t : t;
         for (int bi = 0; bi < B; bi++) {
             float *dh = w.dh + (size_t)bi * u;
-            const float *dyt = return_sequences ? dy + ((size_t)bi * d.T + t) * u
-                             : t == d.T - 1    ? dy + (size_t)bi * u
-                                               : NULL;
+            const float *dyt = which == NNRT_RNN_SEQUENCE              ? dy + ((size_t)bi * d.T + t) * u
+                             : which == NNRT_RNN_LAST && t == d.T - 1 ? dy + (size_t)bi * u
+                                                                      : NULL;
             if (dyt)
                 for (int j = 0; j < u; j++)
                     dh[j] += dyt[j];
@@ -670,35 +701,35 @@ void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *
         switch (r->kind) {
         case NNRT_SIMPLE_RNN:
             simple_step_back(&w, tape, &d, r, B, t, s);
-            if (t > 0)
+            if (t > 0 || carry0)
                 carry_through_u(w.dh, dz_t, ld_dz, U, rmask, &d, B);
             break;
         case NNRT_LSTM:
             lstm_step_back(&w, tape, &d, r, B, t, s);
-            if (t > 0)
+            if (t > 0 || carry0)
                 carry_through_u(w.dh, dz_t, ld_dz, U, rmask, &d, B);
             break;
         case NNRT_GRU:
             if (d.reset_after) {
                 gru_after_step_back(&w, tape, &d, r, B, t, s);
-                if (t > 0 && rmask) {   /* dz_rec U^T parked in this step's hprev rows, then masked */
+                if ((t > 0 || carry0) && rmask) {   /* dz_rec U^T parked in this step's hprev rows, then masked */
                     float *park = w.hprev + (size_t)s * u;
                     nnrt_gemm(0, 1, B, u, d.Gu, 1.0f, dzr_t, ld_dz, U, d.Gu, 0.0f, park, d.T * u);
                     add_masked(w.dh, rmask, park, d.T * u, B, u);
-                } else if (t > 0) {
+                } else if (t > 0 || carry0) {
                     nnrt_gemm(0, 1, B, u, d.Gu, 1.0f, dzr_t, ld_dz, U, d.Gu, 1.0f, w.dh, u);
                 }
             } else {
                 gru_before_step_back(&w, tape, &d, r, B, t, s);
-                if (t > 0)   /* drh = dz_h U_h^T; at t = 0, h_{-1} = 0 makes it irrelevant */
+                if (t > 0 || w.h0)   /* drh = dz_h U_h^T; at t = 0, h_{-1} = 0 makes it irrelevant */
                     nnrt_gemm(0, 1, B, u, u, 1.0f, dz_t + 2 * u, ld_dz, U + 2 * u, d.Gu, 0.0f, w.carry2, u);
                 else
                     memset(w.carry2, 0, (size_t)B * u * sizeof *w.carry2);
                 gru_before_carry(&w, tape, rmask, &d, B, t, s);
-                if (t > 0 && rmask) {   /* carry2 = d hm */
+                if ((t > 0 || carry0) && rmask) {   /* carry2 = d hm */
                     nnrt_gemm(0, 1, B, u, 2 * u, 1.0f, dz_t, ld_dz, U, d.Gu, 1.0f, w.carry2, u);
                     add_masked(w.dh, rmask, w.carry2, u, B, u);
-                } else if (t > 0) {
+                } else if (t > 0 || carry0) {
                     nnrt_gemm(0, 1, B, u, 2 * u, 1.0f, dz_t, ld_dz, U, d.Gu, 1.0f, w.dh, u);
                 }
             }
@@ -706,6 +737,15 @@ void nnrt_rnn_backward(float *dx, float *dW, float *dU, float *db, const float *
         }
         if (dU)                  /* after the carry: GRU reset_after may have parked it in these rows */
             save_hprev(&w, tape, rmask, &d, B, t, s);
+    }
+
+    if (dh0)
+        memcpy(dh0, w.dh, (size_t)B * u * sizeof *dh0);
+    if (dc0) {
+        if (r->kind == NNRT_LSTM)
+            memcpy(dc0, w.carry2, (size_t)B * u * sizeof *dc0);
+        else
+            memset(dc0, 0, (size_t)B * u * sizeof *dc0);
     }
 
     /* Weight gradients and dx over all B*T rows at once. */

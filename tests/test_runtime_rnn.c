@@ -14,7 +14,10 @@
  * rmask (B, units) of 0 and 1/(1-0.4), the reference then feeding
  * h_{t-1} * rmask to the recurrent products only (GRU's z h_{t-1} and LSTM's
  * c_{t-1} unmasked). An all-ones rmask must give the tape and gradients of
- * no rmask. Tapes,
+ * no rmask. With an initial state (random h0, and c0 for LSTM), each
+ * output — every h, the last h, LSTM's last c — is compared with the
+ * reference started from it, and dx, dW, dU, db, d h0, d c0 with central
+ * differences. Tapes,
  * workspaces and outputs carry guard floats that must stay untouched, and
  * the workspace is filled with NaN before every call, so a read of scratch
  * the call did not write first shows up. Every check prints its max
@@ -76,7 +79,8 @@ typedef struct {
     double *x, *W, *U, *b;       /* b NULL: use_bias false */
     double *rmask;               /* (B, u) recurrent dropout, NULL: none */
     double *R, *y;               /* loss weights and output scratch, shaped as the output */
-    int return_sequences;
+    int return_sequences;        /* an NnrtRnnWhich: last h, every h, or LSTM's last c */
+    double *h0, *c0;             /* (B, u) initial state, NULL: zeros */
 } Ref;
 
 /* sum_i v[i] M[i][col] over n rows of a matrix with `width` columns */
@@ -97,6 +101,10 @@ static void ref_forward(const Ref *m)
     assert(u <= MAXU);
     for (int b = 0; b < c->B; b++) {
         double h[MAXU] = {0}, cell[MAXU] = {0}, hn[MAXU], hm[MAXU];
+        for (int j = 0; j < u; j++) {
+            h[j] = m->h0 ? m->h0[(size_t)b * u + j] : 0.0;
+            cell[j] = m->c0 ? m->c0[(size_t)b * u + j] : 0.0;
+        }
         for (int t = 0; t < T; t++) {
             const int s = c->go_backwards ? T - 1 - t : t;
             const double *xs = m->x + ((size_t)b * T + s) * c->in;
@@ -141,17 +149,17 @@ static void ref_forward(const Ref *m)
             }
             }
             memcpy(h, hn, sizeof h);
-            if (m->return_sequences)
+            if (m->return_sequences == NNRT_RNN_SEQUENCE)
                 memcpy(m->y + ((size_t)b * T + t) * u, h, (size_t)u * sizeof *h);
         }
-        if (!m->return_sequences)
-            memcpy(m->y + (size_t)b * u, h, (size_t)u * sizeof *h);
+        if (m->return_sequences != NNRT_RNN_SEQUENCE)
+            memcpy(m->y + (size_t)b * u, m->return_sequences == NNRT_RNN_CELL ? cell : h, (size_t)u * sizeof *h);
     }
 }
 
 static size_t out_count(const Case *c, int return_sequences)
 {
-    return (size_t)c->B * (return_sequences ? (size_t)c->T * c->u : (size_t)c->u);
+    return (size_t)c->B * (return_sequences == NNRT_RNN_SEQUENCE ? (size_t)c->T * c->u : (size_t)c->u);
 }
 
 static double ref_loss(const Ref *m)
@@ -289,13 +297,13 @@ static void test_case(const Case *base, int masked, NnrtRng *rng)
 
     float *rmask = masked ? random_rmask(c, rng) : NULL;
     Ref m = {c, to_double(x, nx), to_double(W, nW), to_double(U, nU), to_double(b, nb), to_double(rmask, nm),
-             NULL, NULL, 0};
+             NULL, NULL, 0, NULL, NULL};
     double *gx = xmalloc(nx * sizeof *gx), *gW = xmalloc(nW * sizeof *gW), *gU = xmalloc(nU * sizeof *gU);
     double *gb = xmalloc(nb * sizeof *gb), *expect_acc = xmalloc((nW + nU + nb) * sizeof *expect_acc);
 
     fill_float(tape, ntape, NAN);
     fill_float(ws, nws, NAN);
-    nnrt_rnn_forward(tape, x, W, U, b, rmask, &r, B, ws);
+    nnrt_rnn_forward(tape, x, W, U, b, rmask, NULL, &r, B, ws);
     if (c->rec == NNRT_RNN_HARD_SIGMOID || (c->kind == NNRT_SIMPLE_RNN && c->act == NNRT_RNN_RELU)) {
         snprintf(name, sizeof name, "%s reaches the flat parts of its activation", c->name);
         expect(name, reaches_flat_parts(c, tape, nnrt_rnn_tape_floats(&r)));
@@ -337,7 +345,7 @@ static void test_case(const Case *base, int masked, NnrtRng *rng)
         /* beta 0 overwrites garbage; the bias gradient is asked for even without a bias */
         fill_float(dx, nx, NAN), fill_float(dW, nW, NAN), fill_float(dU, nU, NAN), fill_float(db, nb, NAN);
         fill_float(ws, nws, NAN);
-        nnrt_rnn_backward(dx, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, rmask, &r, B, 0.0f, ws);
+        nnrt_rnn_backward(dx, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, rmask, NULL, &r, B, 0.0f, ws);
         snprintf(name, sizeof name, "%s %s backward dx", c->name, tag);
         report(name, max_rel_diff(dx, gx, nx), TOL_BACKWARD);
         snprintf(name, sizeof name, "%s %s backward dW", c->name, tag);
@@ -359,7 +367,7 @@ static void test_case(const Case *base, int masked, NnrtRng *rng)
         for (size_t i = 0; i < nb && m.b; i++)
             expect_acc[nW + nU + i] = 0.5 * db0[i] + gb[i];
         fill_float(ws, nws, NAN);
-        nnrt_rnn_backward(NULL, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, rmask, &r, B, 0.5f, ws);
+        nnrt_rnn_backward(NULL, dW, dU, m.b ? db : NULL, R, rs, x, tape, W, U, b, rmask, NULL, &r, B, 0.5f, ws);
         double acc = max_rel_diff(dW, expect_acc, nW), e = max_rel_diff(dU, expect_acc + nW, nU);
         acc = e > acc || isnan(e) ? e : acc;
         if (m.b) {
@@ -372,7 +380,7 @@ static void test_case(const Case *base, int masked, NnrtRng *rng)
         /* dx alone: frozen weights */
         fill_float(dx, nx, NAN);
         fill_float(ws, nws, NAN);
-        nnrt_rnn_backward(dx, NULL, NULL, NULL, R, rs, x, tape, W, U, b, rmask, &r, B, 0.0f, ws);
+        nnrt_rnn_backward(dx, NULL, NULL, NULL, R, rs, x, tape, W, U, b, rmask, NULL, &r, B, 0.0f, ws);
         snprintf(name, sizeof name, "%s %s backward dx alone", c->name, tag);
         report(name, max_rel_diff(dx, gx, nx), TOL_BACKWARD);
 
@@ -386,6 +394,101 @@ static void test_case(const Case *base, int masked, NnrtRng *rng)
     free(x), free(W), free(U), free(b), free(tape), free(ws), free(dx), free(dW), free(dU), free(db);
     free(dW0), free(dU0), free(db0), free(m.x), free(m.W), free(m.U), free(m.b), free(rmask), free(m.rmask);
     free(gx), free(gW), free(gU), free(gb), free(expect_acc);
+}
+
+/* Keras initial_state and return_state: with a random h0 (and c0), for
+ * each output (every h, the last h, LSTM's last c) the forward against the
+ * reference, and the backward's dx, dW, dU, db, d h0, d c0 against central
+ * differences of L = sum(y * R). Without dh0 asked, the weight gradients
+ * must not change. */
+static void test_state(const Case *base, int masked, NnrtRng *rng)
+{
+    Case named = *base;
+    char label[160], name[224];
+    snprintf(label, sizeof label, "%s initial state%s", base->name, masked ? " rmask" : "");
+    named.name = label;
+    const Case *c = &named;
+    const NnrtRnn r = descriptor(c);
+    const int B = c->B, gu = gate_count(c->kind) * c->u, lstm = c->kind == NNRT_LSTM;
+    const size_t nx = (size_t)B * c->T * c->in, nW = (size_t)c->in * gu, nU = (size_t)c->u * gu;
+    const size_t nb = bias_count(c), ntape = (size_t)B * nnrt_rnn_tape_floats(&r);
+    const size_t nws = nnrt_rnn_workspace_floats(&r, (size_t)B), ns = (size_t)B * c->u;
+
+    float *x = guarded(nx), *W = guarded(nW), *U = guarded(nU), *b = c->use_bias ? guarded(nb) : NULL;
+    float *h0 = guarded(ns), *c0 = lstm ? guarded(ns) : NULL;
+    fill_uniform(x, nx, -1, 1, rng);
+    fill_uniform(W, nW, -c->scale, c->scale, rng);
+    fill_uniform(U, nU, -c->scale, c->scale, rng);
+    fill_uniform(h0, ns, -0.8, 0.8, rng);
+    if (c0)
+        fill_uniform(c0, ns, -1.5, 1.5, rng);
+    if (b)
+        fill_uniform(b, nb, -0.5, 0.5, rng);
+    float *rmask = masked ? random_rmask(c, rng) : NULL;
+    float *tape = guarded(ntape), *ws = guarded(nws);
+    float *dx = guarded(nx), *dW = guarded(nW), *dU = guarded(nU), *db = guarded(nb);
+    float *dh0 = guarded(ns), *dc0 = guarded(ns), *dW2 = guarded(nW);
+    Ref m = {c, to_double(x, nx), to_double(W, nW), to_double(U, nU), to_double(b, nb), to_double(rmask, ns),
+             NULL, NULL, 0, to_double(h0, ns), to_double(c0, ns)};
+    double *gx = xmalloc(nx * sizeof *gx), *gW = xmalloc(nW * sizeof *gW), *gU = xmalloc(nU * sizeof *gU);
+    double *gb = xmalloc(nb * sizeof *gb), *gh = xmalloc(ns * sizeof *gh), *gc = xmalloc(ns * sizeof *gc);
+
+    NnrtRnnState st = {h0, c0, NULL, NULL};
+    fill_float(tape, ntape, NAN), fill_float(ws, nws, NAN);
+    nnrt_rnn_forward(tape, x, W, U, b, rmask, &st, &r, B, ws);
+    static const char *const tags[] = {"last h", "every h", "last c"};
+    for (int which = 0; which <= (lstm ? 2 : 1); which++) {
+        size_t ny = out_count(c, which);
+        float *R = guarded(ny), *y = guarded(ny);
+        fill_uniform(R, ny, -1, 1, rng);
+        m.R = to_double(R, ny);
+        m.y = xmalloc(ny * sizeof *m.y);
+        m.return_sequences = which;
+        ref_forward(&m);
+        fill_float(y, ny, NAN);
+        nnrt_rnn_output(y, tape, &r, B, which);
+        snprintf(name, sizeof name, "%s %s forward", c->name, tags[which]);
+        report(name, max_rel_diff(y, m.y, ny), TOL_FORWARD);
+
+        central_diff(gx, m.x, nx, &m), central_diff(gW, m.W, nW, &m), central_diff(gU, m.U, nU, &m);
+        central_diff(gh, m.h0, ns, &m);
+        if (m.c0)
+            central_diff(gc, m.c0, ns, &m);
+        if (m.b)
+            central_diff(gb, m.b, nb, &m);
+        NnrtRnnState bs = {h0, c0, dh0, dc0};
+        fill_float(dx, nx, NAN), fill_float(dW, nW, NAN), fill_float(dU, nU, NAN), fill_float(db, nb, NAN);
+        fill_float(dh0, ns, NAN), fill_float(dc0, ns, NAN), fill_float(ws, nws, NAN);
+        nnrt_rnn_backward(dx, dW, dU, m.b ? db : NULL, R, which, x, tape, W, U, b, rmask, &bs, &r, B, 0.0f, ws);
+        double worst = max_rel_diff(dx, gx, nx), e;
+        const double parts[] = {max_rel_diff(dW, gW, nW), max_rel_diff(dU, gU, nU), m.b ? max_rel_diff(db, gb, nb) : 0};
+        for (int k = 0; k < 3; k++)
+            worst = parts[k] > worst || isnan(parts[k]) ? parts[k] : worst;
+        snprintf(name, sizeof name, "%s %s backward dx dW dU db", c->name, tags[which]);
+        report(name, worst, TOL_BACKWARD);
+        snprintf(name, sizeof name, "%s %s backward d h0", c->name, tags[which]);
+        report(name, max_rel_diff(dh0, gh, ns), TOL_BACKWARD);
+        if (lstm) {
+            snprintf(name, sizeof name, "%s %s backward d c0", c->name, tags[which]);
+            report(name, max_rel_diff(dc0, gc, ns), TOL_BACKWARD);
+        }
+        /* the state's gradients are optional: the weights' do not depend on asking */
+        NnrtRnnState ws_only = {h0, c0, NULL, NULL};
+        fill_float(dW2, nW, NAN), fill_float(ws, nws, NAN);
+        nnrt_rnn_backward(NULL, dW2, NULL, NULL, R, which, x, tape, W, U, b, rmask, &ws_only, &r, B, 0.0f, ws);
+        e = max_rel_diff(dW2, gW, nW);
+        snprintf(name, sizeof name, "%s %s backward dW without d h0", c->name, tags[which]);
+        report(name, e, TOL_BACKWARD);
+        snprintf(name, sizeof name, "%s %s guards intact", c->name, tags[which]);
+        expect(name, guard_intact(tape, ntape) && guard_intact(ws, nws) && guard_intact(y, ny) &&
+                         guard_intact(dh0, ns) && guard_intact(dc0, ns) && guard_intact(h0, ns) &&
+                         guard_intact(dx, nx));
+        free(R), free(y), free(m.R), free(m.y);
+    }
+    free(x), free(W), free(U), free(b), free(h0), free(c0), free(rmask), free(tape), free(ws);
+    free(dx), free(dW), free(dU), free(db), free(dh0), free(dc0), free(dW2);
+    free(m.x), free(m.W), free(m.U), free(m.b), free(m.rmask), free(m.h0), free(m.c0);
+    free(gx), free(gW), free(gU), free(gb), free(gh), free(gc);
 }
 
 /* max |a - b| over n floats, relative to 1 + max |b| */
@@ -420,10 +523,10 @@ static void test_ones_mask(const Case *c, NnrtRng *rng)
         tape[k] = xmalloc(ntape * sizeof *tape[k]), g[k] = xmalloc(ng * sizeof *g[k]);
         fill_float(g[k], ng, 0.0f);
         fill_float(ws, nws, NAN);
-        nnrt_rnn_forward(tape[k], x, W, U, b, mask, &r, B, ws);
+        nnrt_rnn_forward(tape[k], x, W, U, b, mask, NULL, &r, B, ws);
         fill_float(ws, nws, NAN);
         nnrt_rnn_backward(g[k], g[k] + nx, g[k] + nx + nW, b ? g[k] + nx + nW + nU : NULL, dy, 1, x, tape[k], W, U,
-                          b, mask, &r, B, 0.0f, ws);
+                          b, mask, NULL, &r, B, 0.0f, ws);
     }
     char name[192];
     snprintf(name, sizeof name, "%s rmask of ones: the tape of no rmask", c->name);
@@ -455,7 +558,7 @@ static void test_empty_batch(void)
 {
     NnrtRnn r = {.kind = NNRT_GRU, .steps = 2, .input = 1, .units = 1, .reset_after = 1};
     float dW[3] = {1, 2, 3}, dU[3] = {4, 5, 6}, db[6] = {1, 1, 1, 1, 1, 1}, ws[64];
-    nnrt_rnn_backward(NULL, dW, dU, db, NULL, 1, NULL, NULL, NULL, NULL, NULL, NULL, &r, 0, 0.5f, ws);
+    nnrt_rnn_backward(NULL, dW, dU, db, NULL, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &r, 0, 0.5f, ws);
     expect("empty batch: gradients scaled by beta",
            dW[2] == 1.5f && dU[0] == 2.0f && db[0] == 0.5f && db[5] == 0.5f);
 }
@@ -487,15 +590,15 @@ static int bench(void)
     fill_uniform(b, 4 * u, -0.1, 0.1, &rng), fill_uniform(dy, (size_t)B * u, -1, 1, &rng);
 
     for (int i = 0; i < 10; i++) {            /* warm up */
-        nnrt_rnn_forward(tape, x, W, U, b, NULL, &r, B, ws);
-        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, NULL, &r, B, 0.0f, ws);
+        nnrt_rnn_forward(tape, x, W, U, b, NULL, NULL, &r, B, ws);
+        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, NULL, NULL, &r, B, 0.0f, ws);
     }
     double t0 = now();
     for (int i = 0; i < reps; i++)
-        nnrt_rnn_forward(tape, x, W, U, b, NULL, &r, B, ws);
+        nnrt_rnn_forward(tape, x, W, U, b, NULL, NULL, &r, B, ws);
     double t1 = now();
     for (int i = 0; i < reps; i++)
-        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, NULL, &r, B, 0.0f, ws);
+        nnrt_rnn_backward(dx, dW, dU, db, dy, 0, x, tape, W, U, b, NULL, NULL, &r, B, 0.0f, ws);
     double t2 = now();
     double fwd = (t1 - t0) / reps * 1e3, bwd = (t2 - t1) / reps * 1e3;
     printf("LSTM B=%d T=%d input=%d units=%d: forward %.3f ms, backward %.3f ms, forward+backward %.3f ms\n",
@@ -519,6 +622,9 @@ int main(int argc, char **argv)
             test_case(&cases[i], masked, &rng);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_ones_mask(&cases[i], &rng);
+    for (int masked = 0; masked <= 1; masked++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            test_state(&cases[i], masked, &rng);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
