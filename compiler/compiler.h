@@ -134,6 +134,9 @@ struct Layer {
     const char **input_names;    /* as written; NULL: the previous item */
     Loc *input_locs;
     int ninputs;
+    const char **state_names;    /* initial_state of a recurrent layer: h0 (and c0) as written */
+    Loc *state_locs;
+    int nstates;
     bool trainable;
     /* filled by lowering of the inference graph, for summary and --report */
     Shape out_shape;
@@ -232,6 +235,8 @@ struct Lower {
     Arena *arena;
     Graph *g;
     Model *model;
+    Node *more[4];               /* a layer's outputs after the first (return_state), as name[1], name[2] */
+    int nmore;
 };
 Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, const InitSpec *init,
                    bool trainable);

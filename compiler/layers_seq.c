@@ -73,8 +73,9 @@ static size_t workspace_floats(int kind, int reset_after, int64_t steps, int64_t
     return (size_t)(fwd > bwd ? fwd : bwd);
 }
 
-static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
+static int lower_rnn(Lower *lw, Layer *l, Node *const *in, int nin, int kind, Node **out)
 {
+    Node *x = in[0];
     static const char *const stems[] = {"simple_rnn", "lstm", "gru"};
     if (x->shape.rank != 2) {
         error_at(l->loc, "%s '%s' needs a sequence input (steps, features), got %s", l->cls->name, l->name,
@@ -86,10 +87,26 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
     const ArgValue *units = layer_arg(l, "units");
     if (units->i <= 0)
         return error_at(units->loc, "units must be positive");
-    static const char *const unsupported[] = {"return_state", "stateful"};
-    for (int i = 0; i < 2; i++)
-        if (layer_arg(l, unsupported[i])->b)
-            return error_at(layer_arg(l, unsupported[i])->loc, "%s is not supported yet", unsupported[i]);
+    if (layer_arg(l, "stateful")->b)
+        return error_at(layer_arg(l, "stateful")->loc, "stateful is not supported yet");
+    /* initial_state: h0 (LSTM: h0 and c0), each (B, units), after the input */
+    int nstates = kind == NNRT_LSTM ? 2 : 1;
+    if (nin > 1 && nin - 1 != nstates) {
+        error_at(l->state_locs[0], "%s takes %d initial state%s, not %d", l->cls->name, nstates,
+                 nstates == 1 ? " (h)" : "s (h and c)", nin - 1);
+        hint(kind == NNRT_LSTM ? "give both: initial_state: [\"encoder[1]\", \"encoder[2]\"]"
+                               : "give the state h: initial_state: \"encoder[1]\"");
+        return -1;
+    }
+    for (int i = 1; i < nin; i++)
+        if (in[i]->shape.rank != 1 || in[i]->shape.dim[0] != units->i || !in[i]->batched) {
+            error_at(l->state_locs[i - 1], "initial state '%s' has shape %s; %s '%s' with %ld units needs (B,%ld)",
+                     l->state_names[i - 1], shape_str(lw->arena, &in[i]->shape, in[i]->batched), l->cls->name,
+                     l->name, units->i, units->i);
+            hint("a state is one vector of units per sample: the last h (or c) of a recurrent layer with as many "
+                 "units, or a Dense of that size");
+            return -1;
+        }
     const ArgValue *drop = layer_arg(l, "dropout"), *rdrop = layer_arg(l, "recurrent_dropout");
     const ArgValue *rates[2] = {drop, rdrop};
     for (int i = 0; i < 2; i++)
@@ -118,8 +135,9 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
         return -1;
     tmp.rnn.go_backwards = layer_arg(l, "go_backwards")->b;
     tmp.rnn.reset_after = kind == NNRT_GRU && layer_arg(l, "reset_after")->b;
-    tmp.rnn.return_sequences = layer_arg(l, "return_sequences")->b;
+    tmp.rnn.which = layer_arg(l, "return_sequences")->b ? NNRT_RNN_SEQUENCE : NNRT_RNN_LAST;
     tmp.rnn.has_bias = layer_arg(l, "use_bias")->b;
+    tmp.rnn.has_state = nin > 1;
 
     /* the cell is numbered like the layer among its class: lstm_cell, lstm_cell_1 ... */
     int index = 0;
@@ -138,7 +156,7 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
         return -1;
     layer_weight_options(w, l, "kernel_regularizer", "kernel_constraint");
     layer_weight_options(r, l, "recurrent_regularizer", "recurrent_constraint");
-    Node *src[5] = {x, w, r, NULL, NULL};
+    Node *src[8] = {x, w, r};
     int nsrc = 3;
     if (tmp.rnn.has_bias) {
         Node *b = lower_weight(lw, l, arena_printf(lw->arena, "%s/bias", cell), &bs,
@@ -150,6 +168,8 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
             b->w->forget_bias_units = (int)u;  /* Keras: the forget gate's bias starts at 1 */
         src[nsrc++] = b;
     }
+    for (int i = 1; i < nin; i++)
+        src[nsrc++] = in[i];
     if (rdrop->f > 0 && lw->g->training) {  /* recurrent_dropout: one mask on h_{t-1} per sample */
         Node *rmask = lower_node(lw, l, OP_DROPOUT_MASK, 0, NULL, "recurrent_mask");
         rmask->shape = (Shape){1, {u}};
@@ -167,25 +187,32 @@ static int lower_rnn(Lower *lw, Layer *l, Node *x, int kind, Node **out)
     y->rnn = tmp.rnn;
     node_infer_shape(lw->g, y);
     *out = y;
+    if (layer_arg(l, "return_state")->b) {  /* Keras's [output, h_T(, c_T)]: name[1], name[2] */
+        static const char *const names[] = {"state_h", "", "state_c"};
+        for (int which = NNRT_RNN_LAST; which <= (kind == NNRT_LSTM ? NNRT_RNN_CELL : NNRT_RNN_LAST); which += 2) {
+            Node *s = lower_node(lw, l, OP_RNN_OUTPUT, 1, &tape, names[which]);
+            s->rnn = tmp.rnn;
+            s->rnn.which = which;
+            node_infer_shape(lw->g, s);
+            lw->more[lw->nmore++] = s;
+        }
+    }
     return 0;
 }
 
 int lower_simple_rnn(Lower *lw, Layer *l, Node *const *in, int nin, Node **out)
 {
-    (void)nin;
-    return lower_rnn(lw, l, in[0], NNRT_SIMPLE_RNN, out);
+    return lower_rnn(lw, l, in, nin, NNRT_SIMPLE_RNN, out);
 }
 
 int lower_lstm(Lower *lw, Layer *l, Node *const *in, int nin, Node **out)
 {
-    (void)nin;
-    return lower_rnn(lw, l, in[0], NNRT_LSTM, out);
+    return lower_rnn(lw, l, in, nin, NNRT_LSTM, out);
 }
 
 int lower_gru(Lower *lw, Layer *l, Node *const *in, int nin, Node **out)
 {
-    (void)nin;
-    return lower_rnn(lw, l, in[0], NNRT_GRU, out);
+    return lower_rnn(lw, l, in, nin, NNRT_GRU, out);
 }
 
 /* TimeDistributed(layer): the wrapped layer, named and saved as the wrapper,

@@ -167,12 +167,46 @@ static int resolve_metric(const Model *m, int k, int output, int64_t units, Metr
     return -1;
 }
 
+/* The node a layer refers to by name (an input, a layer, or output k of a
+ * layer with several, `name[k]`), or a located error. li: the referring layer. */
+static Node *resolve(const Bindings *bind, const Model *m, int li, const char *name, Loc loc)
+{
+    Node *n = lookup(bind, name);
+    if (n)
+        return n;
+    const Layer *l = m->layers[li];
+    bool later = false;
+    for (int j = li; j < m->nlayers; j++)
+        later |= !strcmp(m->layers[j]->name, name);
+    size_t base = strcspn(name, "[");
+    char stem[256];
+    snprintf(stem, sizeof stem, "%.*s", (int)(base < 255 ? base : 255), name);
+    if (later) {
+        error_at(loc, "'%s' is defined after the layer that uses it", name);
+        hint("layers are listed in order: move '%s' before '%s'", name, l->name);
+    } else if (name[base] == '[' && lookup(bind, stem)) {
+        error_at(loc, "layer '%s' has no output %s", stem, name + base);
+        hint("a recurrent layer with return_state: true has outputs [0] (its output), [1] (the last h) "
+             "and, for LSTM, [2] (the last c)");
+    } else {
+        error_at(loc, "no layer or input is named '%s'", name);
+        const char *names[512];
+        int nn = bind->n < 512 ? bind->n : 512;
+        for (int j = 0; j < nn; j++)
+            names[j] = bind->items[bind->n - nn + j].name;
+        const char *near = closest_name(name, names, nn);
+        if (near)
+            hint("did you mean '%s'?", near);
+    }
+    return NULL;
+}
+
 static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
 {
-    Lower lw = {a, g, m};
+    Lower lw = {a, g, m, {NULL}, 0};
     g->reserved = emit_reserved_name;
     /* inputs, layers, and the instance names the last layers of blocks answer to */
-    Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + 2 * m->nlayers) * sizeof(Binding)), 0, {0}};
+    Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + 7 * m->nlayers) * sizeof(Binding)), 0, {0}};
     for (int i = 0; i < m->ninputs; i++) {
         Node *n = node_new(g, OP_INPUT, 0, NULL);
         n->shape = m->inputs[i].shape;
@@ -201,28 +235,9 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         } else {
             if (nin > 16)
                 return error_at(l->loc, "at most 16 inputs per layer");
-            for (int i = 0; i < nin; i++) {
-                in[i] = lookup(&bind, l->input_names[i]);
-                if (in[i])
-                    continue;
-                bool later = false;
-                for (int j = li; j < m->nlayers; j++)
-                    later |= !strcmp(m->layers[j]->name, l->input_names[i]);
-                if (later) {
-                    error_at(l->input_locs[i], "'%s' is defined after the layer that uses it", l->input_names[i]);
-                    hint("layers are listed in order: move '%s' before '%s'", l->input_names[i], l->name);
-                } else {
-                    error_at(l->input_locs[i], "no layer or input is named '%s'", l->input_names[i]);
-                    const char *names[512];
-                    int nn = bind.n < 512 ? bind.n : 512;
-                    for (int j = 0; j < nn; j++)
-                        names[j] = bind.items[bind.n - nn + j].name;
-                    const char *near = closest_name(l->input_names[i], names, nn);
-                    if (near)
-                        hint("did you mean '%s'?", near);
-                }
-                return -1;
-            }
+            for (int i = 0; i < nin; i++)
+                if (!(in[i] = resolve(&bind, m, li, l->input_names[i], l->input_locs[i])))
+                    return -1;
         }
         if (nin < l->cls->min_inputs || nin > l->cls->max_inputs) {
             if (l->cls->max_inputs == 1)
@@ -230,8 +245,17 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
             return error_at(l->loc, "%s takes %d to %d inputs, not %d", l->cls->name, l->cls->min_inputs,
                             l->cls->max_inputs, nin);
         }
+        if (l->nstates) {  /* initial_state: after the input, for the recurrent layers only */
+            if (strcmp(l->cls->name, "SimpleRNN") && strcmp(l->cls->name, "LSTM") && strcmp(l->cls->name, "GRU"))
+                return error_at(l->state_locs[0], "initial_state is for SimpleRNN, LSTM and GRU, not %s",
+                                l->cls->name);
+            for (int i = 0; i < l->nstates; i++)
+                if (!(in[nin++] = resolve(&bind, m, li, l->state_names[i], l->state_locs[i])))
+                    return -1;
+        }
         Node *out = NULL;
         int first = g->nnodes;
+        lw.nmore = 0;
         if (l->cls->lower(&lw, l, in, nin, &out))
             return -1;
         assert(out);
@@ -248,10 +272,17 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
             l->out_vtime = node_keeps_time(g, out) || out->vtime;
             l->inbound = arena_alloc(a, (size_t)nin * sizeof *l->inbound);
             for (int i = 0; i < nin; i++)
-                l->inbound[i] = in[i]->layer ? in[i]->layer : in[i]->name;
+                l->inbound[i] = arena_printf(a, "%s[0][%d]", in[i]->layer ? in[i]->layer : in[i]->name,
+                                             in[i]->op == OP_RNN_OUTPUT && in[i]->layer && strcmp(in[i]->name, in[i]->layer) != 0
+                                                 ? 1 + (in[i]->rnn.which == 2) : 0);
             l->ninbound = nin;
         }
         bind_name(a, &bind, l->name, out);
+        if (lw.nmore) {  /* several outputs: name[0], name[1], ... as Keras's output list */
+            bind_name(a, &bind, arena_printf(a, "%s[0]", l->name), out);
+            for (int k = 0; k < lw.nmore; k++)
+                bind_name(a, &bind, arena_printf(a, "%s[%d]", l->name, k + 1), lw.more[k]);
+        }
         if (l->binds_as)
             bind_name(a, &bind, l->binds_as, out);
         prev = out;
@@ -396,7 +427,7 @@ static int check_time_axis(Graph *g)
         case OP_INPUT: case OP_TARGET: case OP_WEIGHT: case OP_DROPOUT_MASK: case OP_CONV:
         case OP_CONV_GRAD_INPUT: case OP_CONV_GRAD_KERNEL: case OP_POOL: case OP_POOL_GRAD: case OP_BN_STATS:
         case OP_BN_APPLY: case OP_BN_GRAD_INPUT: case OP_BN_GRAD_GAMMA: case OP_BN_MOVING: case OP_BN_INFER:
-        case OP_BN_INFER_GRAD: case OP_COUNT:
+        case OP_BN_INFER_GRAD: case OP_RNN_STATE_GRAD: case OP_COUNT:
             break;
         }
         if (rowwise)

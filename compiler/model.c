@@ -551,6 +551,25 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
                 return -1;
             continue;
         }
+        if (!strcmp(k->text, "initial_state")) {  /* Keras's call argument, as a layer key */
+            const YNode *const *items = v->kind == Y_SEQ ? (const YNode *const *)v->items : (const YNode *const *)&v;
+            int n = v->kind == Y_SEQ ? v->n : 1;
+            if (n < 1 || n > 2)
+                return error_at(v->loc, "initial_state is one or two states (LSTM: h and c)");
+            l->state_names = arena_alloc(a, (size_t)n * sizeof *l->state_names);
+            l->state_locs = arena_alloc(a, (size_t)n * sizeof *l->state_locs);
+            for (int j = 0; j < n; j++) {
+                if (items[j]->kind != Y_SCALAR) {
+                    error_at(items[j]->loc, "initial_state names the layer outputs that start the recurrence");
+                    hint("write a block list, or quote: initial_state: [\"encoder[1]\", \"encoder[2]\"]");
+                    return -1;
+                }
+                l->state_names[j] = items[j]->text;
+                l->state_locs[j] = items[j]->loc;
+            }
+            l->nstates = n;
+            continue;
+        }
         if (!strcmp(k->text, "inputs")) {
             if (v->kind == Y_SCALAR) {
                 l->ninputs = 1;

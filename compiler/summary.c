@@ -107,7 +107,7 @@ void print_summary(FILE *out, const Model *m, const Program *p)
             size_t n = 0;
             conn[0] = 0;
             for (int j = 0; j < l->ninbound && n < sizeof conn; j++)
-                n += (size_t)snprintf(conn + n, sizeof conn - n, "%s'%s[0][0]'", j ? ", " : "[", l->inbound[j]);
+                n += (size_t)snprintf(conn + n, sizeof conn - n, "%s'%s'", j ? ", " : "[", l->inbound[j]);
             if (n < sizeof conn - 1)
                 strcat(conn, "]");
             const char *f[] = {name, shape, params_text, conn};

@@ -177,7 +177,10 @@ struct Node {
     struct {
         int kind;                /* NNRT_SIMPLE_RNN, NNRT_LSTM, NNRT_GRU */
         int units, activation, recurrent_activation;  /* NNRT_RNN_* activations */
-        bool go_backwards, reset_after, return_sequences, has_bias, has_rmask;
+        bool go_backwards, reset_after, has_bias, has_rmask;
+        bool has_state;          /* RNN, RNN_GRAD: initial state sources h0 (and c0 for LSTM) */
+        bool state_grad;         /* RNN_GRAD: RNN_STATE_GRAD outputs dh0 (and dc0) end its sources */
+        int which;               /* RNN_OUTPUT, RNN_GRAD: 0 last h, 1 every h, 2 LSTM's last c (NnrtRnnWhich) */
     } rnn;                       /* RNN* */
     const CustomFn *custom;      /* ACTIVATION(_GRAD), LOSS(_GRAD), PENALTY(_GRAD), METRIC: a custom function */
     bool has_gamma, has_beta;    /* BN_*: which optional sources are present */

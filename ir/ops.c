@@ -430,10 +430,13 @@ static void shape_rnn_output(Graph *g, Node *n)
     (void)g;
     Node *x = n->src[0]->src[0];
     n->batched = true;
-    n->shape = n->rnn.return_sequences ? (Shape){2, {x->shape.dim[0], n->rnn.units}} : (Shape){1, {n->rnn.units}};
+    n->shape = n->rnn.which == 1 ? (Shape){2, {x->shape.dim[0], n->rnn.units}} : (Shape){1, {n->rnn.units}};
 }
 
-/* dx, dW, dU, db = BPTT(dy) in one kernel */
+/* dx, dW, dU, db (and dh0, dc0 of an initial state) = BPTT(dy) in one
+ * kernel. Each output of the layer (its sequence or last h, the h and c
+ * of return_state) runs its own: BPTT is linear in dy, so their gradients
+ * add up as the outputs' would. */
 static void grad_rnn_output(Graph *g, Node *n, Node *dy)
 {
     Node *tape = n->src[0], *x = tape->src[0];
@@ -442,14 +445,34 @@ static void grad_rnn_output(Graph *g, Node *n, Node *dy)
         any |= tape->src[i]->requires_grad;
     if (!any)
         return;
-    Node *src[8] = {dy, x, tape};
-    for (int i = 1; i < tape->nsrc; i++)  /* W, U[, b][, recurrent-dropout mask] */
+    Node *src[MAX_SRC] = {dy, x, tape};
+    for (int i = 1; i < tape->nsrc; i++)  /* W, U[, b][, h0[, c0]][, recurrent-dropout mask] */
         src[2 + i] = tape->src[i];
-    Node *d = node_new(g, OP_RNN_GRAD, tape->nsrc + 2, src);
+    int nsrc = tape->nsrc + 2, nstates = tape->rnn.has_state ? (tape->rnn.kind == 1 /* LSTM: h and c */ ? 2 : 1) : 0;
+    Node *states[2] = {NULL, NULL}, *dstates[2] = {NULL, NULL};
+    bool state_grad = false;
+    for (int k = 0; k < nstates; k++) {
+        states[k] = tape->src[3 + tape->rnn.has_bias + k];
+        state_grad |= states[k]->requires_grad;
+    }
+    for (int k = 0; state_grad && k < nstates; k++) {  /* made first, so they are live when d writes them */
+        dstates[k] = node_new(g, OP_RNN_STATE_GRAD, 0, NULL);
+        dstates[k]->attr = k;
+        dstates[k]->shape = states[k]->shape;
+        dstates[k]->batched = true;
+        dstates[k]->name = graph_unique_name(g, arena_printf(g->arena, "d_%s_%s", tape->name, k ? "c0" : "h0"));
+        src[nsrc++] = dstates[k];
+    }
+    Node *d = node_new(g, OP_RNN_GRAD, nsrc, src);
     d->rnn = n->rnn;
+    d->rnn.has_state = tape->rnn.has_state;
+    d->rnn.state_grad = state_grad;
     d->workspace = tape->workspace;
     d->shape = x->shape;
     d->batched = x->batched;
+    for (int k = 0; k < nstates; k++)
+        if (dstates[k] && states[k]->requires_grad)
+            ir_accumulate_grad(g, states[k], dstates[k]);
     if (!x->requires_grad)
         d->storage = ST_NONE;
     else
@@ -463,6 +486,8 @@ static void grad_rnn_output(Graph *g, Node *n, Node *dy)
 
 #define shape_rnn_grad keep
 #define grad_rnn_grad NULL
+#define shape_rnn_state_grad keep
+#define grad_rnn_state_grad NULL
 
 /* ---- losses and metrics ------------------------------------------------- */
 

@@ -45,9 +45,10 @@
     X(BN_INFER_GRAD, bn_infer_grad, -1) /* dx = dy gamma / sqrt(var + eps); src dy, var[, gamma] */ \
     X(LOSS, loss, 2)               /* scalar batch mean of LOSS_TABLE `attr`(pred, target) */ \
     X(LOSS_GRAD, loss_grad, 2)     /* d(weight * loss)/d pred, scaled per sample */  \
-    X(RNN, rnn, -1)                /* tape (B, tape floats) of a recurrent layer over x; src x, W, U[, b][, rmask] */ \
-    X(RNN_OUTPUT, rnn_output, 1)   /* y = the tape's hidden states: all steps (B,T,u) or the last (B,u) */ \
-    X(RNN_GRAD, rnn_grad, -1)      /* BPTT: dx, and dW dU db into the gradient block; src dy, x, tape, W, U[, b][, rmask] */ \
+    X(RNN, rnn, -1)                /* tape (B, tape floats) of a recurrent layer over x; src x, W, U[, b][, h0[, c0]][, rmask] */ \
+    X(RNN_OUTPUT, rnn_output, 1)   /* y = from the tape, rnn.which: all steps' h (B,T,u), the last h or LSTM's last c (B,u) */ \
+    X(RNN_GRAD, rnn_grad, -1)      /* BPTT: dx, and dW dU db into the gradient block; src dy, x, tape, W, U[, b][, h0[, c0]][, rmask][, dh0[, dc0]] */ \
+    X(RNN_STATE_GRAD, rnn_state_grad, 0) /* d loss/d h0 (attr 0) or c0 (attr 1): written by the RNN_GRAD listing it last */ \
     X(PENALTY, penalty, 1)         /* scalar l1*sum|w| + l2*sum w^2 of weight src[0] */ \
     X(PENALTY_GRAD, penalty_grad, 1) /* dw = l1*sign(w) + 2*l2*w, once per step */   \
     X(METRIC, metric, 2)           /* scalar batch mean of METRIC_TABLE `attr` */    \

@@ -65,11 +65,15 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_RNN:
     case OP_RNN_OUTPUT:
     case OP_RNN_GRAD:
-        fprintf(out, " %s units=%d%s%s%s", n->rnn.kind == 0 ? "simple_rnn" : n->rnn.kind == 1 ? "lstm" : "gru",
-                n->rnn.units, n->rnn.return_sequences ? " sequences" : "", n->rnn.go_backwards ? " backwards" : "",
-                n->rnn.kind == 2 && n->rnn.reset_after ? " reset_after" : "");
+        fprintf(out, " %s units=%d%s%s%s%s", n->rnn.kind == 0 ? "simple_rnn" : n->rnn.kind == 1 ? "lstm" : "gru",
+                n->rnn.units, n->op == OP_RNN ? "" : n->rnn.which == 1 ? " sequences" : n->rnn.which == 2 ? " last_c" : " last_h",
+                n->rnn.go_backwards ? " backwards" : "", n->rnn.kind == 2 && n->rnn.reset_after ? " reset_after" : "",
+                n->rnn.has_state ? " initial_state" : "");
         if (n->workspace)
             fprintf(out, " workspace=%zu", n->workspace);
+        break;
+    case OP_RNN_STATE_GRAD:
+        fprintf(out, " d%s0", n->attr ? "c" : "h");
         break;
     case OP_CONCAT:
     case OP_SLICE:

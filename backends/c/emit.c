@@ -824,16 +824,58 @@ static const char *rnn_desc(Emitter *e, const Node *n, const Node *x)
     return name;
 }
 
+/* Where a recurrent op's optional sources sit: x (or dy, x, tape) then
+ * W, U from `weights`; then [b], [h0[, c0]], [rmask], [dh0[, dc0]]. */
+typedef struct {
+    const Node *b, *h0, *c0, *rmask, *dh0, *dc0;
+} RnnSources;
+
+static RnnSources rnn_sources(const Node *n, int weights)
+{
+    RnnSources s = {0};
+    int i = weights + 2, nstates = n->rnn.kind == 1 /* LSTM */ ? 2 : 1;
+    if (n->rnn.has_bias)
+        s.b = n->src[i++];
+    if (n->rnn.has_state) {
+        s.h0 = n->src[i++];
+        s.c0 = nstates == 2 ? n->src[i++] : NULL;
+    }
+    if (n->rnn.has_rmask)
+        s.rmask = n->src[i++];
+    if (n->rnn.state_grad) {
+        s.dh0 = n->src[i++];
+        s.dc0 = nstates == 2 ? n->src[i++] : NULL;
+    }
+    assert(i == n->nsrc);
+    return s;
+}
+
+/* The NnrtRnnState argument: NULL, or the initial state and its gradients. */
+static const char *rnn_state(Emitter *e, const RnnSources *s)
+{
+    if (!s->h0 && !s->dh0)
+        return "NULL";
+    return fmt_str("&(NnrtRnnState){%s, %s, %s, %s}", s->h0 ? ref(e, s->h0) : "NULL", s->c0 ? ref(e, s->c0) : "NULL",
+                   s->dh0 ? ref(e, s->dh0) : "NULL", s->dc0 ? ref(e, s->dc0) : "NULL");
+}
+
 static void emit_rnn(Emitter *e, const Node *n)
 {
     const Node *x = n->src[0];
+    const RnnSources s = rnn_sources(n, 1);
     comment(e, n);
     define(e, n);
     const char *d = rnn_desc(e, n, x);
-    const char *b = n->rnn.has_bias ? ref(e, n->src[3]) : "NULL";
-    const char *rmask = n->rnn.has_rmask ? ref(e, n->src[n->nsrc - 1]) : "NULL";
-    out(e, "    nnrt_rnn_forward(%s, %s, %s, %s, %s, %s, &%s, B, arena + %zu);\n", ref(e, n), ref(e, x), ref(e, n->src[1]),
-        ref(e, n->src[2]), b, rmask, d, n->workspace_offset);
+    out(e, "    nnrt_rnn_forward(%s, %s, %s, %s, %s, %s, %s, &%s, B, arena + %zu);\n", ref(e, n), ref(e, x),
+        ref(e, n->src[1]), ref(e, n->src[2]), s.b ? ref(e, s.b) : "NULL", s.rmask ? ref(e, s.rmask) : "NULL",
+        rnn_state(e, &s), d, n->workspace_offset);
+}
+
+/* Declared before the RNN_GRAD that writes it. */
+static void emit_rnn_state_grad(Emitter *e, const Node *n)
+{
+    comment(e, n);
+    define(e, n);
 }
 
 static void emit_rnn_output(Emitter *e, const Node *n)
@@ -842,7 +884,8 @@ static void emit_rnn_output(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     const char *d = rnn_desc(e, n, tape->src[0]);
-    out(e, "    nnrt_rnn_output(%s, %s, &%s, B, %d);\n", ref(e, n), ref(e, tape), d, n->rnn.return_sequences);
+    static const char *which[] = {"NNRT_RNN_LAST", "NNRT_RNN_SEQUENCE", "NNRT_RNN_CELL"};
+    out(e, "    nnrt_rnn_output(%s, %s, &%s, B, %s);\n", ref(e, n), ref(e, tape), d, which[n->rnn.which]);
 }
 
 static void emit_rnn_grad(Emitter *e, const Node *n)
@@ -871,10 +914,12 @@ static void emit_rnn_grad(Emitter *e, const Node *n)
     if (any_written)
         beta = "1.0f";
     const char *d = rnn_desc(e, n, x);
-    out(e, "    nnrt_rnn_backward(%s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, &%s, B, %s, arena + %zu);\n",
-        n->storage == ST_NONE ? "NULL" : ref(e, n), grads[0], grads[1], grads[2], ref(e, dy), n->rnn.return_sequences,
-        ref(e, x), ref(e, tape), ref(e, n->src[3]), ref(e, n->src[4]), n->rnn.has_bias ? ref(e, n->src[5]) : "NULL",
-        n->rnn.has_rmask ? ref(e, n->src[n->nsrc - 1]) : "NULL", d, beta, n->workspace_offset);
+    static const char *which[] = {"NNRT_RNN_LAST", "NNRT_RNN_SEQUENCE", "NNRT_RNN_CELL"};
+    const RnnSources s = rnn_sources(n, 3);
+    out(e, "    nnrt_rnn_backward(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, &%s, B, %s, arena + %zu);\n",
+        n->storage == ST_NONE ? "NULL" : ref(e, n), grads[0], grads[1], grads[2], ref(e, dy), which[n->rnn.which],
+        ref(e, x), ref(e, tape), ref(e, n->src[3]), ref(e, n->src[4]), s.b ? ref(e, s.b) : "NULL",
+        s.rmask ? ref(e, s.rmask) : "NULL", rnn_state(e, &s), d, beta, n->workspace_offset);
 }
 
 static const char *loss_kernel(Emitter *e, const Node *n)
