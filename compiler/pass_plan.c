@@ -54,11 +54,15 @@ static size_t place(Interval *live, int *nlive, size_t floats, int end, size_t *
     return at;
 }
 
-/* Ops whose kernel reads and writes element i alone: they may run in place. */
+/* Ops whose kernel reads element i (of every source) before it writes
+ * element i, and no other element after: they may run in place over
+ * src[0]. The gradients of activations read dy, x and y at i; softmax's
+ * reads a row's dy whole (its dot) before writing that row. */
 static bool elementwise(OpKind op)
 {
     return op == OP_ACTIVATION || op == OP_BIAS_ACTIVATION || op == OP_BIAS_ADD || op == OP_SCALE || op == OP_MUL ||
-           op == OP_ADD || op == OP_SUB;
+           op == OP_ADD || op == OP_SUB || op == OP_ACTIVATION_GRAD || op == OP_MAXIMUM_GRAD ||
+           op == OP_SOFTMAX_GRAD;
 }
 
 void pass_plan_memory(Graph *g)
