@@ -218,6 +218,12 @@ struct Model {
 };
 
 int model_parse(Arena *a, const char *path, Model *m);
+
+/* ---- keras_h5.c: Keras .h5 models as YAML ------------------------------------ */
+
+bool keras_model_file(const char *path);                 /* by its extension: .h5, .hdf5, .keras */
+/* The model of a Keras full-model .h5 as nncc YAML text, or a message naming the file. */
+int keras_h5_to_yaml(Arena *a, const char *path, char **yaml);
 const char *closest_name(const char *given, const char *const *candidates, int n);  /* did you mean */
 
 /* ---- lower.c: Model -> Program --------------------------------------------- */
@@ -248,6 +254,7 @@ void  layer_weight_options(Node *w, const Layer *l, const char *regularizer, con
 
 int lower_conv1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_conv2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
+int lower_depthwise_conv2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_max_pool1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_max_pool2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);
 int lower_avg_pool1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out);

@@ -698,6 +698,24 @@ static int lower_dropout(Lower *lw, Layer *l, Node *const *in, int nin, Node **o
     {"bias_constraint", ARG_CONSTRAINT, "null"},                                            \
     {NULL, 0, NULL}
 static const ArgSpec conv1d_args[] = {CONV_ARGS("1")};
+/* DepthwiseConv2D: kernel (kh, kw, channels, depth_multiplier), one filter group per channel */
+static const ArgSpec depthwise_conv2d_args[] = {
+    {"kernel_size", ARG_SHAPE, NULL},
+    {"strides", ARG_SHAPE, "[1, 1]"},
+    {"padding", ARG_STRING, "valid"},
+    {"depth_multiplier", ARG_INT, "1"},
+    {"data_format", ARG_STRING, "channels_last"},
+    {"dilation_rate", ARG_SHAPE, "[1, 1]"},
+    {"activation", ARG_ACTIVATION, "linear"},
+    {"use_bias", ARG_BOOL, "true"},
+    {"depthwise_initializer", ARG_INITIALIZER, "glorot_uniform"},
+    {"bias_initializer", ARG_INITIALIZER, "zeros"},
+    {"depthwise_regularizer", ARG_REGULARIZER, "null"},
+    {"bias_regularizer", ARG_REGULARIZER, "null"},
+    {"activity_regularizer", ARG_REGULARIZER, "null"},
+    {"depthwise_constraint", ARG_CONSTRAINT, "null"},
+    {"bias_constraint", ARG_CONSTRAINT, "null"},
+    {NULL, 0, NULL}};
 static const ArgSpec conv2d_args[] = {CONV_ARGS("[1, 1]")};
 
 /* pooling: strides null means the pool size */
@@ -772,6 +790,7 @@ static const LayerClass classes[] = {
     {"Identity", "identity", no_args, 1, 1, lower_identity},
     {"Conv1D", "conv1d", conv1d_args, 1, 1, lower_conv1d},
     {"Conv2D", "conv2d", conv2d_args, 1, 1, lower_conv2d},
+    {"DepthwiseConv2D", "depthwise_conv2d", depthwise_conv2d_args, 1, 1, lower_depthwise_conv2d},
     {"MaxPooling1D", "max_pooling1d", pool1d_args, 1, 1, lower_max_pool1d},
     {"MaxPool1D", "max_pooling1d", pool1d_args, 1, 1, lower_max_pool1d},
     {"MaxPooling2D", "max_pooling2d", pool2d_args, 1, 1, lower_max_pool2d},

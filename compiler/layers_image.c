@@ -160,6 +160,54 @@ static int lower_conv_nd(Lower *lw, Layer *l, Node *x, int nd, Node **out)
     return 0;
 }
 
+/* DepthwiseConv2D: CONV with attr = depth_multiplier; channel c's filters
+ * see channel c only, output channel c * depth_multiplier + m (Keras order). */
+int lower_depthwise_conv2d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out)
+{
+    (void)nin;
+    Node *x = in[0];
+    if (check_rank(l, x, 3, "an image (height, width, channels)", lw->arena))
+        return -1;
+    const ArgValue *dm = layer_arg(l, "depth_multiplier"), *df = layer_arg(l, "data_format");
+    const ArgValue *ar = layer_arg(l, "activity_regularizer");
+    if (dm->i <= 0)
+        return error_at(dm->loc, "depth_multiplier must be positive");
+    if (df->s && strcmp(df->s, "channels_last") != 0)
+        return error_at(df->loc, "only data_format channels_last is supported");
+    if (ar->reg.l1 || ar->reg.l2 || ar->reg.custom)
+        return error_at(ar->loc, "activity_regularizer is not supported yet");
+    int k[2], s[2], d[2];
+    Padding pad;
+    if (window_arg(l, "kernel_size", 2, k) || window_arg(l, "strides", 2, s) || window_arg(l, "dilation_rate", 2, d) ||
+        padding_arg(l, false, &pad))
+        return -1;
+    for (int i = 0; i < 2; i++)
+        if (s[i] > 1 && d[i] > 1)
+            return error_at(layer_arg(l, "dilation_rate")->loc, "strides > 1 with dilation_rate > 1 is not allowed "
+                            "(as in Keras)");
+    int64_t c = x->shape.dim[2];
+    Shape ks = {4, {k[0], k[1], c, dm->i}};
+    Node *w = lower_weight(lw, l, "depthwise_kernel", &ks, &layer_arg(l, "depthwise_initializer")->init, l->trainable);
+    if (!w)
+        return -1;
+    layer_weight_options(w, l, "depthwise_regularizer", "depthwise_constraint");
+    Node *y = lower_node(lw, l, OP_CONV, 2, (Node *[]){x, w}, "conv");
+    y->attr = (int)dm->i;
+    if (set_window(l, y, x, 2, k, s, d, pad))
+        return -1;
+    node_infer_shape(lw->g, y);
+    if (layer_arg(l, "use_bias")->b) {
+        Shape bs = {1, {c * dm->i}};
+        Node *b = lower_weight(lw, l, "bias", &bs, &layer_arg(l, "bias_initializer")->init, l->trainable);
+        if (!b)
+            return -1;
+        layer_weight_options(b, l, "bias_regularizer", "bias_constraint");
+        y = lower_node(lw, l, OP_BIAS_ADD, 2, (Node *[]){y, b}, "z");
+    }
+    *out = lower_activation(lw, l, y, layer_arg(l, "activation")->act, NULL);
+    return 0;
+}
+
 int lower_conv1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out)
 {
     (void)nin;

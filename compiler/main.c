@@ -72,7 +72,7 @@ typedef struct {
     const char *inputs[16], *outputs[16];
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
-    bool report, emit_ir, march_native, max_batch_given, no_fuse, emit_test;
+    bool report, emit_ir, march_native, max_batch_given, no_fuse, emit_test, emit_yaml;
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
 
@@ -130,6 +130,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->report = true;
         } else if (!strcmp(s, "--emit-ir")) {
             a->emit_ir = true;
+        } else if (!strcmp(s, "--emit-yaml")) {
+            a->emit_yaml = true;
         } else if (!strcmp(s, "--emit-test")) {
             a->emit_test = true;
         } else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) {
@@ -196,7 +198,7 @@ static int parse_args(int argc, char **argv, Args *a)
         hint("nncc --help lists the commands; e.g. nncc train models/fashion_mlp.yaml");
         return -1;
     }
-    if (!a->command && !a->output) {
+    if (!a->command && !a->output && !a->emit_yaml) {
         error_plain("nothing to do: give -o OUT.c to compile, or a command (train, summary, ...)");
         return -1;
     }
@@ -451,6 +453,8 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
     args[n++] = (char *)exe;
     args[n++] = (char *)a->command;
     const char *weights = a->weights;
+    if (!weights && keras_model_file(a->model) && strcmp(a->command, "check") != 0)
+        weights = a->model;  /* a Keras model file carries its weights */
     if (!weights && strcmp(a->command, "train") != 0 && strcmp(a->command, "check") != 0) {
         const char *trained = arena_printf(arena, "%s/%s.h5", dir, p->name);
         if (access(trained, R_OK) == 0) {
@@ -697,13 +701,16 @@ int main(int argc, char **argv)
     Args a = {0};
     if (parse_args(argc, argv, &a))
         return 1;
-    const char *ext = strrchr(a.model, '.');
-    if (ext && (!strcmp(ext, ".h5") || !strcmp(ext, ".keras") || !strcmp(ext, ".hdf5"))) {
-        error_plain("'%s': importing Keras %s models is not supported yet", a.model, ext);
-        hint("describe the model in YAML (docs/model-format.md); weights load with --weights");
-        return 1;
-    }
     Arena arena = {0};
+    if (a.emit_yaml) {  /* a Keras model as the YAML it compiles as */
+        char *text = NULL;
+        if (!keras_model_file(a.model))
+            error_plain("--emit-yaml converts a Keras .h5 model; '%s' is YAML already", a.model);
+        else if (keras_h5_to_yaml(&arena, a.model, &text) == 0)
+            fputs(text, stdout);
+        arena_free(&arena);
+        return text ? 0 : 1;
+    }
     Model m;
     Program p;
     int rc = compile_model(&arena, &a, &m, &p);

@@ -1777,7 +1777,15 @@ int model_parse(Arena *a, const char *path, Model *m)
     m->file = path;
     char *dir = arena_strdup(a, path);
     m->dir = arena_strdup(a, dirname(dir));
-    YNode *root = yaml_load(a, path);
+    YNode *root;
+    if (keras_model_file(path)) {  /* a Keras model: its architecture as YAML, then as any model */
+        char *text;
+        if (keras_h5_to_yaml(a, path, &text))
+            return -1;
+        root = yaml_load_string(a, arena_printf(a, "%s (as YAML)", path), text);
+    } else {
+        root = yaml_load(a, path);
+    }
     if (!root)
         return -1;
     if (root->kind != Y_MAP) {

@@ -282,7 +282,8 @@ static void shape_conv(Graph *g, Node *n)
     n->batched = x->batched;
     n->shape = x->shape;
     int r = x->shape.rank;
-    n->shape.dim[r - 1] = k->shape.dim[k->shape.rank - 1];
+    /* attr > 0: depthwise, channels times the depth multiplier */
+    n->shape.dim[r - 1] = n->attr ? x->shape.dim[r - 1] * n->attr : k->shape.dim[k->shape.rank - 1];
     n->shape.dim[r - 2] = n->conv.ow;
     if (r == 3)
         n->shape.dim[0] = n->conv.oh;
@@ -295,6 +296,7 @@ static void grad_conv(Graph *g, Node *n, Node *dy)
     if (x->requires_grad) {
         Node *dx = node2(g, OP_CONV_GRAD_INPUT, dy, k);
         dx->conv = n->conv;
+        dx->attr = n->attr;
         dx->workspace = n->workspace;  /* the same im2col matrix, as dcols */
         dx->shape = x->shape;
         dx->batched = x->batched;
@@ -303,6 +305,7 @@ static void grad_conv(Graph *g, Node *n, Node *dy)
     if (k->requires_grad) {
         Node *dk = node2(g, OP_CONV_GRAD_KERNEL, x, dy);
         dk->conv = n->conv;
+        dk->attr = n->attr;
         dk->workspace = n->workspace;
         dk->shape = k->shape;
         dk->batched = false;

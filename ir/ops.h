@@ -31,7 +31,7 @@
     X(MAXIMUM_GRAD, maximum_grad, 3) /* src dy, a, b: dy where a wins (attr 0) or b wins (1) */ \
     X(CONCAT, concat, -1)          /* y = the sources joined along `axis` */         \
     X(SLICE, slice, 1)             /* y = x[..., offset : offset + dim(axis), ...] */ \
-    X(CONV, conv, 2)               /* y = conv(x, kernel), window `conv`, channels last */ \
+    X(CONV, conv, 2)               /* y = conv(x, kernel), window `conv`, channels last; attr > 0: depthwise, that depth multiplier */ \
     X(CONV_GRAD_INPUT, conv_grad_input, 2)   /* dx = conv^T(dy, kernel); src dy, kernel */ \
     X(CONV_GRAD_KERNEL, conv_grad_kernel, 2) /* dk = im2col(x)^T dy; src x, dy */ \
     X(POOL, pool, 1)               /* max (attr 0) or average (1) pooling, window `conv` */ \

@@ -26,6 +26,13 @@
  * backward gives dy to the first cell (in window order) equal to y, which is
  * the first maximum the forward found.
  *
+ * Depthwise convolution (Keras DepthwiseConv2D, kernel (kh, kw, c, dm))
+ * has too little work per output for im2col + GEMM to pay: direct loops
+ * over the same valid window ranges, the c * dm output channels innermost
+ * and contiguous, so each window cell is one vectorizable run
+ * y[ci*dm + m] += x[ci] k[ky, kx, ci, m]. Its backward runs the same walk:
+ * dx[ci] += dy[ci*dm + m] k[..] and dk[..] += x[ci] dy[ci*dm + m].
+ *
  * Invariants: no allocation, no global state; every output is written
  * whole (dx zeroed before scatter-adds); shapes in the descriptor are
  * trusted to be consistent (oh, ow as Keras computes them).
@@ -276,6 +283,106 @@ static void pool_forward(float *y, const float *x, const NnrtConv *p, int B, int
             }
         }
     }
+}
+
+/* ---- depthwise ----------------------------------------------------------------- */
+
+/* Calls cell(ctx, b, oy, ox, iy, ix, ky, kx) for every output cell and every
+ * kernel cell of its window inside x. */
+typedef void (*DepthwiseCell)(void *ctx, int b, int oy, int ox, int iy, int ix, int ky, int kx);
+
+static void depthwise_walk(const NnrtConv *c, int B, DepthwiseCell cell, void *ctx)
+{
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < c->oh; oy++) {
+            int ky0, ky1;
+            window_range(oy, c->sh, c->pt, c->dh, c->kh, c->h, &ky0, &ky1);
+            for (int ox = 0; ox < c->ow; ox++) {
+                int kx0, kx1;
+                window_range(ox, c->sw, c->pl, c->dw, c->kw, c->w, &kx0, &kx1);
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++)
+                        cell(ctx, b, oy, ox, oy * c->sh - c->pt + ky * c->dh, ox * c->sw - c->pl + kx * c->dw, ky, kx);
+            }
+        }
+}
+
+typedef struct {
+    const NnrtConv *c;
+    int dm;
+    float *out;                  /* y, dx or dk */
+    const float *a, *b;          /* forward: x, k; backward input: dy, k; kernel: x, dy */
+} DepthwiseArgs;
+
+static void forward_cell(void *ctx, int b, int oy, int ox, int iy, int ix, int ky, int kx)
+{
+    const DepthwiseArgs *d = ctx;
+    const NnrtConv *c = d->c;
+    float *restrict y = d->out + (((size_t)b * c->oh + oy) * c->ow + ox) * c->f;
+    const float *restrict x = d->a + (((size_t)b * c->h + iy) * c->w + ix) * c->c;
+    const float *restrict k = d->b + ((size_t)ky * c->kw + kx) * c->f;
+    if (d->dm == 1) {
+        for (int ci = 0; ci < c->c; ci++)
+            y[ci] += x[ci] * k[ci];
+        return;
+    }
+    for (int ci = 0; ci < c->c; ci++)
+        for (int m = 0; m < d->dm; m++)
+            y[ci * d->dm + m] += x[ci] * k[ci * d->dm + m];
+}
+
+void nnrt_depthwise_forward(float *y, const float *x, const float *k, const NnrtConv *c, int dm, int B)
+{
+    assert(c->f == c->c * dm);
+    memset(y, 0, (size_t)B * c->oh * c->ow * c->f * sizeof *y);
+    DepthwiseArgs d = {c, dm, y, x, k};
+    depthwise_walk(c, B, forward_cell, &d);
+}
+
+static void input_cell(void *ctx, int b, int oy, int ox, int iy, int ix, int ky, int kx)
+{
+    const DepthwiseArgs *d = ctx;
+    const NnrtConv *c = d->c;
+    float *restrict dx = d->out + (((size_t)b * c->h + iy) * c->w + ix) * c->c;
+    const float *restrict dy = d->a + (((size_t)b * c->oh + oy) * c->ow + ox) * c->f;
+    const float *restrict k = d->b + ((size_t)ky * c->kw + kx) * c->f;
+    for (int ci = 0; ci < c->c; ci++) {
+        float s = 0.0f;
+        for (int m = 0; m < d->dm; m++)
+            s += dy[ci * d->dm + m] * k[ci * d->dm + m];
+        dx[ci] += s;
+    }
+}
+
+void nnrt_depthwise_backward_input(float *dx, const float *dy, const float *k, const NnrtConv *c, int dm, int B)
+{
+    assert(c->f == c->c * dm);
+    memset(dx, 0, (size_t)B * c->h * c->w * c->c * sizeof *dx);
+    DepthwiseArgs d = {c, dm, dx, dy, k};
+    depthwise_walk(c, B, input_cell, &d);
+}
+
+static void kernel_cell(void *ctx, int b, int oy, int ox, int iy, int ix, int ky, int kx)
+{
+    const DepthwiseArgs *d = ctx;
+    const NnrtConv *c = d->c;
+    float *restrict dk = d->out + ((size_t)ky * c->kw + kx) * c->f;
+    const float *restrict x = d->a + (((size_t)b * c->h + iy) * c->w + ix) * c->c;
+    const float *restrict dy = d->b + (((size_t)b * c->oh + oy) * c->ow + ox) * c->f;
+    for (int ci = 0; ci < c->c; ci++)
+        for (int m = 0; m < d->dm; m++)
+            dk[ci * d->dm + m] += x[ci] * dy[ci * d->dm + m];
+}
+
+void nnrt_depthwise_backward_kernel(float *dk, const float *x, const float *dy, const NnrtConv *c, int dm, int B,
+                                    float beta)
+{
+    assert(c->f == c->c * dm);
+    size_t n = (size_t)c->kh * c->kw * c->f;
+    for (size_t i = 0; i < n; i++)
+        dk[i] = beta == 0.0f ? 0.0f : beta * dk[i];
+    DepthwiseArgs d = {c, dm, dk, x, dy};
+    depthwise_walk(c, B, kernel_cell, &d);
 }
 
 void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B)

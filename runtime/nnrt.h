@@ -161,6 +161,13 @@ void nnrt_conv_backward_input(float *dx, const float *dy, const float *k, const 
 /* dk = beta * dk + im2col(x)^T dy */
 void nnrt_conv_backward_kernel(float *dk, const float *x, const float *dy, const NnrtConv *c, int B,
                                float beta, float *ws, size_t ws_floats);
+/* Depthwise (Keras DepthwiseConv2D): kernel (kh, kw, c, dm), c->f = c * dm,
+ * output channel ci * dm + m sees input channel ci alone. Direct loops, no
+ * workspace. backward_input overwrites dx; backward_kernel is dk = beta dk + ... */
+void nnrt_depthwise_forward(float *y, const float *x, const float *k, const NnrtConv *c, int dm, int B);
+void nnrt_depthwise_backward_input(float *dx, const float *dy, const float *k, const NnrtConv *c, int dm, int B);
+void nnrt_depthwise_backward_kernel(float *dk, const float *x, const float *dy, const NnrtConv *c, int dm, int B,
+                                    float beta);
 void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B);
 /* dx (overwritten) gets dy at the first maximum of each window */
 void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B);

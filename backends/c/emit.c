@@ -695,13 +695,17 @@ static const char *workspace(const Node *n)
     return fmt_str("arena + %zu, %zu", n->workspace_offset, n->workspace);
 }
 
+/* attr > 0 is a depthwise convolution (runtime/conv.c's direct loops, no im2col) */
 static void emit_conv(Emitter *e, const Node *n)
 {
     const Node *x = n->src[0], *k = n->src[1];
     comment(e, n);
     define(e, n);
-    const char *d = conv_desc(e, n, x, cols(k));
-    out(e, "    nnrt_conv_forward(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, x), ref(e, k), d, workspace(n));
+    const char *d = conv_desc(e, n, x, cols(n));
+    if (n->attr)
+        out(e, "    nnrt_depthwise_forward(%s, %s, %s, &%s, %d, B);\n", ref(e, n), ref(e, x), ref(e, k), d, n->attr);
+    else
+        out(e, "    nnrt_conv_forward(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, x), ref(e, k), d, workspace(n));
 }
 
 static void emit_conv_grad_input(Emitter *e, const Node *n)
@@ -709,9 +713,13 @@ static void emit_conv_grad_input(Emitter *e, const Node *n)
     const Node *dy = n->src[0], *k = n->src[1];
     comment(e, n);
     define(e, n);
-    const char *d = conv_desc(e, n, n, cols(k));
-    out(e, "    nnrt_conv_backward_input(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, dy), ref(e, k), d,
-        workspace(n));
+    const char *d = conv_desc(e, n, n, cols(dy));
+    if (n->attr)
+        out(e, "    nnrt_depthwise_backward_input(%s, %s, %s, &%s, %d, B);\n", ref(e, n), ref(e, dy), ref(e, k), d,
+            n->attr);
+    else
+        out(e, "    nnrt_conv_backward_input(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, dy), ref(e, k), d,
+            workspace(n));
 }
 
 static void emit_conv_grad_kernel(Emitter *e, const Node *n)
@@ -720,8 +728,12 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *n)
     const char *beta = grad_beta(e, n);
     comment(e, n);
     const char *d = conv_desc(e, n, x, cols(dy));
-    out(e, "    nnrt_conv_backward_kernel(%s, %s, %s, &%s, B, %s, %s);\n", ref(e, n), ref(e, x), ref(e, dy), d, beta,
-        workspace(n));
+    if (n->attr)
+        out(e, "    nnrt_depthwise_backward_kernel(%s, %s, %s, &%s, %d, B, %s);\n", ref(e, n), ref(e, x), ref(e, dy), d,
+            n->attr, beta);
+    else
+        out(e, "    nnrt_conv_backward_kernel(%s, %s, %s, &%s, B, %s, %s);\n", ref(e, n), ref(e, x), ref(e, dy), d,
+            beta, workspace(n));
 }
 
 static void emit_pool(Emitter *e, const Node *n)

@@ -170,7 +170,7 @@ PERTURB = None             # set from --perturb
 
 LAYER_STEMS = {"Dense": "dense", "Flatten": "flatten", "Reshape": "reshape",
                "Activation": "activation", "Dropout": "dropout", "Identity": "identity",
-               "Conv1D": "conv1d", "Conv2D": "conv2d",
+               "Conv1D": "conv1d", "Conv2D": "conv2d", "DepthwiseConv2D": "depthwise_conv2d",
                "MaxPooling1D": "max_pooling1d", "MaxPooling2D": "max_pooling2d",
                "AveragePooling1D": "average_pooling1d", "AveragePooling2D": "average_pooling2d",
                "GlobalAveragePooling1D": "global_average_pooling1d",
@@ -484,6 +484,18 @@ def apply_layer(layer, xs, w, training, stats):
             z = z + w["bias"]
         act, f = activation(cfg.get("activation", "linear"))
         y = f(z)
+    elif cls == "DepthwiseConv2D":
+        # channel ci alone makes outputs ci*dm .. ci*dm + dm-1: a block-diagonal full kernel
+        k = w["depthwise_kernel"]
+        kh, kw, c, dm = k.shape
+        full = np.zeros((kh, kw, c, c * dm))
+        for ci in range(c):
+            full[:, :, ci, ci * dm:(ci + 1) * dm] = k[:, :, ci, :]
+        z = conv(x, full, window(cfg, "strides", 2, 1), window(cfg, "dilation_rate", 2, 1), is_same(cfg))
+        if "bias" in w:
+            z = z + w["bias"]
+        act, f = activation(cfg.get("activation", "linear"))
+        y = f(z)
     elif cls in ("Conv1D", "Conv2D"):
         nd = int(cls[-2])
         kernel = w["kernel"] if nd == 2 else w["kernel"][None]
@@ -751,6 +763,12 @@ def layer_weights(layer, shape, rng):
         w["kernel"] = rng.uniform(-limit, limit, tuple(ksize) + (shape[-1], units)).astype(np.float32)
         if cfg.get("use_bias", True):
             w["bias"] = rng.uniform(-0.5, 0.5, (units,)).astype(np.float32)
+    elif cls == "DepthwiseConv2D":
+        ksize, dm = window(cfg, "kernel_size", 2, None), int(cfg.get("depth_multiplier", 1))
+        limit = 1.2 * math.sqrt(3.0 / int(np.prod(ksize)))
+        w["depthwise_kernel"] = rng.uniform(-limit, limit, tuple(ksize) + (shape[-1], dm)).astype(np.float32)
+        if cfg.get("use_bias", True):
+            w["bias"] = rng.uniform(-0.5, 0.5, (shape[-1] * dm,)).astype(np.float32)
     elif cls == "BatchNormalization":
         c = (shape[-1],)
         if cfg.get("scale", True):
