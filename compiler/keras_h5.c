@@ -50,6 +50,8 @@ typedef struct {
     FILE *out;                   /* the YAML being written */
     int keras_major;             /* 1, 2 or 3, from keras_version */
     const char *keras_version;
+    const char *outputs[16];     /* the model's outputs, in order (training_config lists follow it) */
+    int noutputs;
 } Importer;
 
 static int fail(const Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -254,14 +256,13 @@ static void put_constraint(FILE *out, const YNode *v)
 }
 
 /* A Keras activation: a name, or a Keras 3 serialized object. */
-static void put_activation(FILE *out, const YNode *v)
+static const char *activation_name(const YNode *v)
 {
     const YNode *cfg;
     const char *cls = class_of(v, &cfg);
     if (cls && str_of(cfg, "name"))
-        put_string(out, str_of(cfg, "name"));
-    else
-        put_value(out, v);
+        return str_of(cfg, "name");
+    return v->kind == Y_SCALAR ? v->text : NULL;
 }
 
 /* A BatchNormalization axis: Keras 2 writes [3]. */
@@ -308,7 +309,14 @@ static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg)
             put_constraint(out, v);
             break;
         case ARG_ACTIVATION:
-            put_activation(out, v);
+            if (!activation_name(v))
+                return fail(im, "layer '%s': an activation nncc cannot read", str_of(cfg, "name"));
+            if (!strcmp(activation_name(v), "hard_sigmoid") && im->keras_major >= 3) {
+                fail(im, "layer '%s': Keras 3's hard_sigmoid is relu6(x + 3) / 6, not Keras 2's clip(0.2 x + 0.5), "
+                         "which nncc implements", str_of(cfg, "name"));
+                return -1;
+            }
+            put_string(out, activation_name(v));
             break;
         case ARG_INT:
             if (!strcmp(key, "axis"))
@@ -374,7 +382,7 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
     const char *ours = alias_class(keras, cfg, &extra);
     const LayerClass *cls = ours ? layer_class_find(ours) : NULL;
     if (!cls) {
-        fail(im, "layer '%s' is a %s, which nncc does not support%s", name, keras,
+        fail(im, "layer '%s' has class %s, which nncc does not support%s", name, keras,
              !strcmp(keras, "ReLU") ? " with max_value, negative_slope or threshold" : "");
         hint("`nncc --layers` lists the classes nncc compiles");
         return -1;
@@ -513,7 +521,7 @@ static const YNode *input_shape_of(const YNode *cfg)
 }
 
 /* Sequential: a bare list (Keras <= 2.1) or {name, layers}. */
-static int put_sequential(const Importer *im, const YNode *config)
+static int put_sequential(Importer *im, const YNode *config)
 {
     const YNode *layers = config->kind == Y_SEQ ? config : ymap_get(config, "layers");
     if (!layers || layers->kind != Y_SEQ || layers->n == 0)
@@ -548,12 +556,14 @@ static int put_sequential(const Importer *im, const YNode *config)
             return fail(im, "layer '%s': an InputLayer inside a Sequential model", name);
         if (put_layer(im, layers->items[i], name, NULL, 0))
             return -1;
+        im->outputs[0] = name;  /* the last layer */
+        im->noutputs = 1;
     }
     return 0;
 }
 
 /* Model / Functional: layers with inbound_nodes, input_layers and output_layers in order. */
-static int put_functional(const Importer *im, const YNode *config)
+static int put_functional(Importer *im, const YNode *config)
 {
     const YNode *layers = ymap_get(config, "layers"), *ins = ymap_get(config, "input_layers"),
                 *outs = ymap_get(config, "output_layers");
@@ -611,7 +621,10 @@ static int put_functional(const Importer *im, const YNode *config)
         if (t->kind != Y_SEQ || t->n < 3)
             return fail(im, "model_config: output_layers entry %d is not [name, node, tensor]", i);
         fputs(i ? ", " : "", im->out);
-        put_string(im->out, reference(im->a, t->items[0]->text, atol(t->items[2]->text)));
+        const char *ref = reference(im->a, t->items[0]->text, atol(t->items[2]->text));
+        put_string(im->out, ref);
+        if (im->noutputs < 16)
+            im->outputs[im->noutputs++] = ref;
     }
     fputs("]\n", im->out);
     return 0;
@@ -677,6 +690,12 @@ static void put_compile(const Importer *im, const char *json)
         for (int i = 0; i < loss->n && !why; i++)
             if (!loss_name(ymap_value(loss, i)) || !known_loss(loss_name(ymap_value(loss, i))))
                 why = arena_printf(im->a, "its loss '%s' is custom", loss_name(ymap_value(loss, i)));
+    } else if (loss && loss->kind == Y_SEQ) {  /* one per output, in output order */
+        if (loss->n != im->noutputs)
+            why = arena_printf(im->a, "it lists %d losses for %d outputs", loss->n, im->noutputs);
+        for (int i = 0; i < loss->n && !why; i++)
+            if (!loss_name(loss->items[i]) || !known_loss(loss_name(loss->items[i])))
+                why = arena_printf(im->a, "its loss '%s' is custom", loss_name(loss->items[i]));
     } else if (!loss_name(loss) || !known_loss(loss_name(loss))) {
         why = arena_printf(im->a, "its loss '%s' is custom", loss_name(loss) ? loss_name(loss) : "(none)");
     }
@@ -694,8 +713,31 @@ static void put_compile(const Importer *im, const char *json)
             put_string(out, loss_name(ymap_value(loss, i)));
         }
         fputc('}', out);
+    } else if (loss->kind == Y_SEQ) {
+        fputc('{', out);
+        for (int i = 0; i < loss->n; i++) {
+            fputs(i ? ", " : "", out);
+            put_string(out, im->outputs[i]);
+            fputs(": ", out);
+            put_string(out, loss_name(loss->items[i]));
+        }
+        fputc('}', out);
     } else {
         put_string(out, loss_name(loss));
+    }
+    const YNode *lw = ymap_get(tc, "loss_weights");
+    if (lw && lw->kind == Y_SEQ && lw->n == im->noutputs) {
+        fputs("\n  loss_weights: {", out);
+        for (int i = 0; i < lw->n; i++) {
+            fputs(i ? ", " : "", out);
+            put_string(out, im->outputs[i]);
+            fputs(": ", out);
+            put_value(out, lw->items[i]);
+        }
+        fputc('}', out);
+    } else if (lw && lw->kind == Y_MAP) {
+        fputs("\n  loss_weights: ", out);
+        put_value(out, lw);
     }
     static const char *const args[] = {"learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "epsilon", "rho",
                                        "amsgrad", "centered", "weight_decay", "initial_accumulator_value", NULL};
@@ -746,7 +788,7 @@ bool keras_model_file(const char *path)
 
 int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
 {
-    Importer im = {a, path, NULL, 2, ""};
+    Importer im = {a, path, NULL, 2, "", {NULL}, 0};
     *yaml = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
