@@ -58,7 +58,7 @@ static size_t place(Interval *live, int *nlive, size_t floats, int end, size_t *
 static bool elementwise(OpKind op)
 {
     return op == OP_ACTIVATION || op == OP_BIAS_ACTIVATION || op == OP_BIAS_ADD || op == OP_SCALE || op == OP_MUL ||
-           op == OP_ADD || op == OP_SUB;
+           op == OP_ADD || op == OP_SUB || op == OP_SCALE_SHIFT;
 }
 
 void pass_plan_memory(Graph *g)
