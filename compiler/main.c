@@ -515,8 +515,9 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
 }
 
 /* check: with fusion on, a second build with --no-fuse (in DIR/unfused)
- * dumps the loss, gradients and outputs of the check's batch, and the
- * fused build compares its own with them before the finite differences. */
+ * dumps the loss, gradients and outputs of the check's batch (and the
+ * outputs after one training step on it), and the fused build compares its
+ * own with them before the finite differences. */
 static int cmd_check(Arena *arena, Args *a, const Program *p, const char *argv0, const char *dir)
 {
     if (a->no_fuse)
@@ -590,7 +591,7 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
         nout += n * (size_t)shape_size(&p->outputs[j].shape);
     if (raw && len >= 16)
         memcpy(&count, raw + 8, sizeof count);
-    if (!raw || len < 16 || memcmp(raw, "NNCCCHK1", 8) != 0 || len != 16 + count * 4 || count < 1 + nout) {
+    if (!raw || len < 16 || memcmp(raw, "NNCCCHK1", 8) != 0 || len != 16 + count * 4 || count < 1 + 2 * nout) {
         free(raw);
         return error_plain("%s: not the check dump nncc expected", dump), 2;
     }
@@ -601,7 +602,7 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
     }
     memcpy(v, raw + 16, count * sizeof *v);
     free(raw);
-    size_t ngrad = count - 1 - nout, k = ngrad < TEST_GRADS ? ngrad : TEST_GRADS;
+    size_t ngrad = count - 1 - 2 * nout, k = ngrad < TEST_GRADS ? ngrad : TEST_GRADS;  /* outputs after a step last */
     const float *grads = v + 1, *outputs = v + 1 + ngrad;
     double abs_sum = 0, sq_sum = 0;
     for (size_t i = 0; i < ngrad; i++) {
