@@ -7,6 +7,8 @@
  *              user mistake reported at its location
  *   lower.c    Model -> Program: the inference graph and the training graph
  *              (forward, loss, autodiff, updates), names, shapes, weights
+ *   pass_fold_bn.c  BatchNormalization folded into the Conv/Dense before it (inference graph)
+ *   pass_fuse.c  bias or scale-and-shift + activation in one pass; dead-code elimination
  *   pass_plan.c  memory planning of each graph into one arena
  *   (backends/c)  Program -> P.c / P.h / driver
  *   build.c    run the system C compiler and the driver for train/evaluate/...
@@ -286,11 +288,20 @@ size_t conv_workspace(const Node *conv, const Node *x, size_t max_batch);   /* i
  * defined in file with the signature its role needs, else a located error. */
 int check_c_hooks(const char *file, const Model *m);
 
+/* ---- pass_fold_bn.c -------------------------------------------------------- */
+
+/* Requires: a verified inference graph, before pass_fuse. Each BN_INFER on a
+ * Conv or Dense output (through its BIAS_ADD or not) becomes BN_FOLD (the
+ * per-channel scale and shift, bias included) + SCALE_SHIFT of the layer's
+ * product. Returns the number of BatchNormalizations folded. */
+int pass_fold_bn(Graph *g, bool report);
+
 /* ---- pass_fuse.c ----------------------------------------------------------- */
 
 /* Requires: a verified graph. Fuses BIAS_ADD + elementwise ACTIVATION into
- * BIAS_ACTIVATION where the backward pass does not need x + b, then
- * removes dead nodes. Returns the number of fusions. */
+ * BIAS_ACTIVATION (and a linear SCALE_SHIFT + ACTIVATION into SCALE_SHIFT)
+ * where the backward pass does not need x + b, then removes dead nodes.
+ * Returns the number of fusions. */
 int pass_fuse(Graph *g, bool report);
 
 /* ---- pass_plan.c ----------------------------------------------------------- */

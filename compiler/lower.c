@@ -414,6 +414,7 @@ static int check_time_axis(Graph *g)
         case OP_MATMUL: case OP_BIAS_ADD: case OP_BIAS_GRAD: case OP_ACTIVATION: case OP_BIAS_ACTIVATION:
         case OP_ACTIVATION_GRAD: case OP_SOFTMAX: case OP_SOFTMAX_GRAD: case OP_MUL: case OP_ADD: case OP_SUB:
         case OP_SCALE: case OP_MAXIMUM: case OP_MAXIMUM_GRAD: case OP_LOSS: case OP_LOSS_GRAD: case OP_METRIC:
+        case OP_SCALE_SHIFT:
         case OP_RNN: case OP_RNN_OUTPUT: case OP_RNN_GRAD:
         case OP_UPDATE: case OP_PENALTY: case OP_PENALTY_GRAD:  /* over weights (a gradient another op wrote) */
             rowwise = true;
@@ -427,7 +428,7 @@ static int check_time_axis(Graph *g)
         case OP_INPUT: case OP_TARGET: case OP_WEIGHT: case OP_DROPOUT_MASK: case OP_CONV:
         case OP_CONV_GRAD_INPUT: case OP_CONV_GRAD_KERNEL: case OP_POOL: case OP_POOL_GRAD: case OP_BN_STATS:
         case OP_BN_APPLY: case OP_BN_GRAD_INPUT: case OP_BN_GRAD_GAMMA: case OP_BN_MOVING: case OP_BN_INFER:
-        case OP_BN_INFER_GRAD: case OP_RNN_STATE_GRAD: case OP_COUNT:
+        case OP_BN_INFER_GRAD: case OP_RNN_STATE_GRAD: case OP_BN_FOLD: case OP_COUNT:
             break;
         }
         if (rowwise)

@@ -4,6 +4,9 @@
  *   model_parse        YAML -> Model            (compiler/model.c)
  *   lower_model        Model -> Program: inference and training graphs,
  *                      autodiff, verified       (compiler/lower.c, ir/)
+ *   pass_fold_bn       BatchNormalization into the Conv/Dense before it, inference
+ *                      graph only (compiler/pass_fold_bn.c)
+ *   pass_fuse          bias or scale-and-shift + activation, dead code (compiler/pass_fuse.c)
  *   pass_plan_memory   one arena offset per buffer, per graph (compiler/pass_plan.c)
  *   ir_verify          after every pass
  *   emit_*             Program -> P.c, P.h, driver (backends/c/emit.c)
@@ -46,7 +49,9 @@ static const char usage[] =
     "  --prefix NAME        API prefix (default: the model's name)\n"
     "  --max-batch N        compiled batch capacity (default: fit.batch_size, else 32)\n"
     "  --inference-only     no backward pass or optimizer code\n"
-    "  --no-fuse            no fusion (bias + activation in one pass) nor dead-code removal\n"
+    "  --no-fuse            no rewriting passes: no BatchNormalization folding, no fusion (bias +\n"
+    "                       activation in one pass), no dead-code removal\n"
+    "  --no-fold            keep inference BatchNormalization apart from the Conv/Dense before it\n"
     "  --report             print the passes' decisions and the memory plan\n"
     "  --emit-ir            print the IR after the passes\n"
     "  --emit-test          write -o as a regression test of the generated code (test_P.c:\n"
@@ -72,7 +77,7 @@ typedef struct {
     const char *inputs[16], *outputs[16];
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
-    bool report, emit_ir, march_native, max_batch_given, no_fuse, emit_test, emit_yaml;
+    bool report, emit_ir, march_native, max_batch_given, no_fuse, no_fold, emit_test, emit_yaml;
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
 
@@ -126,6 +131,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->copt.inference_only = true;
         } else if (!strcmp(s, "--no-fuse")) {
             a->no_fuse = true;
+        } else if (!strcmp(s, "--no-fold")) {
+            a->no_fold = true;
         } else if (!strcmp(s, "--report")) {
             a->report = true;
         } else if (!strcmp(s, "--emit-ir")) {
@@ -350,6 +357,10 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         return 1;
     if (lower_model(arena, m, &a->copt, p))
         return 1;
+    if (!a->no_fuse && !a->no_fold) {
+        pass_fold_bn(p->infer, a->report);
+        ir_verify(p->infer);
+    }
     if (!a->no_fuse) {
         pass_fuse(p->infer, a->report);
         ir_verify(p->infer);
@@ -508,8 +519,9 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
 }
 
 /* check: with fusion on, a second build with --no-fuse (in DIR/unfused)
- * dumps the loss, gradients and outputs of the check's batch, and the
- * fused build compares its own with them before the finite differences. */
+ * dumps the loss, gradients and outputs of the check's batch (and the
+ * outputs after one training step on it), and the fused build compares its
+ * own with them before the finite differences. */
 static int cmd_check(Arena *arena, Args *a, const Program *p, const char *argv0, const char *dir)
 {
     if (a->no_fuse)
@@ -583,7 +595,7 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
         nout += n * (size_t)shape_size(&p->outputs[j].shape);
     if (raw && len >= 16)
         memcpy(&count, raw + 8, sizeof count);
-    if (!raw || len < 16 || memcmp(raw, "NNCCCHK1", 8) != 0 || len != 16 + count * 4 || count < 1 + nout) {
+    if (!raw || len < 16 || memcmp(raw, "NNCCCHK1", 8) != 0 || len != 16 + count * 4 || count < 1 + 2 * nout) {
         free(raw);
         return error_plain("%s: not the check dump nncc expected", dump), 2;
     }
@@ -594,7 +606,7 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
     }
     memcpy(v, raw + 16, count * sizeof *v);
     free(raw);
-    size_t ngrad = count - 1 - nout, k = ngrad < TEST_GRADS ? ngrad : TEST_GRADS;
+    size_t ngrad = count - 1 - 2 * nout, k = ngrad < TEST_GRADS ? ngrad : TEST_GRADS;  /* outputs after a step last */
     const float *grads = v + 1, *outputs = v + 1 + ngrad;
     double abs_sum = 0, sq_sum = 0;
     for (size_t i = 0; i < ngrad; i++) {

@@ -1,9 +1,11 @@
 /* pass_fuse.c — fusion of bias and activation, and dead-code elimination.
  *
- * Requires: a verified graph (after autodiff for the training graph).
- * A BIAS_ADD whose only reader is an elementwise ACTIVATION becomes one
- * BIAS_ACTIVATION: y = f(x + b) in one pass over memory instead of two,
- * and no buffer for x + b. When the activation's derivative reads x (the
+ * Requires: a verified graph (after autodiff for the training graph; after
+ * pass_fold_bn for the inference graph). A BIAS_ADD whose only reader is an
+ * elementwise ACTIVATION becomes one BIAS_ACTIVATION: y = f(x + b) in one
+ * pass over memory instead of two, and no buffer for x + b. Likewise a
+ * folded BatchNormalization's SCALE_SHIFT takes the activation over:
+ * y = f(x scale + shift). When the activation's derivative reads x (the
  * pre-activation: gelu, swish, softplus, ...) the backward pass needs that
  * value, so those are left alone. The backward ACTIVATION_GRAD that named
  * the bias node as its (unread) x is pointed at the fused node. Then every
@@ -64,18 +66,19 @@ int pass_fuse(Graph *g, bool report)
                 if (g->nodes[j]->src[s] == z && g->nodes[j] != a &&
                     !(g->nodes[j]->op == OP_ACTIVATION_GRAD && s == 1 && g->nodes[j]->src[2] == a))
                     other++;
-        if (z->op != OP_BIAS_ADD || other || z->is_output || z->storage != ST_ARENA)
+        bool scale_shift = z->op == OP_SCALE_SHIFT && z->attr == ACT_LINEAR;
+        if ((z->op != OP_BIAS_ADD && !scale_shift) || other || z->is_output || z->storage != ST_ARENA)
             continue;
         for (int j = 0; j < g->nnodes; j++)
             if (g->nodes[j]->op == OP_ACTIVATION_GRAD && g->nodes[j]->src[1] == z)
                 g->nodes[j]->src[1] = a;  /* the derivative reads y only */
-        a->op = OP_BIAS_ACTIVATION;
+        a->op = scale_shift ? OP_SCALE_SHIFT : OP_BIAS_ACTIVATION;
         a->nsrc = 2;
         a->src[0] = z->src[0];
         a->src[1] = z->src[1];
         if (report)
-            printf("fuse (%s graph): %s = %s(%s + %s) in one pass\n", g->mode, a->name, act_info[a->attr].name,
-                   a->src[0]->name, a->src[1]->name);
+            printf("fuse (%s graph): %s = %s(%s %s %s) in one pass\n", g->mode, a->name, act_info[a->attr].name,
+                   a->src[0]->name, scale_shift ? "* scale + shift of" : "+", a->src[1]->name);
         fused++;
     }
     int removed = dead_code(g);

@@ -183,7 +183,7 @@ struct Node {
         int which;               /* RNN_OUTPUT, RNN_GRAD: 0 last h, 1 every h, 2 LSTM's last c (NnrtRnnWhich) */
     } rnn;                       /* RNN* */
     const CustomFn *custom;      /* ACTIVATION(_GRAD), LOSS(_GRAD), PENALTY(_GRAD), METRIC: a custom function */
-    bool has_gamma, has_beta;    /* BN_*: which optional sources are present */
+    bool has_gamma, has_beta, has_bias;  /* BN_*: which optional sources are present (has_bias: BN_FOLD) */
     float eps, momentum;         /* BN_* */
     size_t workspace;            /* floats of scratch the kernel needs (im2col), planned */
     size_t workspace_offset;

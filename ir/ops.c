@@ -420,6 +420,19 @@ static void grad_bn_infer(Graph *g, Node *n, Node *dy)
 #define shape_bn_infer_grad same_as_src0
 #define grad_bn_infer_grad NULL
 
+/* BatchNormalization folded into the layer before it (inference only, made by
+ * pass_fold_bn.c): ss = (scale, shift) per channel, from the weights, and
+ * y = f(x scale + shift). No gradient rules: the training graph keeps BN. */
+static void shape_bn_fold(Graph *g, Node *n)
+{
+    (void)g;
+    n->shape = (Shape){2, {2, last_dim(n->src[0])}};
+    n->batched = false;
+}
+#define grad_bn_fold NULL
+#define shape_scale_shift same_as_src0
+#define grad_scale_shift NULL
+
 /* ---- recurrent layers ------------------------------------------------------ *
  * RNN's shape (the tape size per sample) is set by its creator; the tape is
  * not differentiated itself: RNN_OUTPUT's rule runs backpropagation through

@@ -43,6 +43,8 @@
     X(BN_MOVING, bn_moving, 3)     /* moving mean/var += (1-momentum)(batch - moving); src stats, mean, var */ \
     X(BN_INFER, bn_infer, -1)      /* y = gamma (x - mean) / sqrt(var + eps) + beta; src x, mean, var[, gamma][, beta] */ \
     X(BN_INFER_GRAD, bn_infer_grad, -1) /* dx = dy gamma / sqrt(var + eps); src dy, var[, gamma] */ \
+    X(BN_FOLD, bn_fold, -1)        /* (2, c): scale = gamma / sqrt(var + eps), shift = beta + (bias - mean) scale; src mean, var[, gamma][, beta][, bias] (pass_fold_bn.c) */ \
+    X(SCALE_SHIFT, scale_shift, 2) /* y[r,c] = f(x[r,c] ss[0,c] + ss[1,c]), f = ACT_TABLE row `attr` (linear, or merged by pass_fuse.c); src x, ss */ \
     X(LOSS, loss, 2)               /* scalar batch mean of LOSS_TABLE `attr`(pred, target) */ \
     X(LOSS_GRAD, loss_grad, 2)     /* d(weight * loss)/d pred, scaled per sample */  \
     X(RNN, rnn, -1)                /* tape (B, tape floats) of a recurrent layer over x; src x, W, U[, b][, h0[, c0]][, rmask] */ \

@@ -28,6 +28,7 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_ACTIVATION:
     case OP_ACTIVATION_GRAD:
     case OP_BIAS_ACTIVATION:
+    case OP_SCALE_SHIFT:
         fprintf(out, " %s", act_info[n->attr].name);
         if (n->alpha != 0.0f)
             fprintf(out, " alpha=%g", (double)n->alpha);
@@ -94,7 +95,10 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_BN_MOVING:
     case OP_BN_INFER:
     case OP_BN_INFER_GRAD:
+    case OP_BN_FOLD:
         fprintf(out, " eps=%g", (double)n->eps);
+        if (n->op == OP_BN_FOLD && n->has_bias)
+            fprintf(out, " bias");
         if (n->op == OP_BN_MOVING)
             fprintf(out, " momentum=%g", (double)n->momentum);
         break;

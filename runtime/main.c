@@ -19,9 +19,10 @@
  * failing on rounding noise. A weight above the tolerance is retried with
  * h / 4 (a ReLU kink inside [w-h, w+h] spoils one step, not a wrong
  * gradient); the smaller error counts. With --reference, the loss,
- * gradients and predict outputs of the same batch are also compared with a
- * --dump written by another build of the model (nncc check builds one with
- * --no-fuse): the passes must not change the numbers beyond rounding.
+ * gradients and predict outputs of the same batch, and the outputs after
+ * one training step on it, are also compared with a --dump written by
+ * another build of the model (nncc check builds one with --no-fuse): the
+ * passes must not change the numbers beyond rounding.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -91,8 +92,8 @@ static void usage(FILE *f, const char *program)
             "      write the outputs as .npy, or without --output as CSV rows on stdout\n"
             "  check [--seed S] [--reference FILE | --dump FILE]\n"
             "      compare the gradients with central finite differences; --reference also\n"
-            "      compares loss, gradients and outputs with a --dump of another build of\n"
-            "      the model (nncc check: the unfused one)\n"
+            "      compares loss, gradients and outputs (before and after a training step)\n"
+            "      with a --dump of another build of the model (nncc check: the unfused one)\n"
             "\n"
             "--data/--input take one file per model input, --targets/--output one per output.\n",
             program);
@@ -684,29 +685,42 @@ static double max_rel_difference(const float *got, const float *want, size_t cou
 }
 
 /* What check compares between two builds of one model: the loss, every
- * gradient and every output of the seeded batch, in that order. */
-static float *check_values(const NnrtModel *model, void *m, size_t n, const float **in, float loss,
-                           const float *grads, size_t *count)
+ * gradient and every output of the seeded batch, in that order, then every
+ * output again after one training step on that batch (a second model of the
+ * same seed). The step moves what the initial weights hide: a
+ * BatchNormalization starts as nearly the identity (mean 0, variance 1,
+ * gamma 1, beta 0), so only after it do the passes' inference rewrites of
+ * its statistics (pass_fold_bn) show in the outputs. */
+static float *check_values(const NnrtModel *model, void *m, uint64_t seed, size_t n, const float **in,
+                           const void **tg, float loss, const float *grads, size_t *count)
 {
-    size_t num = model->num_params, total = 1 + num;
+    size_t num = model->num_params, outputs = 0;
     for (int j = 0; j < model->num_outputs; j++)
-        total += n * (size_t)model->output_size[j];
-    float *v = malloc(total * sizeof *v), *out[NNRT_MAX_IO];
-    if (!v)
-        return NULL;
+        outputs += n * (size_t)model->output_size[j];
+    size_t total = 1 + num + 2 * outputs;
+    float *v = malloc(total * sizeof *v), *out[NNRT_MAX_IO], *after[NNRT_MAX_IO], step_loss;
+    void *stepped = nnrt_model_new(model, seed);
+    if (!v || !stepped)
+        goto fail;
     v[0] = loss;
     memcpy(v + 1, grads, num * sizeof *v);
     size_t at = 1 + num;
     for (int j = 0; j < model->num_outputs; j++) {
         out[j] = v + at;
+        after[j] = v + at + outputs;
         at += n * (size_t)model->output_size[j];
     }
-    if (model->predict(m, n, in, out) < 0) {
-        free(v);
-        return NULL;
-    }
+    if (model->predict(m, n, in, out) < 0 || model->train_step(stepped, n, in, tg, &step_loss, NULL) < 0 ||
+        model->predict(stepped, n, in, after) < 0)
+        goto fail;
+    model->free_model(stepped);
     *count = total;
     return v;
+fail:
+    if (stepped)
+        model->free_model(stepped);
+    free(v);
+    return NULL;
 }
 
 #define DUMP_MAGIC "NNCCCHK1"
@@ -759,8 +773,8 @@ static int compare_dump(const char *path, const float *v, size_t count)
     size_t at;
     double worst = max_rel_difference(v, r, count, &at);
     int ok = worst <= CHECK_AGREEMENT;
-    printf("fused vs unfused: max rel difference %.3g over %zu values (loss, gradients, outputs): %s\n", worst, count,
-           ok ? "ok" : "FAILED");
+    printf("fused vs unfused: max rel difference %.3g over %zu values (loss, gradients, outputs before and after a "
+           "step): %s\n", worst, count, ok ? "ok" : "FAILED");
     if (!ok)
         fprintf(stderr, "worst: value %zu: %.9g here, %.9g in %s\n", at, (double)v[at], (double)r[at], path);
     free(r);
@@ -800,9 +814,9 @@ static int cmd_check(const NnrtModel *model, const NnrtFitConfig *fit, const Opt
     int agree = 1;
     if (rc == 0 && (o->dump || o->reference)) {
         size_t nvalues = 0;
-        float *values = check_values(model, m, n, in, loss0, analytic, &nvalues);
+        float *values = check_values(model, m, seed, n, in, tg, loss0, analytic, &nvalues);
         if (!values) {
-            error("check: predict failed: %s", model->last_error(m));
+            error("check: predict or the training step failed: %s", model->last_error(m));
             goto fail;
         }
         if (o->dump) {

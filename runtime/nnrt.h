@@ -188,6 +188,11 @@ void nnrt_bn_moving_update(float *moving_mean, float *moving_var, const float *s
  * NULL (0), which with beta NULL gives the frozen layer's backward dx = dy gamma / sqrt(var + eps) */
 void nnrt_bn_inference(float *y, const float *x, const float *gamma, const float *beta, const float *mean,
                        const float *var, size_t rows, size_t c, float eps);
+/* inference folded into the layer before it (nncc's pass_fold_bn): ss (2, c) = scale, then shift, with
+ * scale = gamma / sqrt(var + eps) and shift = beta + (bias - mean) * scale, so that
+ * BN(x + bias) = x * scale + shift; gamma, beta and bias may be NULL (1, 0 and 0) */
+void nnrt_bn_fold(float *ss, const float *gamma, const float *beta, const float *mean, const float *var,
+                  const float *bias, size_t c, float eps);
 /* dx = gamma * inv / rows * (rows * dy - sum(dy) - xhat * sum(dy * xhat)), overwrites dx */
 void nnrt_bn_backward_input(float *dx, const float *dy, const float *x, const float *stats, const float *gamma,
                             size_t rows, size_t c);

@@ -11,7 +11,9 @@
  * batch statistics). The moving update recovers the batch variance as
  * 1/inv^2 - eps, clamped at 0 (rounding can push a zero variance below), and
  * applies Keras' assign_moving_average: moving -= (moving - batch) *
- * (1 - momentum). Inference normalizes with the moving statistics.
+ * (1 - momentum). Inference normalizes with the moving statistics, or,
+ * folded into the Conv/Dense before it, turns them (and that layer's bias)
+ * into one scale and shift per channel that the generated code applies.
  * gamma and beta may be NULL (Keras scale/center false): 1 and 0.
  *
  * Per-channel sums need one accumulator per channel; with no workspace in
@@ -106,6 +108,17 @@ void nnrt_bn_inference(float *y, const float *x, const float *gamma, const float
             shift[j] = beta ? beta[j0 + j] : 0.0f;
         }
         affine(y, x, mean ? mean + j0 : zero, scale, shift, rows, c, j0, nb);
+    }
+}
+
+void nnrt_bn_fold(float *ss, const float *gamma, const float *beta, const float *mean, const float *var,
+                  const float *bias, size_t c, float eps)
+{
+    for (size_t j = 0; j < c; j++) {
+        double scale = 1.0 / sqrt((double)var[j] + (double)eps) * (gamma ? (double)gamma[j] : 1.0);
+        double shift = ((bias ? (double)bias[j] : 0.0) - (double)mean[j]) * scale + (beta ? (double)beta[j] : 0.0);
+        ss[j] = (float)scale;
+        ss[c + j] = (float)shift;
     }
 }
 

@@ -308,7 +308,7 @@ typedef struct {
     const Program *p;
     const Graph *g;
     bool need[H_COUNT];
-    bool act_forward[ACT_COUNT], act_backward[ACT_COUNT], act_bias_forward[ACT_COUNT];
+    bool act_forward[ACT_COUNT], act_backward[ACT_COUNT], act_bias_forward[ACT_COUNT], act_scale_shift[ACT_COUNT];
     bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
     const char **field;          /* per weight: its name in the Weights struct */
     const CustomFn *customs[64]; /* the custom functions the code calls, for their helpers */
@@ -821,6 +821,32 @@ static void emit_bn_infer_grad(Emitter *e, const Node *n)
     define(e, n);
     out(e, "    nnrt_bn_inference(%s, %s, %s, NULL, NULL, %s, %s, %lld, %s);\n", ref(e, n), ref(e, dy),
         opt_src(e, n, n->has_gamma, 2), ref(e, n->src[1]), rows(dy), (long long)cols(dy), flt(n->eps));
+}
+
+static void emit_bn_fold(Emitter *e, const Node *n)
+{
+    int i = 2;
+    const char *gamma = opt_src(e, n, n->has_gamma, i);
+    i += n->has_gamma;
+    const char *beta = opt_src(e, n, n->has_beta, i);
+    i += n->has_beta;
+    comment(e, n);
+    define(e, n);
+    out(e, "    nnrt_bn_fold(%s, %s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), gamma, beta, ref(e, n->src[0]),
+        ref(e, n->src[1]), opt_src(e, n, n->has_bias, i), (long long)cols(n), flt(n->eps));
+}
+
+static void emit_scale_shift(Emitter *e, const Node *n)
+{
+    assert(n->attr != ACT_CUSTOM);  /* pass_fuse merges no activation that has no ACT_TABLE row */
+    e->act_scale_shift[n->attr] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    %s_scale_shift_forward(%s, %s, %s, %s, %lld", act_info[n->attr].name, ref(e, n), ref(e, n->src[0]),
+        ref(e, n->src[1]), rows(n), (long long)cols(n));
+    if (act_has_alpha((ActKind)n->attr))
+        out(e, ", %s", flt(n->alpha));
+    out(e, ");\n");
 }
 
 /* The NnrtRnn of a recurrent op; x is the layer's input (B, T, input). */
@@ -1386,6 +1412,30 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
                        "    }\n}\n\n",
                     a->forward, a->forward);
         }
+        if (e->act_scale_shift[k])  /* the bias loop above, with x * scale + shift */
+            fprintf(f, "/* %s of x = in * scale + shift per channel, in one pass: y = %s. ss is (2, cols),\n"
+                       " * the scales then the shifts (a BatchNormalization folded into the layer before\n"
+                       " * it). Each block of 8 is read before it is written, so y may be in (in place). */\n"
+                       "static void %s_scale_shift_forward(float *y, const float *in, const float *ss, size_t rows, size_t cols%s)\n"
+                       "{\n"
+                       "    const float *scale = ss, *shift = ss + cols;\n"
+                       "    for (size_t r = 0; r < rows; r++, y += cols, in += cols) {\n"
+                       "        size_t c = 0;\n"
+                       "        for (; c + 8 <= cols; c += 8) {\n"
+                       "            float t[8];\n"
+                       "            for (int k = 0; k < 8; k++)\n"
+                       "                t[k] = in[c + k] * scale[c + k] + shift[c + k];\n"
+                       "            for (int k = 0; k < 8; k++) {\n"
+                       "                const float x = t[k];\n"
+                       "                y[c + k] = %s;\n"
+                       "            }\n"
+                       "        }\n"
+                       "        for (; c < cols; c++) {\n"
+                       "            const float x = in[c] * scale[c] + shift[c];\n"
+                       "            y[c] = %s;\n"
+                       "        }\n"
+                       "    }\n}\n\n",
+                    a->name, a->forward, a->name, alpha, a->forward, a->forward);
         if (e->act_backward[k]) {
             /* declare only the operands the derivative reads */
             bool uses[2] = {false, false};
@@ -2261,7 +2311,9 @@ static bool reserved_global(const char *name)
     }
     for (int k = 0; k < ACT_COUNT; k++) {
         size_t len = strlen(act_info[k].name);
-        if (!strncmp(name, act_info[k].name, len) && (!strcmp(name + len, "_forward") || !strcmp(name + len, "_backward")))
+        if (!strncmp(name, act_info[k].name, len) &&
+            (!strcmp(name + len, "_forward") || !strcmp(name + len, "_backward") ||
+             !strcmp(name + len, "_bias_forward") || !strcmp(name + len, "_scale_shift_forward")))
             return true;
     }
     return false;

@@ -1,0 +1,26 @@
+# tests/passes/passes.cmake — the compiler's passes (included from tests/CMakeLists.txt).
+#
+# pass_fold_bn: fold_bn_ir.sh reads --emit-ir and --report of fold_bn.yaml
+# (every case the pass folds) and of fashion_mlp_bn.yaml (a BatchNormalization
+# after Flatten, which it must keep), with and without --no-fold and
+# --no-fuse. test_fold_bn.c runs folded builds against --no-fold builds on
+# trained and redrawn statistics.
+add_test(NAME fold_bn_ir
+         COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/fold_bn_ir.sh $<TARGET_FILE:nncc> ${CMAKE_SOURCE_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/fold_bn_ir)
+set_tests_properties(fold_bn_ir PROPERTIES PASS_REGULAR_EXPRESSION "fold_bn_ir: ok")
+
+set(fold_srcs)
+foreach(pair "fold_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
+             "fold_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
+             "fold_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml")
+  string(REPLACE "|" ";" parts "${pair}")
+  list(GET parts 0 prefix)
+  list(GET parts 1 yaml)
+  nncc_generate(src ${yaml} ${prefix})
+  list(APPEND fold_srcs ${src})
+  nncc_generate(src ${yaml} ${prefix}_ref --no-fold)
+  list(APPEND fold_srcs ${src})
+endforeach()
+nncc_test_program(test_fold_bn ${CMAKE_CURRENT_LIST_DIR}/test_fold_bn.c ${fold_srcs})
+add_test(NAME fold_bn_numerics COMMAND test_fold_bn)
