@@ -226,6 +226,12 @@ int model_parse(Arena *a, const char *path, Model *m);
 bool keras_model_file(const char *path);                 /* by its extension: .h5, .hdf5, .keras */
 /* The model of a Keras full-model .h5 as nncc YAML text, or a message naming the file. */
 int keras_h5_to_yaml(Arena *a, const char *path, char **yaml);
+
+/* ---- keras_json.c: the model as Keras's model_config (for P_save) -------------- */
+
+/* tf.keras 2.x's model_config JSON of a lowered model, or NULL when Keras's
+ * JSON cannot hold it (blocks, custom functions, initial_state). */
+const char *keras_model_config(Arena *a, const Model *m);
 const char *closest_name(const char *given, const char *const *candidates, int n);  /* did you mean */
 
 /* ---- lower.c: Model -> Program --------------------------------------------- */

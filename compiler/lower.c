@@ -458,8 +458,12 @@ int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
         if (m->inputs[i].vtime)
             p->max_timesteps = m->inputs[i].shape.dim[0];
     }
-    p->layer_names = arena_alloc(a, (size_t)m->nlayers * sizeof *p->layer_names);
-    for (int i = 0; i < m->nlayers; i++)  /* HDF5 groups: a block instance is one Keras layer */
+    /* HDF5 groups, as Keras's model.layers: the InputLayers (no weights), then
+     * every layer, a block instance being one Keras layer */
+    p->layer_names = arena_alloc(a, (size_t)(m->ninputs + m->nlayers) * sizeof *p->layer_names);
+    for (int i = 0; i < m->ninputs; i++)
+        p->layer_names[p->nlayers++] = m->inputs[i].name;
+    for (int i = 0; i < m->nlayers; i++)
         if (!p->nlayers || strcmp(p->layer_names[p->nlayers - 1], m->layers[i]->group) != 0)
             p->layer_names[p->nlayers++] = m->layers[i]->group;
 

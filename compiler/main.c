@@ -54,6 +54,7 @@ static const char usage[] =
     "  --no-fold            keep inference BatchNormalization apart from the Conv/Dense before it\n"
     "  --report             print the passes' decisions and the memory plan\n"
     "  --emit-ir            print the IR after the passes\n"
+    "  --emit-yaml          print a Keras .h5 MODEL as the nncc YAML it compiles as (no -o needed)\n"
     "  --emit-test          write -o as a regression test of the generated code (test_P.c:\n"
     "                       expected loss, outputs and gradients from an unfused reference build)\n"
     "  --quiet              no progress notes\n"
@@ -62,7 +63,8 @@ static const char usage[] =
     "  --march-native       build the generated code with -march=native\n"
     "  --c-source FILE      the C file defining the model's c_function/c_gradient hooks (checked\n"
     "                       through libclang when nncc was built with it)\n"
-    "MODEL is a YAML model file (docs/model-format.md).\n";
+    "MODEL is a YAML model file (docs/model-format.md), or a Keras model saved with model.save as\n"
+    ".h5 (docs/keras.md); a Keras file's own weights are used unless --weights is given.\n";
 
 typedef struct {
     const char *command;         /* NULL: compile */
@@ -357,6 +359,7 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         return 1;
     if (lower_model(arena, m, &a->copt, p))
         return 1;
+    p->model_config = keras_model_config(arena, m);
     if (!a->no_fuse && !a->no_fold) {
         pass_fold_bn(p->infer, a->report);
         ir_verify(p->infer);

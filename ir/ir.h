@@ -340,6 +340,7 @@ typedef struct {
     Graph *infer, *train;        /* train is NULL when inference_only */
     OptimizerSpec optimizer;
     FitSpec fit;
+    const char *model_config;    /* Keras's JSON of the architecture that P_save writes, or NULL */
 } Program;
 
 /* ---- ops.c: per-op shape and gradient rules ----------------------------- */

@@ -1868,6 +1868,20 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    }\n");
     }
     fprintf(f, "    return rc;\n}\n\n");
+    if (p->model_config) {  /* the architecture, as tf.keras's model.save writes it */
+        fprintf(f, "/* The model as Keras's model_config JSON (compiler/keras_json.c). */\nstatic const char model_config[] =\n");
+        char piece[97];
+        for (const char *s = p->model_config; *s;) {  /* pieces of 96 characters, one per line */
+            size_t n = strlen(s) < 96 ? strlen(s) : 96;
+            memcpy(piece, s, n);
+            piece[n] = 0;
+            fputs("    ", f);
+            c_string(f, piece);
+            fputc('\n', f);
+            s += n;
+        }
+        fprintf(f, "    ;\n\n");
+    }
     fprintf(f, "int %s_save(const %s *m, const char *h5_path)\n{\n", P, P);
     fprintf(f, "    if (!m || !h5_path)\n        return NNRT_EINVAL;\n");
     if (train && p->optimizer.kind == OPT_NADAM)
@@ -1875,8 +1889,9 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     if (train)
         fprintf(f, "    NnrtOptimizerState opt = {\"%s\", m->iterations, opt_info, NUM_OPT_TENSORS, m->slot[0]};\n",
                 optimizer_info[p->optimizer.kind].name);
-    fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, NULL, %s,\n"
-               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers, train ? "&opt" : "NULL", P);
+    fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, %s, %s,\n"
+               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers,
+            p->model_config ? "model_config" : "NULL", train ? "&opt" : "NULL", P);
 
     /* argument checks and chunk slicing */
     const char *TS = timesteps_param(p), *TA = p->max_timesteps ? " timesteps," : "";
