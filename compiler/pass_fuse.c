@@ -10,7 +10,14 @@
  * value, so those are left alone. The backward ACTIVATION_GRAD that named
  * the bias node as its (unread) x is pointed at the fused node. Then every
  * node no output, loss, metric, update or moving-statistics update reads is
- * removed. Guarantees: the same values everywhere the graph is read.
+ * removed. Last, a bias add (with or without its activation) that is the
+ * only reader of a Dense's GEMM or a convolution moves into that GEMM's
+ * epilogue: the emitter runs the GEMM in blocks of rows and applies the
+ * bias and activation to each block right after it, while it is in cache
+ * (one pass over memory less). Only when nothing that owns memory sits
+ * between the two nodes, so computing the second early cannot overwrite a
+ * buffer still in use. Guarantees: the same values everywhere the graph
+ * is read.
  */
 #include "compiler.h"
 
@@ -45,6 +52,34 @@ static int dead_code(Graph *g)
     }
     g->nnodes = k;
     return removed;
+}
+
+static void epilogues(Graph *g, bool report)
+{
+    int *readers = arena_alloc(g->arena, (size_t)g->nnodes * sizeof *readers);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int s = 0; s < g->nodes[i]->nsrc; s++)
+            readers[g->nodes[i]->src[s]->id]++;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *a = g->nodes[i];
+        if (a->op != OP_BIAS_ACTIVATION && a->op != OP_BIAS_ADD)
+            continue;
+        Node *p = a->src[0];
+        bool gemm = p->op == OP_MATMUL && !p->trans_a && !p->trans_b && p->batched && !p->vtime;
+        bool conv = p->op == OP_CONV && p->attr == 0;
+        if ((!gemm && !conv) || readers[p->id] != 1 || p->storage != ST_ARENA || p->is_output || a->vtime)
+            continue;
+        bool clear = true;  /* nothing between them owns memory */
+        for (int j = p->id + 1; j < a->id; j++)
+            clear &= g->nodes[j]->storage != ST_ARENA && !g->nodes[j]->workspace;
+        if (!clear)
+            continue;
+        p->epilogue = a;
+        a->in_epilogue = true;
+        if (report)
+            printf("epilogue (%s graph): %s = %s(%s + %s) inside %s's GEMM, block by block\n", g->mode, a->name,
+                   a->op == OP_BIAS_ADD ? "linear" : act_info[a->attr].name, p->name, a->src[1]->name, p->name);
+    }
 }
 
 int pass_fuse(Graph *g, bool report)
@@ -84,5 +119,6 @@ int pass_fuse(Graph *g, bool report)
     int removed = dead_code(g);
     if (report && removed)
         printf("dead code (%s graph): %d node(s) removed\n", g->mode, removed);
+    epilogues(g, report);
     return fused;
 }

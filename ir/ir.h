@@ -195,6 +195,8 @@ struct Node {
     int last_use;                /* memory plan: id of the last reader */
     bool is_output;              /* a model output (copied out by predict) */
     bool inplace;                /* memory plan: writes over src[0]'s buffer, which dies here */
+    Node *epilogue;              /* MATMUL, CONV: the bias(+activation) node computed in its GEMM's epilogue */
+    bool in_epilogue;            /* that node: emitted by its producer, block by block */
     bool backward;               /* made by autodiff */
 };
 

@@ -172,12 +172,31 @@ static void col2im_add(float *dx, const float *cols, const NnrtConv *c, int n)
 void nnrt_conv_forward(float *y, const float *x, const float *k, const NnrtConv *c, int B,
                        float *ws, size_t ws_floats)
 {
+    nnrt_conv_forward_epilogue(y, x, k, c, B, ws, ws_floats, NULL);
+}
+
+/* y rows (the GEMM a (rows, K) @ k (K, f)) in blocks, each followed by its epilogue; row0: of y's first row */
+static void gemm_blocks(float *y, const float *a, int lda, const float *k, const NnrtConv *c, int rows, int K,
+                        size_t row0, const NnrtEpilogue *epi)
+{
+    const int block = epi ? NNRT_EPILOGUE_ROWS(c->f) : rows;
+    for (int r = 0; r < rows; r += block) {
+        int n = rows - r < block ? rows - r : block;
+        nnrt_gemm(0, 0, n, c->f, K, 1.0f, a + (size_t)r * lda, lda, k, c->f, 0.0f, y + (size_t)r * c->f, c->f);
+        if (epi)
+            epi->apply(epi, row0 + (size_t)r, (size_t)n);
+    }
+}
+
+void nnrt_conv_forward_epilogue(float *y, const float *x, const float *k, const NnrtConv *c, int B,
+                                float *ws, size_t ws_floats, const NnrtEpilogue *epi)
+{
     check_descriptor(c);
     if (B <= 0)
         return;
     const int K = c->kh * c->kw * c->c, pix = c->oh * c->ow;
     if (is_pointwise(c)) {
-        nnrt_gemm(0, 0, B * pix, c->f, c->c, 1.0f, x, c->c, k, c->f, 0.0f, y, c->f);
+        gemm_blocks(y, x, c->c, k, c, B * pix, c->c, 0, epi);
         return;
     }
     const size_t in_size = (size_t)c->h * c->w * c->c, out_size = (size_t)pix * c->f;
@@ -185,7 +204,7 @@ void nnrt_conv_forward(float *y, const float *x, const float *k, const NnrtConv 
     for (int s = 0; s < B; s += group) {
         int n = B - s < group ? B - s : group;
         im2col(ws, x + s * in_size, c, n);
-        nnrt_gemm(0, 0, n * pix, c->f, K, 1.0f, ws, K, k, c->f, 0.0f, y + s * out_size, c->f);
+        gemm_blocks(y + s * out_size, ws, K, k, c, n * pix, K, (size_t)s * pix, epi);
     }
 }
 

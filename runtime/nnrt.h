@@ -153,6 +153,21 @@ typedef struct {
 } NnrtConv;
 
 size_t nnrt_conv_workspace(const NnrtConv *c, size_t samples);   /* floats for im2col of `samples` */
+/* An epilogue: what a GEMM's output rows get right after the GEMM wrote them,
+ * while they are in cache. apply(e, row, rows) transforms rows [row, row +
+ * rows) of z (the GEMM's output) into y, typically y = act(z + b). */
+typedef struct NnrtEpilogue {
+    const float *z;
+    float *y;
+    const float *b;
+    void (*apply)(const struct NnrtEpilogue *e, size_t row, size_t rows);
+} NnrtEpilogue;
+/* rows of f floats a GEMM writes between epilogue calls: 64 KiB of output */
+#define NNRT_EPILOGUE_ROWS(f) ((f) < 1024 ? 16384 / (f) : 16)
+/* nnrt_conv_forward, then epi on each block of NNRT_EPILOGUE_ROWS output rows
+ * as soon as its GEMM is done (epi NULL: none) */
+void nnrt_conv_forward_epilogue(float *y, const float *x, const float *k, const NnrtConv *c, int B,
+                                float *ws, size_t ws_floats, const NnrtEpilogue *epi);
 void nnrt_conv_forward(float *y, const float *x, const float *k, const NnrtConv *c, int B,
                        float *ws, size_t ws_floats);
 /* dx = conv^T(dy, k): overwrites dx */

@@ -305,6 +305,7 @@ static const char *const helper_code[H_COUNT] = {
 
 typedef struct {
     FILE *out;                   /* the body being written */
+    FILE *pre;                   /* functions the body calls, written above it (conv epilogues) */
     const Program *p;
     const Graph *g;
     bool need[H_COUNT];
@@ -466,6 +467,10 @@ static const char *use_custom(Emitter *e, const CustomFn *f)
 
 /* ---- one emitter per op ------------------------------------------------------------ */
 
+static const char *act_name(Emitter *e, const Node *n);
+static const char *epilogue_call(Emitter *e, const Node *a, const char *y, const char *z, const char *b,
+                                 const char *rows);
+
 static void emit_input(Emitter *e, const Node *n) { (void)e, (void)n; }
 static void emit_target(Emitter *e, const Node *n) { (void)e, (void)n; }
 static void emit_weight(Emitter *e, const Node *n) { (void)e, (void)n; }
@@ -491,12 +496,31 @@ static void emit_matmul(Emitter *e, const Node *n)
     const char *beta = n->storage == ST_GRAD ? grad_beta(e, n) : "0.0f";
     comment(e, n);
     define(e, n);
+    if (n->epilogue) {  /* row blocks: each gets the bias (and activation) right after its GEMM */
+        const Node *ep = n->epilogue;
+        int64_t block = cols(n) < 1024 ? 16384 / cols(n) : 16;
+        out(e, "    /* %s = %s(%s + bias) in the GEMM's epilogue, %lld rows at a time */\n", ep->name,
+            ep->op == OP_BIAS_ADD ? "linear" : act_name(e, ep), n->name, (long long)block);
+        define(e, ep);
+        out(e, "    for (int blk = 0; blk < %s; blk += %lld) {\n", mm, (long long)block);
+        out(e, "        const int blk_rows = %s - blk < %lld ? %s - blk : %lld;\n", mm, (long long)block, mm,
+            (long long)block);
+        out(e, "        nnrt_gemm(0, 0, blk_rows, %s, %s, 1.0f, %s + (size_t)blk * %lld, %lld, %s, %lld, 0.0f, "
+               "%s + (size_t)blk * %s, %s);\n",
+            nn, kk, ref(e, a), (long long)cols(a), (long long)cols(a), ref(e, b), (long long)cols(b), ref(e, n), nn, nn);
+        out(e, "        %s;\n    }\n",
+            epilogue_call(e, ep, fmt_str("%s + (size_t)blk * %s", ref(e, ep), nn),
+                          fmt_str("%s + (size_t)blk * %s", ref(e, n), nn), NULL, "blk_rows"));
+        return;
+    }
     out(e, "    nnrt_gemm(%d, %d, %s, %s, %s, 1.0f, %s, %lld, %s, %lld, %s, %s, %s);\n", n->trans_a, n->trans_b, mm, nn,
         kk, ref(e, a), (long long)cols(a), ref(e, b), (long long)cols(b), beta, ref(e, n), nn);
 }
 
 static void emit_bias_add(Emitter *e, const Node *n)
 {
+    if (n->in_epilogue)
+        return;  /* written with the GEMM that produces its input */
     e->need[H_BIAS_ADD] = true;
     comment(e, n);
     define(e, n);
@@ -534,8 +558,26 @@ static void emit_activation(Emitter *e, const Node *n)
     out(e, ");\n");
 }
 
+/* The call that applies epilogue node a (bias add, or bias and activation)
+ * to `rows` rows: y and z are C expressions of the rows' first floats. */
+static const char *epilogue_call(Emitter *e, const Node *a, const char *y, const char *z, const char *b,
+                                 const char *rows)
+{
+    if (!b)
+        b = ref(e, a->src[1]);
+    if (a->op == OP_BIAS_ADD) {
+        e->need[H_BIAS_ADD] = true;
+        return fmt_str("bias_add(%s, %s, %s, %s, %lld)", y, z, b, rows, (long long)cols(a));
+    }
+    e->act_bias_forward[a->attr] = true;
+    return fmt_str("%s_bias_forward(%s, %s, %s, %s, %lld%s)", act_name(e, a), y, z, b, rows, (long long)cols(a),
+                   act_has_alpha((ActKind)a->attr) ? fmt_str(", %s", flt(a->alpha)) : "");
+}
+
 static void emit_bias_activation(Emitter *e, const Node *n)
 {
+    if (n->in_epilogue)
+        return;  /* written with the GEMM that produces its input */
     e->act_bias_forward[n->attr] = true;
     comment(e, n);
     define(e, n);
@@ -702,7 +744,20 @@ static void emit_conv(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     const char *d = conv_desc(e, n, x, cols(n));
-    if (n->attr)
+    if (n->epilogue) {  /* the runtime calls it on each block of rows its GEMM finished */
+        const Node *ep = n->epilogue;
+        const char *fn = fmt_str("%s_%s_epilogue", e->g->mode, n->name);
+        fprintf(e->pre, "/* %s:%d %s: %s(conv + bias) on rows [row, row + rows) of the (B*%lld, %lld) output */\n",
+                n->loc.file ? n->loc.file : "", n->loc.line, ep->name,
+                ep->op == OP_BIAS_ADD ? "linear" : act_info[ep->attr].name,
+                (long long)(shape_size(&n->shape) / cols(n)), (long long)cols(n));
+        fprintf(e->pre, "static void %s(const NnrtEpilogue *e, size_t row, size_t rows)\n{\n    %s;\n}\n\n", fn,
+                epilogue_call(e, ep, fmt_str("e->y + row * %lld", (long long)cols(n)),
+                              fmt_str("e->z + row * %lld", (long long)cols(n)), "e->b", "rows"));
+        define(e, ep);
+        out(e, "    nnrt_conv_forward_epilogue(%s, %s, %s, &%s, B, %s, &(NnrtEpilogue){%s, %s, %s, %s});\n", ref(e, n),
+            ref(e, x), ref(e, k), d, workspace(n), ref(e, n), ref(e, ep), ref(e, ep->src[1]), fn);
+    } else if (n->attr)
         out(e, "    nnrt_depthwise_forward(%s, %s, %s, &%s, %d, B);\n", ref(e, n), ref(e, x), ref(e, k), d, n->attr);
     else
         out(e, "    nnrt_conv_forward(%s, %s, %s, &%s, B, %s);\n", ref(e, n), ref(e, x), ref(e, k), d, workspace(n));
@@ -1699,10 +1754,11 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     e.grad_written = arena_alloc(a, (size_t)(ws->n + 1) * sizeof *e.grad_written);
 
     /* bodies first, into memory, so the helpers they use can be written above them */
-    char *body = NULL;
-    size_t body_len = 0;
+    char *body = NULL, *pre = NULL;
+    size_t body_len = 0, pre_len = 0;
     e.out = open_memstream(&body, &body_len);
-    assert(e.out);
+    e.pre = open_memstream(&pre, &pre_len);
+    assert(e.out && e.pre);
     e.g = p->infer;
     emit_infer_chunk(&e);
     if (train) {
@@ -1711,6 +1767,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         emit_apply_updates(&e);
     }
     fclose(e.out);
+    fclose(e.pre);
 
     const char *slot_names[3] = {NULL, NULL, NULL};
     size_t slots = train ? (size_t)optimizer_slots(&p->optimizer, slot_names) : 0;
@@ -1766,6 +1823,8 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
             fprintf(f, "%s\n", helper_code[h]);
     emit_act_helpers(f, &e);
     emit_custom_helpers(f, &e);
+    fwrite(pre, 1, pre_len, f);
+    free(pre);
     fwrite(body, 1, body_len, f);
     free(body);
 
@@ -2301,6 +2360,7 @@ static const char *const reserved_locals[] = {
     "m", "B", "model", "in", "out", "tg", "res", "arena", "rng", "acc", "grad_scale", "update_stats", "n", "start",
     "total", "rc", "t", "lr_t", "inputs", "outputs", "targets", "loss", "metrics", "seed", "bytes", "floats",
     "fn", "need_tg", "need_out", "dst", "src", "path", "report", "loaded", "mp", "h5_path", "i",
+    "T", "timesteps", "blk", "blk_rows",
 };
 
 static bool reserved_global(const char *name)

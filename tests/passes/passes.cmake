@@ -24,3 +24,10 @@ foreach(pair "fold_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
 endforeach()
 nncc_test_program(test_fold_bn ${CMAKE_CURRENT_LIST_DIR}/test_fold_bn.c ${fold_srcs})
 add_test(NAME fold_bn_numerics COMMAND test_fold_bn)
+
+# pass_fuse's epilogues: the bias and relu of fashion_cnn's convolutions and
+# Dense layers run inside their GEMM's epilogue, and not with --no-fuse.
+add_test(NAME fuse_epilogue
+         COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/epilogue.sh $<TARGET_FILE:nncc> ${CMAKE_SOURCE_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/epilogue)
+set_tests_properties(fuse_epilogue PROPERTIES PASS_REGULAR_EXPRESSION "epilogue: ok")
