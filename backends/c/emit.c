@@ -2207,7 +2207,7 @@ static bool reserved_global(const char *name)
         if (!strncmp(name, act_info[k].name, len) && (!strcmp(name + len, "_forward") || !strcmp(name + len, "_backward")))
             return true;
     }
-    return false;
+    return standalone_reserved_name(name);
 }
 
 bool emit_reserved_name(const char *name)
