@@ -63,15 +63,21 @@
       "            y[r * y_stride + i] = x[r * x_stride + i];\n"                                     \
       "}\n")                                                                                         \
     X(VECMAT, "vecmat_add",                                                                          \
-      "/* y (n) += x (k) w (k, n), w's rows ld floats apart: one row of w at a time, along y */\n"    \
+      "/* y (n) += x (k) w (k, n), w's rows ld floats apart: four rows of w per pass along y,\n"      \
+      " * so y is loaded and stored once per four products */\n"                                     \
       "static void vecmat_add(float *restrict y, const float *restrict x, const float *restrict w, int k, int n, int ld)\n" \
       "{\n"                                                                                          \
-      "    for (int p = 0; p < k; p++) {\n"                                                          \
-      "        const float xp = x[p];\n"                                                             \
-      "        const float *restrict wp = w + p * ld;\n"                                             \
-      "        for (int j = 0; j < n; j++)\n"                                                        \
-      "            y[j] += xp * wp[j];\n"                                                            \
-      "    }\n"                                                                                      \
+      "    for (int q = k / 4; q > 0; q--, x += 4, w += 4 * ld) {\n"                               \
+      "        const float x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];\n"                          \
+      "        const float *restrict w1 = w + ld, *restrict w2 = w1 + ld, *restrict w3 = w2 + ld;\n" \
+      "        for (int j = 0; j < n; j++)\n"                                                       \
+      "            y[j] += x0 * w[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];\n"                     \
+      "    }\n"                                                                                     \
+      "    for (int q = k % 4; q > 0; q--, x++, w += ld) {\n"                                       \
+      "        const float x0 = x[0];\n"                                                            \
+      "        for (int j = 0; j < n; j++)\n"                                                       \
+      "            y[j] += x0 * w[j];\n"                                                            \
+      "    }\n"                                                                                     \
       "}\n")                                                                                         \
     X(MATMUL, "matmul",                                                                              \
       "/* y (m, n) = a (m, k) b (k, n) */\n"                                                          \
@@ -158,10 +164,15 @@
       "            float *restrict yo = y + (oy * ow + ox) * f;\n"                                   \
       "            for (int j = 0; j < f; j++)\n"                                                    \
       "                yo[j] = 0.0f;\n"                                                              \
-      "            for (int ky = ky_lo; ky < ky_hi; ky++)\n"                                         \
-      "                for (int kx = kx_lo; kx < kx_hi; kx++)\n"                                     \
-      "                    vecmat_add(yo, x + ((oy * sh - pt + ky * dh) * w + ox * sw - pl + kx * dw) * c,\n" \
-      "                               k + (ky * kw + kx) * c * f, c, f, f);\n"                       \
+      "            for (int ky = ky_lo; ky < ky_hi; ky++) {\n"                                       \
+      "                const float *xrow = x + (oy * sh - pt + ky * dh) * w * c, *krow = k + ky * kw * c * f;\n" \
+      "                if (dw == 1)  /* the row's cells inside x: one run of (kx, c) in x and in k */\n" \
+      "                    vecmat_add(yo, xrow + (ox * sw - pl + kx_lo) * c, krow + kx_lo * c * f,\n"   \
+      "                               (kx_hi - kx_lo) * c, f, f);\n"                                \
+      "                else\n"                                                                      \
+      "                    for (int kx = kx_lo; kx < kx_hi; kx++)\n"                                 \
+      "                        vecmat_add(yo, xrow + (ox * sw - pl + kx * dw) * c, krow + kx * c * f, c, f, f);\n" \
+      "            }\n"                                                                             \
       "        }\n"                                                                                  \
       "    }\n"                                                                                      \
       "}\n")                                                                                         \

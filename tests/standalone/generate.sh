@@ -6,7 +6,7 @@
 # weights (reference.c), `nncc MODEL --standalone --weights` compiles them
 # in, sa.c and sa.h must name no malloc, cblas, H5 or nnrt, and sa.c with
 # its weight arrays' values left out (declared, not initialized) must build
-# with -std=c99 -Wall -Wextra -Werror -pedantic: the code is the one the
+# with -std=c99 -Wall -Wextra -Werror -pedantic at -O2 and -O3: the code is the one the
 # user gets, the constants are only data. Prints the file's size and the
 # workspace.
 set -eu
@@ -24,6 +24,8 @@ sh "$here/scan.sh" "$dir/sa.c" "$dir/sa.h"
 awk '/^static const float .*\] = \{$/ { sub(/ = \{$/, ";"); print; skip = 1; next }
      skip && /^\};$/ { skip = 0; next }
      !skip' "$dir/sa.c" > "$dir/sa_code.c"
-"$cc" -std=c99 -O2 -Wall -Wextra -Werror -pedantic -c "$dir/sa_code.c" -o "$dir/sa_code.o"
+for opt in -O2 -O3; do
+    "$cc" -std=c99 $opt -Wall -Wextra -Werror -pedantic -c "$dir/sa_code.c" -o "$dir/sa_code.o"
+done
 arrays=$(grep -c '^static const float' "$dir/sa_code.c")
 echo "standalone $name: sa.c $(($(wc -c < "$dir/sa.c") / 1000000)) MB, $arrays constant arrays; $(grep '^#define sa_WORKSPACE_BYTES' "$dir/sa.h" | sed 's/^#define //')"

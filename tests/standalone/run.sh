@@ -5,7 +5,7 @@
 # model (prefix ref, libnncc_rt) writes weights and expected outputs
 # (reference.c); `nncc MODEL --standalone --weights` compiles those weights
 # in (prefix sa); sa.c and sa.h must name no malloc, cblas, H5 or nnrt
-# (scan.sh); sa.c must build with -std=c99 -Wall -Wextra -Werror -pedantic
+# (scan.sh); sa.c must build with -std=c99 -O3 -Wall -Wextra -Werror -pedantic
 # (and with CLANG unless it is -) and link with -lm alone; check.c then
 # compares its outputs with the reference's and prints the largest
 # difference. With --tamper the weights compiled in are another seed's: the
@@ -16,7 +16,7 @@ link=${STANDALONE_LINK:-}
 nncc=$1 model=$2 dir=$3 cc=$4 inc=$5 lib=$6 clang=$7 tamper=${8:-}
 here=$(cd "$(dirname "$0")" && pwd)
 name=$(basename "$model" .yaml)
-strict="-std=c99 -O2 -Wall -Wextra -Werror -pedantic"
+strict="-std=c99 -O3 -Wall -Wextra -Werror -pedantic"
 rm -rf "$dir"
 mkdir -p "$dir"
 "$nncc" "$model" -o "$dir/ref.c" --prefix ref --inference-only --quiet
