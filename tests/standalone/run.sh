@@ -41,7 +41,7 @@ fi
 # shellcheck disable=SC2086
 "$cc" $strict -I"$dir" "$here/check.c" "$dir/sa.o" $link -lm -o "$dir/check"
 if [ "$tamper" = --tamper ]; then
-    if "$dir/check" "$dir/cases.bin" "$name"; then
+    if "$dir/check" "$dir/cases.bin" "$name (another seed's weights)"; then
         echo "run.sh: another seed's weights passed the comparison" >&2
         exit 1
     fi
