@@ -10,6 +10,10 @@
  *   pass_plan_memory   one arena offset per buffer, per graph (compiler/pass_plan.c)
  *   ir_verify          after every pass
  *   emit_*             Program -> P.c, P.h, driver (backends/c/emit.c)
+ * --standalone compiles the inference graph alone, for one sample: after
+ * fusion, standalone_prepare keeps what P_infer computes, the plan follows,
+ * and emit_standalone (backends/c/standalone.c) writes the weights of
+ * --weights W.h5 (read here with the runtime's HDF5 reader) as constants.
  * Commands that run the model (train, evaluate, predict, check) then build
  * the generated code with the system C compiler and run it.
  *
@@ -17,6 +21,7 @@
  */
 #include "backend.h"
 #include "compiler.h"
+#include "nnrt.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +34,8 @@
 
 static const char usage[] =
     "usage: nncc MODEL -o OUT.c [options]      compile MODEL to OUT.c and OUT.h\n"
+    "       nncc MODEL --standalone --weights W.h5 -o OUT.c\n"
+    "                                          inference on one sample, weights compiled in: C99 alone\n"
     "       nncc summary MODEL                 Keras-style model.summary() table\n"
     "       nncc train MODEL [--epochs N] [--out DIR] [--weights INIT.h5] [--seed S]\n"
     "                                          compile, build and run the model's fit section\n"
@@ -57,6 +64,9 @@ static const char usage[] =
     "  --emit-yaml          print a Keras .h5 MODEL as the nncc YAML it compiles as (no -o needed)\n"
     "  --emit-test          write -o as a regression test of the generated code (test_P.c:\n"
     "                       expected loss, outputs and gradients from an unfused reference build)\n"
+    "  --standalone         inference on one sample for C99 and <math.h> alone: P_infer, no\n"
+    "                       runtime library; needs --weights W.h5, compiled in as constants\n"
+    "  --weights W.h5       with --standalone: the Keras-layout weights to compile in\n"
     "  --quiet              no progress notes\n"
     "run options (train, evaluate, predict, check):\n"
     "  --out DIR            where the generated C, program and results go (default ./nncc-out/NAME)\n"
@@ -79,7 +89,7 @@ typedef struct {
     const char *inputs[16], *outputs[16];
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
-    bool report, emit_ir, march_native, max_batch_given, no_fuse, no_fold, emit_test, emit_yaml;
+    bool report, emit_ir, march_native, max_batch_given, no_fuse, no_fold, emit_test, emit_yaml, standalone;
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
 
@@ -189,7 +199,7 @@ static int parse_args(int argc, char **argv, Args *a)
             VALUE();
             a->c_source = next;
         } else if (!strcmp(s, "--standalone")) {
-            return error_plain("--standalone is not supported yet");
+            a->standalone = true;
         } else if (s[0] == '-' && s[1]) {
             error_plain("unknown option '%s'", s);
             hint("nncc --help lists the commands and options");
@@ -207,7 +217,7 @@ static int parse_args(int argc, char **argv, Args *a)
         hint("nncc --help lists the commands; e.g. nncc train models/fashion_mlp.yaml");
         return -1;
     }
-    if (!a->command && !a->output && !a->emit_yaml) {
+    if (!a->command && !a->output && !a->emit_yaml && !a->standalone) {
         error_plain("nothing to do: give -o OUT.c to compile, or a command (train, summary, ...)");
         return -1;
     }
@@ -218,8 +228,18 @@ static int parse_args(int argc, char **argv, Args *a)
         return error_plain("--emit-test takes --seed and --out, not --epochs, --data or --input");
     if (!runs && !a->emit_test && (a->out_dir || a->epochs || a->seed || a->ndata || a->ninputs))
         return error_plain("--out, --epochs, --seed, --data and --input go with train, evaluate, predict or check");
-    if (a->weights && !runs)
-        return error_plain("--weights (embedding weights as constants) is not supported yet when compiling");
+    if (a->standalone && a->command)
+        return error_plain("--standalone goes with compiling: nncc MODEL --standalone --weights W.h5 -o OUT.c");
+    if (a->standalone && !a->output)
+        return error_plain("--standalone writes -o OUT.c and OUT.h: nncc MODEL --standalone --weights W.h5 -o OUT.c");
+    if (a->standalone && !a->weights)
+        return error_plain("--standalone needs --weights W.h5: the weights it compiles in as constants");
+    if (a->standalone && (a->emit_test || a->max_batch_given))
+        return error_plain("--standalone compiles for one sample, without tests: leave out %s",
+                           a->emit_test ? "--emit-test" : "--max-batch");
+    if (a->weights && !runs && !a->standalone)
+        return error_plain("--weights goes with --standalone when compiling (the weights as constants), "
+                           "or with train, evaluate and predict");
     if ((a->ndata > 0) != (a->ntargets > 0))
         return error_plain("--data and --targets go together (one --data per model input, one --targets per output)");
     return 0;
@@ -344,6 +364,10 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
             return error_plain("--prefix '%s' would clash with a name the generated C uses (a C keyword, a libc "
                                "function, or one of its own); choose another", a->copt.prefix), 1;
     }
+    if (a->standalone) {  /* one sample, inference only */
+        a->copt.max_batch = 1;
+        a->copt.inference_only = true;
+    }
     if (a->command && strcmp(a->command, "summary") != 0 && strcmp(a->command, "predict") != 0 && !m->has_compile) {
         error_at((Loc){m->file, 1, 1}, "'nncc %s' needs a compile section (loss, optimizer)", a->command);
         return 1;
@@ -360,7 +384,7 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
     if (lower_model(arena, m, &a->copt, p))
         return 1;
     p->model_config = keras_model_config(arena, m);
-    if (!a->no_fuse && !a->no_fold) {
+    if (!a->no_fuse && !a->no_fold && !a->standalone) {  /* standalone folds with the weights it knows */
         pass_fold_bn(p->infer, a->report);
         ir_verify(p->infer);
     }
@@ -371,6 +395,10 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
             pass_fuse(p->train, a->report);
             ir_verify(p->train);
         }
+    }
+    if (a->standalone) {
+        standalone_prepare(p->infer);
+        ir_verify(p->infer);
     }
     pass_plan_memory(p->infer);
     ir_verify(p->infer);
@@ -404,6 +432,83 @@ static int cmd_compile(Arena *arena, Args *a, const Program *p)
     int rc = write_file(h, th.text, th.len) || write_file(a->output, tc.text, tc.len);
     free(tc.text);
     free(th.text);
+    return rc ? 1 : 0;
+}
+
+/* Write path through emit(f) into a temporary file beside it, then rename. */
+typedef struct {
+    const char *path, *tmp;
+    FILE *f;
+} Output;
+
+static int output_open(Arena *arena, Output *o, const char *path)
+{
+    o->path = path;
+    o->tmp = arena_printf(arena, "%s.tmp.%ld", path, (long)getpid());
+    if (!(o->f = fopen(o->tmp, "wb")))
+        return error_plain("cannot write '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+static int output_close(Output *o, bool keep)
+{
+    if (!o->f)
+        return 0;
+    bool ok = !ferror(o->f);
+    ok &= fclose(o->f) == 0;
+    o->f = NULL;
+    if (keep && ok && rename(o->tmp, o->path) == 0)
+        return 0;
+    int e = errno;
+    unlink(o->tmp);
+    return keep ? error_plain("cannot write '%s': %s", o->path, strerror(e)) : 0;
+}
+
+/* --standalone: the weights of --weights (strict: every weight, its shape)
+ * as the constants of P.c. */
+static int cmd_standalone(Arena *arena, Args *a, const Program *p)
+{
+    const char *why;
+    const Node *bad = standalone_unsupported(p->infer, &why);
+    if (bad) {
+        error_at(bad->loc, "--standalone cannot compile layer '%s' (op %s): %s", bad->layer ? bad->layer : bad->name,
+                 op_info[bad->op].name, why);
+        hint("compile without --standalone: the code that links libnncc_rt runs every layer");
+        return 1;
+    }
+    const WeightSet *ws = p->weights;
+    NnrtWeightInfo *info = arena_alloc(arena, (size_t)(ws->n + 1) * sizeof *info);
+    for (int i = 0; i < ws->n; i++) {
+        const Weight *w = ws->items[i];
+        info[i] = (NnrtWeightInfo){w->layer, arena_printf(arena, "%s/%s:0", w->layer, w->name), w->shape.rank, {0},
+                                   w->offset, w->trainable};
+        for (int d = 0; d < w->shape.rank; d++)
+            info[i].shape[d] = w->shape.dim[d];
+    }
+    float *block = malloc((ws->total ? ws->total : 1) * sizeof *block);
+    if (!block)
+        return error_plain("out of memory for %zu weights", ws->total), 1;
+    char err[1024];
+    int loaded = nnrt_h5_load(a->weights, info, (size_t)ws->n, block, 1, NULL, err, sizeof err);
+    if (loaded < 0) {
+        error_plain("%s", err);
+        if (loaded == NNRT_EMISMATCH)
+            hint("--weights takes what P_save, `nncc train` or Keras's model.save wrote for this model");
+        free(block);
+        return 1;
+    }
+    if (p->max_timesteps && !diag_quiet())
+        fprintf(stderr, "nncc: the variable time axis is compiled at its maximum: %s_infer takes sequences of "
+                        "exactly %lld steps (%s_TIMESTEPS)\n", p->name, (long long)p->max_timesteps, p->name);
+    const char *h = a->header ? a->header : with_ext(arena, a->output, ".h");
+    const char *slash = strrchr(h, '/');
+    Output oc = {0}, oh = {0};
+    int rc = output_open(arena, &oc, a->output) || output_open(arena, &oh, h);
+    if (!rc)
+        emit_standalone(oc.f, oh.f, p, block, slash ? slash + 1 : h);
+    rc |= output_close(&oh, !rc);
+    rc |= output_close(&oc, !rc);
+    free(block);
     return rc ? 1 : 0;
 }
 
@@ -731,7 +836,9 @@ int main(int argc, char **argv)
     int rc = compile_model(&arena, &a, &m, &p);
     if (rc == 0) {
         if (!a.command)
-            rc = a.emit_test ? cmd_emit_test(&arena, &a, &p, argv[0]) : cmd_compile(&arena, &a, &p);
+            rc = a.emit_test ? cmd_emit_test(&arena, &a, &p, argv[0])
+                 : a.standalone ? cmd_standalone(&arena, &a, &p)
+                                : cmd_compile(&arena, &a, &p);
         else if (!strcmp(a.command, "summary"))
             print_summary(stdout, &m, &p);
         else {

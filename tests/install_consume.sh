@@ -7,7 +7,8 @@
 # pkg-config (nncc-runtime.pc) by hand; both programs must run. Then builds
 # examples/ the same way and runs them: train_loop trains on 2000 images for
 # 2 epochs and saves weights (test accuracy must pass 0.6), fashion_classify
-# labels 1000 test images with those weights.
+# labels 1000 test images with those weights, and tests/consumer's
+# classify_standalone compiles them in with STANDALONE and links no runtime.
 set -eu
 build=$1 src=$(cd "$2" && pwd) work=$3
 rm -rf "$work"
@@ -39,4 +40,14 @@ awk '/^test loss/ { acc = $5 + 0 } END { if (acc < 0.6) { print "train_loop: acc
     "$work/examples/train.txt"
 "$work/examples/fashion_classify" "$work/examples/weights.h5" 0 3
 "$work/examples/fashion_classify" "$work/examples/weights.h5" 0 1000
+
+# nncc_add_model STANDALONE: those weights compiled in, and no runtime library linked
+cmake -S "$src/tests/consumer" -B "$work/standalone" -DCMAKE_PREFIX_PATH="$prefix" -DNNCC_TEST_MODEL="$model" \
+    -DNNCC_TEST_WEIGHTS="$work/examples/weights.h5" >/dev/null
+cmake --build "$work/standalone" --target classify_standalone >/dev/null
+if ldd "$work/standalone/classify_standalone" | grep -q nncc_rt; then
+    echo "install_consume: classify_standalone links libnncc_rt" >&2
+    exit 1
+fi
+"$work/standalone/classify_standalone"
 echo "install_consume: the CMake package and pkg-config both work"

@@ -4,6 +4,8 @@
  *            planned graphs as straight-line kernel calls with shapes folded
  *            in; the generated API of spec/interfaces.md), P.h, and the driver
  *            program `nncc train` builds (the fit section as an NnrtFitConfig).
+ *   standalone.c  --standalone: P.c/P.h that infer one sample with the weights
+ *            as constants, for C99 and <math.h> alone (no runtime library).
  */
 #ifndef NNCC_BACKEND_H
 #define NNCC_BACKEND_H
@@ -23,5 +25,19 @@ void emit_driver(FILE *out, const Program *p, const char *header_name);
  * P_new, P_free, ... clash with them. */
 bool emit_reserved_name(const char *name);
 bool emit_reserved_prefix(const char *prefix);
+
+/* ---- standalone.c ---- */
+
+/* Before pass_plan_memory on the inference graph: keep only what P_infer
+ * computes (the outputs, what they read, the inputs) and give each kernel
+ * the scratch the standalone kernels need (none). */
+void standalone_prepare(Graph *g);
+/* The first node P_infer cannot compute, with the reason, or NULL. */
+const Node *standalone_unsupported(const Graph *g, const char **why);
+/* Requires: standalone_prepare, pass_plan_memory, no unsupported node.
+ * weights: the weight block (p->weights->total floats, Keras order). */
+void emit_standalone(FILE *c, FILE *h, const Program *p, const float *weights, const char *header_name);
+/* Names P.c of --standalone uses itself (part of emit_reserved_name). */
+bool standalone_reserved_name(const char *name);
 
 #endif /* NNCC_BACKEND_H */

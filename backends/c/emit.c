@@ -2391,7 +2391,7 @@ static bool reserved_global(const char *name)
              !strcmp(name + len, "_bias_forward") || !strcmp(name + len, "_scale_shift_forward")))
             return true;
     }
-    return false;
+    return standalone_reserved_name(name);
 }
 
 bool emit_reserved_name(const char *name)
