@@ -7,8 +7,10 @@
 # pkg-config (nncc-runtime.pc) by hand; both programs must run. Then builds
 # examples/ the same way and runs them: train_loop trains on 2000 images for
 # 2 epochs and saves weights (test accuracy must pass 0.6), fashion_classify
-# labels 1000 test images with those weights, and tests/consumer's
-# classify_standalone compiles them in with STANDALONE and links no runtime.
+# labels 1000 test images with those weights, embedded_classify (those
+# weights compiled in with STANDALONE, libm only) labels the same images one
+# at a time with the same accuracy, and tests/consumer's classify_standalone
+# does the same through nncc_add_model STANDALONE and links no runtime.
 set -eu
 build=$1 src=$(cd "$2" && pwd) work=$3
 rm -rf "$work"
@@ -39,7 +41,24 @@ cmake --build "$work/examples" >/dev/null
 awk '/^test loss/ { acc = $5 + 0 } END { if (acc < 0.6) { print "train_loop: accuracy " acc " < 0.6"; exit 1 } }' \
     "$work/examples/train.txt"
 "$work/examples/fashion_classify" "$work/examples/weights.h5" 0 3
-"$work/examples/fashion_classify" "$work/examples/weights.h5" 0 1000
+"$work/examples/fashion_classify" "$work/examples/weights.h5" 0 1000 | tee "$work/examples/runtime.txt"
+
+# examples/embedded_classify: those weights compiled in as --standalone C; the
+# same 1000 images, one at a time, must score exactly what the runtime build scores
+cmake -S "$src/examples" -B "$work/examples" -DNNCC_EXAMPLE_WEIGHTS="$work/examples/weights.h5" >/dev/null
+cmake --build "$work/examples" --target embedded_classify >/dev/null
+if ldd "$work/examples/embedded_classify" | grep -q 'nncc_rt\|openblas\|hdf5'; then
+    echo "install_consume: embedded_classify links a library beyond libm" >&2
+    exit 1
+fi
+gzip -dc /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz > "$work/examples/labels.idx"
+gzip -dc /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz |
+    "$work/examples/embedded_classify" "$work/examples/labels.idx" 1000 | tee "$work/examples/embedded.txt"
+if [ "$(tail -n 1 "$work/examples/runtime.txt" | cut -d' ' -f1-5)" != \
+     "$(tail -n 1 "$work/examples/embedded.txt" | cut -d' ' -f1-5)" ]; then
+    echo "install_consume: embedded_classify's accuracy differs from fashion_classify's" >&2
+    exit 1
+fi
 
 # nncc_add_model STANDALONE: those weights compiled in, and no runtime library linked
 cmake -S "$src/tests/consumer" -B "$work/standalone" -DCMAKE_PREFIX_PATH="$prefix" -DNNCC_TEST_MODEL="$model" \
