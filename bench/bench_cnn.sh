@@ -5,7 +5,8 @@
 #   bench/bench_cnn.sh [--train-steps N] [--infer-batches N] [--warmup N]
 #                      [--perf] [--skip-torch] [--skip-nncc]
 #
-# Environment: NNCC (default build/nncc), MODEL (default models/fashion_cnn.yaml),
+# Environment: NNCC (default build/nncc), NNCC_FLAGS (extra compile flags, e.g. --no-fuse),
+# MODEL (default models/fashion_cnn.yaml),
 # PYTHON (default /usr/bin/python3, which has torch), CC (default cc), CFLAGS
 # (default -O2), BLAS_THREADS (default "1 2": OPENBLAS_NUM_THREADS of the nncc
 # runs), TORCH_THREADS (default "2 1"; the torch script sets OMP_WAIT_POLICY=PASSIVE).
@@ -38,6 +39,7 @@ MODEL=${MODEL:-$root/models/fashion_cnn.yaml}
 CC=${CC:-cc}
 CFLAGS=${CFLAGS:--O2}
 BLAS_THREADS=${BLAS_THREADS:-1 2}
+NNCC_FLAGS=${NNCC_FLAGS:-}  # e.g. --no-fuse: the same runs without the fusion passes
 TORCH_THREADS=${TORCH_THREADS:-2 1}
 train_steps=20 infer_batches=10 warmup=3
 run_torch=1 run_nncc=1 run_perf=0
@@ -92,8 +94,8 @@ if [ "$run_nncc" = 1 ]; then
     echo "bench: no nncc binary at $NNCC (build it, or set NNCC=...)" >&2
   elif [ ! -f "$MODEL" ]; then
     echo "bench: no model file $MODEL (set MODEL=...)" >&2
-  elif "$NNCC" "$MODEL" -o "$tmp/fashion_cnn.c" --max-batch 32 &&
-       "$NNCC" "$MODEL" -o "$tmp/fashion_cnn_infer.c" --max-batch 256 --inference-only --prefix fashion_cnn_infer &&
+  elif "$NNCC" "$MODEL" -o "$tmp/fashion_cnn.c" --max-batch 32 $NNCC_FLAGS &&
+       "$NNCC" "$MODEL" -o "$tmp/fashion_cnn_infer.c" --max-batch 256 --inference-only --prefix fashion_cnn_infer $NNCC_FLAGS &&
        "$CC" "${cflags[@]}" -std=c11 -Wall -Wextra -I "$tmp" -I "$root/runtime" "$here/bench_cnn.c" \
          "$tmp/fashion_cnn.c" "$tmp/fashion_cnn_infer.c" -o "$tmp/bench_cnn" \
          -L "$root/build" -lnncc_rt -Wl,-rpath,"$root/build" -lm; then

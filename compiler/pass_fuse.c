@@ -12,7 +12,8 @@
  * node no output, loss, metric, update or moving-statistics update reads is
  * removed. Last, a bias add (with or without its activation) that is the
  * only reader of a Dense's GEMM or a convolution moves into that GEMM's
- * epilogue: the emitter runs the GEMM in blocks of rows and applies the
+ * epilogue: the emitter runs the GEMM in blocks of rows (512 KiB of
+ * output, NNRT_EPILOGUE_ROWS) and applies the
  * bias and activation to each block right after it, while it is in cache
  * (one pass over memory less). Only when nothing that owns memory sits
  * between the two nodes, so computing the second early cannot overwrite a

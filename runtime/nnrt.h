@@ -162,8 +162,9 @@ typedef struct NnrtEpilogue {
     const float *b;
     void (*apply)(const struct NnrtEpilogue *e, size_t row, size_t rows);
 } NnrtEpilogue;
-/* rows of f floats a GEMM writes between epilogue calls: 64 KiB of output */
-#define NNRT_EPILOGUE_ROWS(f) ((f) < 1024 ? 16384 / (f) : 16)
+/* rows of f floats a GEMM writes between epilogue calls: 512 KiB of output,
+ * which stays in L2; smaller blocks make OpenBLAS's GEMMs measurably slower */
+#define NNRT_EPILOGUE_ROWS(f) ((f) < 256 ? 131072 / (f) : 512)
 /* nnrt_conv_forward, then epi on each block of NNRT_EPILOGUE_ROWS output rows
  * as soon as its GEMM is done (epi NULL: none) */
 void nnrt_conv_forward_epilogue(float *y, const float *x, const float *k, const NnrtConv *c, int B,

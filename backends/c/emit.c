@@ -498,7 +498,7 @@ static void emit_matmul(Emitter *e, const Node *n)
     define(e, n);
     if (n->epilogue) {  /* row blocks: each gets the bias (and activation) right after its GEMM */
         const Node *ep = n->epilogue;
-        int64_t block = cols(n) < 1024 ? 16384 / cols(n) : 16;
+        int64_t block = cols(n) < 256 ? 131072 / cols(n) : 512;  /* NNRT_EPILOGUE_ROWS */
         out(e, "    /* %s = %s(%s + bias) in the GEMM's epilogue, %lld rows at a time */\n", ep->name,
             ep->op == OP_BIAS_ADD ? "linear" : act_name(e, ep), n->name, (long long)block);
         define(e, ep);
