@@ -412,6 +412,7 @@ static int check_time_axis(Graph *g)
         bool rowwise = false;
         switch (n->op) {
         case OP_MATMUL: case OP_BIAS_ADD: case OP_BIAS_GRAD: case OP_ACTIVATION: case OP_BIAS_ACTIVATION:
+        case OP_ADD_ACTIVATION:
         case OP_ACTIVATION_GRAD: case OP_SOFTMAX: case OP_SOFTMAX_GRAD: case OP_MUL: case OP_ADD: case OP_SUB:
         case OP_SCALE: case OP_MAXIMUM: case OP_MAXIMUM_GRAD: case OP_LOSS: case OP_LOSS_GRAD: case OP_METRIC:
         case OP_SCALE_SHIFT:

@@ -7,7 +7,9 @@
  * folded BatchNormalization's SCALE_SHIFT takes the activation over:
  * y = f(x scale + shift). When the activation's derivative reads x (the
  * pre-activation: gelu, swish, softplus, ...) the backward pass needs that
- * value, so those are left alone. The backward ACTIVATION_GRAD that named
+ * value, so those are left alone. An elementwise ADD whose only reader is
+ * the activation (a residual block's Add + relu) becomes ADD_ACTIVATION,
+ * y = f(a + b) in one loop, the same way. The backward ACTIVATION_GRAD that named
  * the bias node as its (unread) x is pointed at the fused node. Then every
  * node no output, loss, metric, update or moving-statistics update reads is
  * removed. Last, a bias add (with or without its activation) that is the
@@ -102,13 +104,15 @@ int pass_fuse(Graph *g, bool report)
                 if (g->nodes[j]->src[s] == z && g->nodes[j] != a &&
                     !(g->nodes[j]->op == OP_ACTIVATION_GRAD && s == 1 && g->nodes[j]->src[2] == a))
                     other++;
-        bool scale_shift = z->op == OP_SCALE_SHIFT && z->attr == ACT_LINEAR;
-        if ((z->op != OP_BIAS_ADD && !scale_shift) || other || z->is_output || z->storage != ST_ARENA)
+        bool scale_shift = z->op == OP_SCALE_SHIFT && z->attr == ACT_LINEAR, add = z->op == OP_ADD;
+        if ((z->op != OP_BIAS_ADD && !scale_shift && !add) || other || z->is_output || z->storage != ST_ARENA)
+            continue;
+        if (add && (!shape_equal(&z->src[0]->shape, &z->src[1]->shape) || z->src[0]->batched != z->src[1]->batched))
             continue;
         for (int j = 0; j < g->nnodes; j++)
             if (g->nodes[j]->op == OP_ACTIVATION_GRAD && g->nodes[j]->src[1] == z)
                 g->nodes[j]->src[1] = a;  /* the derivative reads y only */
-        a->op = scale_shift ? OP_SCALE_SHIFT : OP_BIAS_ACTIVATION;
+        a->op = scale_shift ? OP_SCALE_SHIFT : add ? OP_ADD_ACTIVATION : OP_BIAS_ACTIVATION;
         a->nsrc = 2;
         a->src[0] = z->src[0];
         a->src[1] = z->src[1];

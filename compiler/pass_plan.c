@@ -62,7 +62,7 @@ static bool elementwise(OpKind op)
 {
     return op == OP_ACTIVATION || op == OP_BIAS_ACTIVATION || op == OP_BIAS_ADD || op == OP_SCALE || op == OP_MUL ||
            op == OP_ADD || op == OP_SUB || op == OP_ACTIVATION_GRAD || op == OP_MAXIMUM_GRAD ||
-           op == OP_SOFTMAX_GRAD || op == OP_SCALE_SHIFT;
+           op == OP_SOFTMAX_GRAD || op == OP_SCALE_SHIFT || op == OP_ADD_ACTIVATION;
 }
 
 void pass_plan_memory(Graph *g)

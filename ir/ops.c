@@ -430,6 +430,8 @@ static void shape_bn_fold(Graph *g, Node *n)
     n->batched = false;
 }
 #define grad_bn_fold NULL
+#define shape_add_activation same_as_src0
+#define grad_add_activation NULL  /* made after autodiff */
 #define shape_scale_shift same_as_src0
 #define grad_scale_shift NULL
 

@@ -25,6 +25,7 @@
     X(DROPOUT_MASK, dropout_mask, 0) /* mask in {0, 1/(1-rate)}, rate `alpha`, fresh per step; `steps` > 0: the same over that many time steps */ \
     X(MUL, mul, 2)                 /* y = a * b elementwise */                       \
     X(ADD, add, 2)                 /* y = a + b (also gradient fan-in) */            \
+    X(ADD_ACTIVATION, add_activation, 2) /* y = f(a + b): ADD and ACTIVATION fused (pass_fuse.c), residual blocks */ \
     X(SUB, sub, 2)                 /* y = a - b */                                   \
     X(SCALE, scale, 1)             /* y = alpha * x */                               \
     X(MAXIMUM, maximum, 2)         /* y = max(a, b), ties to a */                    \

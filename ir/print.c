@@ -28,6 +28,7 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_ACTIVATION:
     case OP_ACTIVATION_GRAD:
     case OP_BIAS_ACTIVATION:
+    case OP_ADD_ACTIVATION:
     case OP_SCALE_SHIFT:
         fprintf(out, " %s", act_info[n->attr].name);
         if (n->alpha != 0.0f)

@@ -310,6 +310,7 @@ typedef struct {
     const Graph *g;
     bool need[H_COUNT];
     bool act_forward[ACT_COUNT], act_backward[ACT_COUNT], act_bias_forward[ACT_COUNT], act_scale_shift[ACT_COUNT];
+    bool act_add_forward[ACT_COUNT];
     bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
     const char **field;          /* per weight: its name in the Weights struct */
     const CustomFn *customs[64]; /* the custom functions the code calls, for their helpers */
@@ -572,6 +573,17 @@ static const char *epilogue_call(Emitter *e, const Node *a, const char *y, const
     e->act_bias_forward[a->attr] = true;
     return fmt_str("%s_bias_forward(%s, %s, %s, %s, %lld%s)", act_name(e, a), y, z, b, rows, (long long)cols(a),
                    act_has_alpha((ActKind)a->attr) ? fmt_str(", %s", flt(a->alpha)) : "");
+}
+
+static void emit_add_activation(Emitter *e, const Node *n)
+{
+    e->act_add_forward[n->attr] = true;
+    comment(e, n);
+    define(e, n);
+    out(e, "    %s_add_forward(%s, %s, %s, %s", act_name(e, n), ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), count(n));
+    if (act_has_alpha((ActKind)n->attr))
+        out(e, ", %s", flt(n->alpha));
+    out(e, ");\n");
 }
 
 static void emit_bias_activation(Emitter *e, const Node *n)
@@ -1467,6 +1479,25 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
                        "    }\n}\n\n",
                     a->forward, a->forward);
         }
+        if (e->act_add_forward[k])  /* the bias loop, with a second tensor instead of a bias row */
+            fprintf(f, "/* %s of a + b elementwise, in one pass (a residual Add and its activation):\n"
+                       " * y = %s. Each block of 8 is read before it is written, so y may be a. */\n"
+                       "static void %s_add_forward(float *y, const float *a, const float *b, size_t n%s)\n{\n"
+                       "    size_t i = 0;\n"
+                       "    for (; i + 8 <= n; i += 8) {\n"
+                       "        float t[8];\n"
+                       "        for (int k = 0; k < 8; k++)\n"
+                       "            t[k] = a[i + k] + b[i + k];\n"
+                       "        for (int k = 0; k < 8; k++) {\n"
+                       "            const float x = t[k];\n"
+                       "            y[i + k] = %s;\n"
+                       "        }\n"
+                       "    }\n"
+                       "    for (; i < n; i++) {\n"
+                       "        const float x = a[i] + b[i];\n"
+                       "        y[i] = %s;\n"
+                       "    }\n}\n\n",
+                    a->name, a->forward, a->name, alpha, a->forward, a->forward);
         if (e->act_scale_shift[k])  /* the bias loop above, with x * scale + shift */
             fprintf(f, "/* %s of x = in * scale + shift per channel, in one pass: y = %s. ss is (2, cols),\n"
                        " * the scales then the shifts (a BatchNormalization folded into the layer before\n"

@@ -535,6 +535,13 @@ static void binary(Emitter *e, const Node *n, Binary op)
 
 static void k_add(Emitter *e, const Node *n) { binary(e, n, B_ADD); }
 static void k_sub(Emitter *e, const Node *n) { binary(e, n, B_SUB); }
+
+/* a residual Add and its activation (pass_fuse): the sum, then the activation over it in place */
+static void k_add_activation(Emitter *e, const Node *n)
+{
+    binary(e, n, B_ADD);
+    out(e, "    %s_inplace(%s, %lld%s);\n", act_stem(e, n, FORM_INPLACE, false), n->name, count(n), alpha_arg(e, n));
+}
 static void k_mul(Emitter *e, const Node *n) { binary(e, n, B_MUL); }
 static void k_maximum(Emitter *e, const Node *n) { binary(e, n, B_MAXIMUM); }
 
@@ -716,6 +723,7 @@ static const KernelFn kernels[OP_COUNT] = {
     [OP_BIAS_ADD] = k_bias_add,
     [OP_ACTIVATION] = k_activation,
     [OP_BIAS_ACTIVATION] = k_bias_activation,
+    [OP_ADD_ACTIVATION] = k_add_activation,
     [OP_SOFTMAX] = k_softmax,
     [OP_MUL] = k_mul,
     [OP_ADD] = k_add,

@@ -6,8 +6,9 @@
 # so), so the generated C hands each convolution its epilogue function
 # (nnrt_conv_forward_epilogue) and runs each Dense's GEMM in row blocks
 # with relu_bias_forward inside the same loop; no separate pass over the
-# output is left. --no-fuse keeps them apart. The numbers are checked by
-# check_fused_matches_unfused and the model tests.
+# output is left. resnet_small.yaml: each residual unit's Add and its relu
+# become one loop (relu_add_forward). --no-fuse keeps all of them apart.
+# The numbers are checked by check_fused_matches_unfused and the model tests.
 set -eu
 nncc=$1 src=$2 dir=$3
 mkdir -p "$dir"
@@ -25,6 +26,14 @@ if ! grep -A1 'nnrt_gemm(0, 0, blk_rows, 128, 2304' "$dir/fused.c" | grep -q 're
 fi
 if grep -q 'nnrt_conv_forward_epilogue\|blk_rows' "$dir/unfused.c"; then
     echo "epilogue: --no-fuse code has an epilogue"
+    fail=1
+fi
+"$nncc" "$src/models/resnet_small.yaml" -o "$dir/resnet.c" --report > "$dir/resnet_report.txt"
+"$nncc" "$src/models/resnet_small.yaml" -o "$dir/resnet_unfused.c" --no-fuse
+n=$(grep -c 'relu_add_forward(residual_unit[_0-9]*_activation_1, ' "$dir/resnet.c" || true)
+[ "$n" -ge 4 ] || { echo "epilogue: $n residual Add + relu loops in resnet_small's code, expected at least 4"; fail=1; }
+if grep -q 'relu_add_forward' "$dir/resnet_unfused.c"; then
+    echo "epilogue: --no-fuse code fuses Add and relu"
     fail=1
 fi
 [ "$fail" = 0 ] && echo "epilogue: ok"
