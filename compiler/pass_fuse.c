@@ -9,7 +9,12 @@
  * pre-activation: gelu, swish, softplus, ...) the backward pass needs that
  * value, so those are left alone. An elementwise ADD whose only reader is
  * the activation (a residual block's Add + relu) becomes ADD_ACTIVATION,
- * y = f(a + b) in one loop, the same way. The backward ACTIVATION_GRAD that named
+ * y = f(a + b) in one loop, the same way. In training, a BatchNormalization
+ * (BN_APPLY over its batch statistics) read only by its activation takes
+ * the activation over too: y = f((x - mean) gamma inv + beta) in one pass,
+ * computed in the order nnrt_bn_forward uses, so the values are those of
+ * the two passes bit for bit (the backward reads x and the statistics, not
+ * the normalized values). The backward ACTIVATION_GRAD that named
  * the bias node as its (unread) x is pointed at the fused node. Then every
  * node no output, loss, metric, update or moving-statistics update reads is
  * removed. Last, a bias add (with or without its activation) that is the
@@ -105,13 +110,28 @@ int pass_fuse(Graph *g, bool report)
                     !(g->nodes[j]->op == OP_ACTIVATION_GRAD && s == 1 && g->nodes[j]->src[2] == a))
                     other++;
         bool scale_shift = z->op == OP_SCALE_SHIFT && z->attr == ACT_LINEAR, add = z->op == OP_ADD;
-        if ((z->op != OP_BIAS_ADD && !scale_shift && !add) || other || z->is_output || z->storage != ST_ARENA)
+        bool bn = z->op == OP_BN_APPLY && a->attr != ACT_CUSTOM;
+        if ((z->op != OP_BIAS_ADD && !scale_shift && !add && !bn) || other || z->is_output || z->storage != ST_ARENA)
             continue;
         if (add && (!shape_equal(&z->src[0]->shape, &z->src[1]->shape) || z->src[0]->batched != z->src[1]->batched))
             continue;
         for (int j = 0; j < g->nnodes; j++)
             if (g->nodes[j]->op == OP_ACTIVATION_GRAD && g->nodes[j]->src[1] == z)
                 g->nodes[j]->src[1] = a;  /* the derivative reads y only */
+        if (bn) {  /* a becomes the BatchNormalization, with its own activation */
+            a->op = OP_BN_APPLY;
+            a->nsrc = z->nsrc;
+            for (int s = 0; s < z->nsrc; s++)
+                a->src[s] = z->src[s];
+            a->has_gamma = z->has_gamma;
+            a->has_beta = z->has_beta;
+            a->eps = z->eps;
+            if (report)
+                printf("fuse (%s graph): %s = %s(batch normalization of %s) in one pass\n", g->mode, a->name,
+                       act_info[a->attr].name, a->src[0]->name);
+            fused++;
+            continue;
+        }
         a->op = scale_shift ? OP_SCALE_SHIFT : add ? OP_ADD_ACTIVATION : OP_BIAS_ACTIVATION;
         a->nsrc = 2;
         a->src[0] = z->src[0];

@@ -38,7 +38,7 @@
     X(POOL, pool, 1)               /* max (attr 0) or average (1) pooling, window `conv` */ \
     X(POOL_GRAD, pool_grad, 3)     /* src dy, x, y */                                \
     X(BN_STATS, bn_stats, 1)       /* (2, c): batch mean, 1/sqrt(var + eps) over all but the last axis */ \
-    X(BN_APPLY, bn_apply, -1)      /* y = gamma (x - mean) inv + beta; src x, stats[, gamma][, beta] */ \
+    X(BN_APPLY, bn_apply, -1)      /* y = f(gamma (x - mean) inv + beta), f = ACT_TABLE row `attr` (linear, or merged by pass_fuse.c); src x, stats[, gamma][, beta] */ \
     X(BN_GRAD_INPUT, bn_grad_input, -1) /* dx through the batch statistics; src dy, x, stats[, gamma] */ \
     X(BN_GRAD_GAMMA, bn_grad_gamma, 3)  /* dgamma = sum dy * xhat; src dy, x, stats */ \
     X(BN_MOVING, bn_moving, 3)     /* moving mean/var += (1-momentum)(batch - moving); src stats, mean, var */ \

@@ -310,7 +310,7 @@ typedef struct {
     const Graph *g;
     bool need[H_COUNT];
     bool act_forward[ACT_COUNT], act_backward[ACT_COUNT], act_bias_forward[ACT_COUNT], act_scale_shift[ACT_COUNT];
-    bool act_add_forward[ACT_COUNT];
+    bool act_add_forward[ACT_COUNT], act_bn_forward[ACT_COUNT];
     bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
     const char **field;          /* per weight: its name in the Weights struct */
     const CustomFn *customs[64]; /* the custom functions the code calls, for their helpers */
@@ -842,6 +842,16 @@ static void emit_bn_apply(Emitter *e, const Node *n)
     const Node *x = n->src[0];
     comment(e, n);
     define(e, n);
+    if (n->attr != ACT_LINEAR) {  /* with its activation (pass_fuse) */
+        e->act_bn_forward[n->attr] = true;
+        out(e, "    %s_bn_forward(%s, %s, %s, %s, %s, %s, %lld", act_info[n->attr].name, ref(e, n), ref(e, x),
+            ref(e, n->src[1]), opt_src(e, n, n->has_gamma, 2), opt_src(e, n, n->has_beta, n->has_gamma ? 3 : 2),
+            rows(x), (long long)cols(x));
+        if (act_has_alpha((ActKind)n->attr))
+            out(e, ", %s", flt(n->alpha));
+        out(e, ");\n");
+        return;
+    }
     out(e, "    nnrt_bn_forward(%s, %s, %s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, x), ref(e, n->src[1]),
         opt_src(e, n, n->has_gamma, 2), opt_src(e, n, n->has_beta, n->has_gamma ? 3 : 2), rows(x), (long long)cols(x));
 }
@@ -1479,6 +1489,30 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
                        "    }\n}\n\n",
                     a->forward, a->forward);
         }
+        if (e->act_bn_forward[k])  /* runtime/norm.c's nnrt_bn_forward, operation for operation, then f */
+            fprintf(f, "/* %s of a BatchNormalization in training, in one pass: x = (in - mean) * scale + shift\n"
+                       " * with scale = gamma / sqrt(var + eps) and shift = beta per channel (stats is (2, cols):\n"
+                       " * the batch mean, then 1 / sqrt(var + eps)), as nnrt_bn_forward computes it; y = %s. */\n"
+                       "static void %s_bn_forward(float *y, const float *in, const float *stats, const float *gamma,\n"
+                       "                          const float *beta, size_t rows, size_t cols%s)\n{\n"
+                       "    const float *mean = stats, *inv = stats + cols;\n"
+                       "    for (size_t c0 = 0; c0 < cols; c0 += 64) {\n"
+                       "        const size_t nc = cols - c0 < 64 ? cols - c0 : 64;\n"
+                       "        float scale[64], shift[64];\n"
+                       "        for (size_t c = 0; c < nc; c++) {\n"
+                       "            scale[c] = gamma ? gamma[c0 + c] * inv[c0 + c] : inv[c0 + c];\n"
+                       "            shift[c] = beta ? beta[c0 + c] : 0.0f;\n"
+                       "        }\n"
+                       "        for (size_t r = 0; r < rows; r++) {\n"
+                       "            const float *xr = in + r * cols + c0;\n"
+                       "            float *yr = y + r * cols + c0;\n"
+                       "            for (size_t c = 0; c < nc; c++) {\n"
+                       "                const float x = (xr[c] - mean[c0 + c]) * scale[c] + shift[c];\n"
+                       "                yr[c] = %s;\n"
+                       "            }\n"
+                       "        }\n"
+                       "    }\n}\n\n",
+                    a->name, a->forward, a->name, alpha, a->forward);
         if (e->act_add_forward[k])  /* the bias loop, with a second tensor instead of a bias row */
             fprintf(f, "/* %s of a + b elementwise, in one pass (a residual Add and its activation):\n"
                        " * y = %s. Each block of 8 is read before it is written, so y may be a. */\n"
@@ -2391,7 +2425,7 @@ static const char *const reserved_locals[] = {
     "m", "B", "model", "in", "out", "tg", "res", "arena", "rng", "acc", "grad_scale", "update_stats", "n", "start",
     "total", "rc", "t", "lr_t", "inputs", "outputs", "targets", "loss", "metrics", "seed", "bytes", "floats",
     "fn", "need_tg", "need_out", "dst", "src", "path", "report", "loaded", "mp", "h5_path", "i",
-    "T", "timesteps", "blk", "blk_rows",
+    "T", "timesteps", "blk", "blk_rows", "blk_scale",
 };
 
 static bool reserved_global(const char *name)
