@@ -8,6 +8,7 @@
  *   lower.c    Model -> Program: the inference graph and the training graph
  *              (forward, loss, autodiff, updates), names, shapes, weights
  *   pass_fold_bn.c  BatchNormalization folded into the Conv/Dense before it (inference graph)
+ *   pass_cse.c   common subexpressions computed once
  *   pass_fuse.c  bias or scale-and-shift + activation in one pass; dead-code elimination
  *   pass_plan.c  memory planning of each graph into one arena
  *   (backends/c)  Program -> P.c / P.h / driver
@@ -301,6 +302,13 @@ int check_c_hooks(const char *file, const Model *m);
  * per-channel scale and shift, bias included) + SCALE_SHIFT of the layer's
  * product. Returns the number of BatchNormalizations folded. */
 int pass_fold_bn(Graph *g, bool report);
+
+/* ---- pass_cse.c ------------------------------------------------------------ */
+
+/* Requires: a verified graph, before pass_fuse (whose dead-code elimination
+ * removes the merged nodes). Pure nodes with the same op, sources, shape
+ * and attributes become one; returns how many were merged. */
+int pass_cse(Graph *g, bool report);
 
 /* ---- pass_fuse.c ----------------------------------------------------------- */
 

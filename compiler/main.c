@@ -389,6 +389,9 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         ir_verify(p->infer);
     }
     if (!a->no_fuse) {
+        pass_cse(p->infer, a->report);
+        if (p->train)
+            pass_cse(p->train, a->report);
         pass_fuse(p->infer, a->report);
         ir_verify(p->infer);
         if (p->train) {

@@ -31,3 +31,15 @@ add_test(NAME fuse_epilogue
          COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/epilogue.sh $<TARGET_FILE:nncc> ${CMAKE_SOURCE_DIR}
                  ${CMAKE_CURRENT_BINARY_DIR}/epilogue)
 set_tests_properties(fuse_epilogue PROPERTIES PASS_REGULAR_EXPRESSION "epilogue: ok")
+
+# pass_cse: cse.yaml's repeated Flatten and tanh are computed once in both
+# graphs (--report), and nncc check finds the merged build equal to the
+# --no-fuse one and its gradients equal to finite differences.
+file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/cse)
+add_test(NAME cse_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/cse.yaml
+         -o ${CMAKE_CURRENT_BINARY_DIR}/cse/cse.c --report)
+set_tests_properties(cse_report PROPERTIES PASS_REGULAR_EXPRESSION
+  "cse \\(infer graph\\): flat_b is flat_a.*act_b is act_a.*cse \\(train graph\\): flat_b is flat_a.*act_b is act_a")
+add_test(NAME cse_check COMMAND $<TARGET_FILE:nncc> check ${CMAKE_CURRENT_LIST_DIR}/cse.yaml
+         --out ${CMAKE_CURRENT_BINARY_DIR}/cse/check --quiet)
+set_tests_properties(cse_check PROPERTIES PASS_REGULAR_EXPRESSION "fused vs unfused: .*: ok.*gradient check: .*: ok")
