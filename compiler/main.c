@@ -90,6 +90,7 @@ typedef struct {
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
     bool report, emit_ir, march_native, max_batch_given, no_fuse, no_fold, emit_test, emit_yaml, standalone;
+    float *standalone_block;     /* --standalone: the weights of --weights, BatchNormalizations folded in */
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
 
@@ -347,6 +348,35 @@ static void print_report(const Program *p)
            p->weights->trainable_total);
 }
 
+/* --standalone's weights (strict: every weight, its shape), read before
+ * standalone_prepare folds BatchNormalizations into them; NULL after a
+ * message. Freed by cmd_standalone. */
+static float *standalone_weights(Arena *arena, const Args *a, const Program *p)
+{
+    const WeightSet *ws = p->weights;
+    NnrtWeightInfo *info = arena_alloc(arena, (size_t)(ws->n + 1) * sizeof *info);
+    for (int i = 0; i < ws->n; i++) {
+        const Weight *w = ws->items[i];
+        info[i] = (NnrtWeightInfo){w->layer, arena_printf(arena, "%s/%s:0", w->layer, w->name), w->shape.rank, {0},
+                                   w->offset, w->trainable};
+        for (int d = 0; d < w->shape.rank; d++)
+            info[i].shape[d] = w->shape.dim[d];
+    }
+    float *block = malloc((ws->total ? ws->total : 1) * sizeof *block);
+    if (!block)
+        return error_plain("out of memory for %zu weights", ws->total), NULL;
+    char err[1024];
+    int loaded = nnrt_h5_load(a->weights, info, (size_t)ws->n, block, 1, NULL, err, sizeof err);
+    if (loaded < 0) {
+        error_plain("%s", err);
+        if (loaded == NNRT_EMISMATCH)
+            hint("--weights takes what P_save, `nncc train` or Keras's model.save wrote for this model");
+        free(block);
+        return NULL;
+    }
+    return block;
+}
+
 static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
 {
     if (model_parse(arena, a->model, m))
@@ -400,7 +430,9 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         }
     }
     if (a->standalone) {
-        standalone_prepare(p->infer);
+        if (!(a->standalone_block = standalone_weights(arena, a, p)))
+            return 1;
+        standalone_prepare(p->infer, a->standalone_block, a->report);
         ir_verify(p->infer);
     }
     pass_plan_memory(p->infer);
@@ -467,36 +499,17 @@ static int output_close(Output *o, bool keep)
     return keep ? error_plain("cannot write '%s': %s", o->path, strerror(e)) : 0;
 }
 
-/* --standalone: the weights of --weights (strict: every weight, its shape)
- * as the constants of P.c. */
+/* --standalone: P.c and P.h, with the weights standalone_weights read
+ * (BatchNormalizations folded in) as constants. */
 static int cmd_standalone(Arena *arena, Args *a, const Program *p)
 {
     const char *why;
+    float *block = a->standalone_block;
     const Node *bad = standalone_unsupported(p->infer, &why);
     if (bad) {
         error_at(bad->loc, "--standalone cannot compile layer '%s' (op %s): %s", bad->layer ? bad->layer : bad->name,
                  op_info[bad->op].name, why);
         hint("compile without --standalone: the code that links libnncc_rt runs every layer");
-        return 1;
-    }
-    const WeightSet *ws = p->weights;
-    NnrtWeightInfo *info = arena_alloc(arena, (size_t)(ws->n + 1) * sizeof *info);
-    for (int i = 0; i < ws->n; i++) {
-        const Weight *w = ws->items[i];
-        info[i] = (NnrtWeightInfo){w->layer, arena_printf(arena, "%s/%s:0", w->layer, w->name), w->shape.rank, {0},
-                                   w->offset, w->trainable};
-        for (int d = 0; d < w->shape.rank; d++)
-            info[i].shape[d] = w->shape.dim[d];
-    }
-    float *block = malloc((ws->total ? ws->total : 1) * sizeof *block);
-    if (!block)
-        return error_plain("out of memory for %zu weights", ws->total), 1;
-    char err[1024];
-    int loaded = nnrt_h5_load(a->weights, info, (size_t)ws->n, block, 1, NULL, err, sizeof err);
-    if (loaded < 0) {
-        error_plain("%s", err);
-        if (loaded == NNRT_EMISMATCH)
-            hint("--weights takes what P_save, `nncc train` or Keras's model.save wrote for this model");
         free(block);
         return 1;
     }

@@ -31,7 +31,7 @@ bool emit_reserved_prefix(const char *prefix);
 /* Before pass_plan_memory on the inference graph: keep only what P_infer
  * computes (the outputs, what they read, the inputs) and give each kernel
  * the scratch the standalone kernels need (none). */
-void standalone_prepare(Graph *g);
+void standalone_prepare(Graph *g, float *weights, bool report);
 /* The first node P_infer cannot compute, with the reason, or NULL. */
 const Node *standalone_unsupported(const Graph *g, const char **why);
 /* Requires: standalone_prepare, pass_plan_memory, no unsupported node.

@@ -741,8 +741,70 @@ static const KernelFn kernels[OP_COUNT] = {
 
 /* ---- what the driver calls before planning, and the check --------------------------------- */
 
-void standalone_prepare(Graph *g)
+/* The weight a node reads, as floats of the block. */
+static float *values(float *block, const Node *w)
 {
+    return block + w->w->offset;
+}
+
+/* BatchNormalization folded into the kernel and bias before it, with the
+ * weights known: BN(x W + b) = x (W scale) + ((b - mean) scale + beta),
+ * scale = gamma / sqrt(var + eps) per output channel (W's last axis). The
+ * BN node becomes a view of the bias add, or, without a bias (use_bias:
+ * false), the bias add itself, its bias written over the moving mean's
+ * values. The kernel, bias and mean must have no other reader. */
+static void fold_bn(Graph *g, float *block, bool report)
+{
+    int *readers = arena_alloc(g->arena, (size_t)g->nnodes * sizeof *readers);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int s = 0; s < g->nodes[i]->nsrc; s++)
+            readers[g->nodes[i]->src[s]->id]++;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->op != OP_BN_INFER || n->is_output)
+            continue;
+        Node *p = n->src[0], *bias_add = NULL, *mean = n->src[1], *var = n->src[2];
+        if (p->op == OP_BIAS_ADD && readers[p->id] == 1 && p->src[1]->storage == ST_WEIGHT) {
+            bias_add = p;
+            p = p->src[0];
+        }
+        bool linear = (p->op == OP_CONV && p->attr == 0) || (p->op == OP_MATMUL && !p->trans_a && !p->trans_b);
+        Node *kernel = linear ? p->src[1] : NULL;
+        if (!linear || readers[p->id] != 1 || kernel->storage != ST_WEIGHT || readers[kernel->id] != 1 ||
+            mean->storage != ST_WEIGHT || var->storage != ST_WEIGHT || readers[mean->id] != 1 ||
+            (bias_add && readers[bias_add->src[1]->id] != 1))
+            continue;
+        const float *gamma = n->has_gamma ? values(block, n->src[3]) : NULL;
+        const float *beta = n->has_beta ? values(block, n->src[n->has_gamma ? 4 : 3]) : NULL;
+        int64_t c = kernel->shape.dim[kernel->shape.rank - 1], rows = shape_size(&kernel->shape) / c;
+        float *k = values(block, kernel), *mu = values(block, mean), *b = bias_add ? values(block, bias_add->src[1]) : NULL;
+        const float *v = values(block, var);
+        for (int64_t j = 0; j < c; j++) {
+            double scale = (gamma ? gamma[j] : 1.0) / sqrt((double)v[j] + (double)n->eps);
+            for (int64_t r = 0; r < rows; r++)
+                k[r * c + j] = (float)(k[r * c + j] * scale);
+            double shift = ((b ? b[j] : 0.0) - mu[j]) * scale + (beta ? beta[j] : 0.0);
+            (b ? b : mu)[j] = (float)shift;  /* without a bias, the mean's values hold it */
+        }
+        if (bias_add) {  /* the BN is now the bias add's value */
+            n->op = OP_RESHAPE;
+            n->nsrc = 1;
+            n->src[0] = bias_add;
+        } else {
+            n->op = OP_BIAS_ADD;
+            n->nsrc = 2;
+            n->src[0] = p;
+            n->src[1] = mean;
+        }
+        if (report)
+            printf("fold_bn (standalone): %s into %s's kernel%s\n", n->name, p->name,
+                   bias_add ? " and bias" : " and a bias (use_bias: false)");
+    }
+}
+
+void standalone_prepare(Graph *g, float *weights, bool report)
+{
+    fold_bn(g, weights, report);
     bool *keep = arena_alloc(g->arena, (size_t)(g->nnodes + 1) * sizeof *keep);
     for (int i = g->nnodes - 1; i >= 0; i--) {
         Node *n = g->nodes[i];

@@ -30,7 +30,7 @@ if [ "$tamper" = --tamper ]; then
     "$dir/reference" "$dir/other" 2
     weights=$dir/other/weights.h5
 fi
-"$nncc" "$model" --standalone --weights "$weights" -o "$dir/sa.c" --prefix sa --quiet
+"$nncc" "$model" --standalone --weights "$weights" -o "$dir/sa.c" --prefix sa --quiet --report > "$dir/report.txt"
 sh "$here/scan.sh" "$dir/sa.c" "$dir/sa.h"
 # shellcheck disable=SC2086
 "$cc" $strict -c "$dir/sa.c" -o "$dir/sa.o"

@@ -71,3 +71,13 @@ set_tests_properties(standalone_cli_other_model_weights PROPERTIES
   PASS_REGULAR_EXPRESSION "w0.h5: 6 of 6 weights do not match the model; first: weight 'dense/kernel:0' of layer 'dense': model expects shape \\[784, 300\\], file has \\[6, 5\\]\nhint: --weights takes what P_save")
 set_tests_properties(standalone_cli_weights_alone PROPERTIES
   PASS_REGULAR_EXPRESSION "^nncc: error: --weights goes with --standalone when compiling")
+
+# With the weights known, every BatchNormalization after a Conv2D is folded
+# into its kernel and bias (resnet_small: nine, all use_bias false): the
+# report says so and no batch_norm call is left in P.c. standalone_resnet_small
+# (which compares those outputs with the ordinary build's) writes both files.
+set_tests_properties(standalone_resnet_small PROPERTIES FIXTURES_SETUP standalone_resnet_small_files)
+add_test(NAME standalone_folds_bn_into_kernels
+         COMMAND sh -c "grep -c 'into .*kernel and a bias' report.txt | grep -qx 9 && ! grep -q 'batch_norm(' sa.c"
+         WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/standalone/resnet_small)
+set_tests_properties(standalone_folds_bn_into_kernels PROPERTIES FIXTURES_REQUIRED standalone_resnet_small_files)
