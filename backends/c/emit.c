@@ -500,9 +500,18 @@ static void emit_matmul(Emitter *e, const Node *n)
     if (n->epilogue) {  /* row blocks: each gets the bias (and activation) right after its GEMM */
         const Node *ep = n->epilogue;
         int64_t block = cols(n) < 256 ? 131072 / cols(n) : 512;  /* NNRT_EPILOGUE_ROWS */
+        define(e, ep);
+        if (pre_rows(n) * (int64_t)e->p->max_batch <= block) {  /* the whole output is one block */
+            out(e, "    /* %s = %s(%s + bias), right after its GEMM: at most %lld rows, one cache-sized block */\n",
+                ep->name, ep->op == OP_BIAS_ADD ? "linear" : act_name(e, ep), n->name,
+                (long long)(pre_rows(n) * (int64_t)e->p->max_batch));
+            out(e, "    nnrt_gemm(0, 0, %s, %s, %s, 1.0f, %s, %lld, %s, %lld, 0.0f, %s, %s);\n", mm, nn, kk, ref(e, a),
+                (long long)cols(a), ref(e, b), (long long)cols(b), ref(e, n), nn);
+            out(e, "    %s;\n", epilogue_call(e, ep, ref(e, ep), ref(e, n), NULL, mm));
+            return;
+        }
         out(e, "    /* %s = %s(%s + bias) in the GEMM's epilogue, %lld rows at a time */\n", ep->name,
             ep->op == OP_BIAS_ADD ? "linear" : act_name(e, ep), n->name, (long long)block);
-        define(e, ep);
         out(e, "    for (int blk = 0; blk < %s; blk += %lld) {\n", mm, (long long)block);
         out(e, "        const int blk_rows = %s - blk < %lld ? %s - blk : %lld;\n", mm, (long long)block, mm,
             (long long)block);
