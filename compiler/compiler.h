@@ -258,6 +258,8 @@ Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, co
 Node *lower_node(Lower *lw, Layer *l, OpKind op, int nsrc, Node *const *src, const char *suffix);
 Node *lower_activation(Lower *lw, Layer *l, Node *x, Activation act, const char *name);
 void  layer_weight_options(Node *w, const Layer *l, const char *regularizer, const char *constraint);
+/* Dense's and the convolutions' tail: bias (use_bias, `units` values), then the activation; sets *out. */
+int   lower_bias_activation(Lower *lw, Layer *l, Node *y, int64_t units, Node **out);
 
 /* ---- layers_image.c: convolution, pooling, normalization, merges ------------- */
 

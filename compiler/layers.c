@@ -576,8 +576,16 @@ static int lower_dense(Lower *lw, Layer *l, Node *const *in, int nin, Node **out
         return -1;
     layer_weight_options(w, l, "kernel_regularizer", "kernel_constraint");
     Node *y = lower_node(lw, l, OP_MATMUL, 2, (Node *[]){x, w}, "xw");
+    return lower_bias_activation(lw, l, y, units->i, out);
+}
+
+/* The tail of Dense and the convolutions: the bias (use_bias, `units`
+ * values, with its initializer, regularizer and constraint), then the
+ * layer's activation. */
+int lower_bias_activation(Lower *lw, Layer *l, Node *y, int64_t units, Node **out)
+{
     if (layer_arg(l, "use_bias")->b) {
-        Shape bs = {1, {units->i}};
+        Shape bs = {1, {units}};
         Node *b = lower_weight(lw, l, "bias", &bs, &layer_arg(l, "bias_initializer")->init, l->trainable);
         if (!b)
             return -1;

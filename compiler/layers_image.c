@@ -148,16 +148,7 @@ static int lower_conv_nd(Lower *lw, Layer *l, Node *x, int nd, Node **out)
         return -1;
     node_infer_shape(lw->g, y);
     y->workspace = conv_workspace(y, x, lw->g->max_batch);
-    if (layer_arg(l, "use_bias")->b) {
-        Shape bs = {1, {filters->i}};
-        Node *b = lower_weight(lw, l, "bias", &bs, &layer_arg(l, "bias_initializer")->init, l->trainable);
-        if (!b)
-            return -1;
-        layer_weight_options(b, l, "bias_regularizer", "bias_constraint");
-        y = lower_node(lw, l, OP_BIAS_ADD, 2, (Node *[]){y, b}, "z");
-    }
-    *out = lower_activation(lw, l, y, layer_arg(l, "activation")->act, NULL);
-    return 0;
+    return lower_bias_activation(lw, l, y, filters->i, out);
 }
 
 /* DepthwiseConv2D: CONV with attr = depth_multiplier; channel c's filters
@@ -196,16 +187,7 @@ int lower_depthwise_conv2d(Lower *lw, Layer *l, Node *const *in, int nin, Node *
     if (set_window(l, y, x, 2, k, s, d, pad))
         return -1;
     node_infer_shape(lw->g, y);
-    if (layer_arg(l, "use_bias")->b) {
-        Shape bs = {1, {c * dm->i}};
-        Node *b = lower_weight(lw, l, "bias", &bs, &layer_arg(l, "bias_initializer")->init, l->trainable);
-        if (!b)
-            return -1;
-        layer_weight_options(b, l, "bias_regularizer", "bias_constraint");
-        y = lower_node(lw, l, OP_BIAS_ADD, 2, (Node *[]){y, b}, "z");
-    }
-    *out = lower_activation(lw, l, y, layer_arg(l, "activation")->act, NULL);
-    return 0;
+    return lower_bias_activation(lw, l, y, c * dm->i, out);
 }
 
 int lower_conv1d(Lower *lw, Layer *l, Node *const *in, int nin, Node **out)
