@@ -1457,6 +1457,33 @@ static void emit_apply_updates(Emitter *e)
 
 /* ---- the whole file ---------------------------------------------------------------------- */
 
+/* The loop of the fused activation helpers: y[i] = f(x) with x = `expr` (its
+ * '@' the element's index) for i < n, in blocks of 8 that load before they
+ * store, so y may alias the operands and the loop still vectorizes. */
+static void put_blocked(FILE *f, const char *indent, const char *i, const char *n, const char *expr,
+                        const char *forward)
+{
+    char block[256], tail[256];
+    size_t b = 0, t = 0;
+    for (const char *p = expr; *p && b < sizeof block - 16 && t < sizeof tail - 16; p++) {
+        if (*p == '@') {
+            b += (size_t)snprintf(block + b, sizeof block - b, "%s + k", i);
+            t += (size_t)snprintf(tail + t, sizeof tail - t, "%s", i);
+        } else {
+            block[b++] = *p;
+            tail[t++] = *p;
+        }
+    }
+    block[b] = tail[t] = 0;
+    fprintf(f, "%ssize_t %s = 0;\n", indent, i);
+    fprintf(f, "%sfor (; %s + 8 <= %s; %s += 8) {\n", indent, i, n, i);
+    fprintf(f, "%s    float t[8];\n%s    for (int k = 0; k < 8; k++)\n%s        t[k] = %s;\n", indent, indent, indent, block);
+    fprintf(f, "%s    for (int k = 0; k < 8; k++) {\n%s        const float x = t[k];\n", indent, indent);
+    fprintf(f, "%s        y[%s + k] = %s;\n%s    }\n%s}\n", indent, i, forward, indent, indent);
+    fprintf(f, "%sfor (; %s < %s; %s++) {\n%s    const float x = %s;\n%s    y[%s] = %s;\n%s}\n", indent, i, n, i, indent,
+            tail, indent, i, forward, indent);
+}
+
 static void emit_act_helpers(FILE *f, const Emitter *e)
 {
     static const char *vars[] = {"x", "y"};
@@ -1480,23 +1507,9 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
                     a->name, a->forward);
             fprintf(f, "static void %s_bias_forward(float *y, const float *in, const float *b, size_t rows, size_t cols%s)\n{\n",
                     a->name, alpha);
-            fprintf(f, "    for (size_t r = 0; r < rows; r++, y += cols, in += cols) {\n"
-                       "        size_t c = 0;\n"
-                       "        for (; c + 8 <= cols; c += 8) {\n"
-                       "            float t[8];\n"
-                       "            for (int k = 0; k < 8; k++)\n"
-                       "                t[k] = in[c + k] + b[c + k];\n"
-                       "            for (int k = 0; k < 8; k++) {\n"
-                       "                const float x = t[k];\n"
-                       "                y[c + k] = %s;\n"
-                       "            }\n"
-                       "        }\n"
-                       "        for (; c < cols; c++) {\n"
-                       "            const float x = in[c] + b[c];\n"
-                       "            y[c] = %s;\n"
-                       "        }\n"
-                       "    }\n}\n\n",
-                    a->forward, a->forward);
+            fprintf(f, "    for (size_t r = 0; r < rows; r++, y += cols, in += cols) {\n");
+            put_blocked(f, "        ", "c", "cols", "in[@] + b[@]", a->forward);
+            fprintf(f, "    }\n}\n\n");
         }
         if (e->act_bn_forward[k])  /* runtime/norm.c's nnrt_bn_forward, operation for operation, then f */
             fprintf(f, "/* %s of a BatchNormalization in training, in one pass: x = (in - mean) * scale + shift\n"
@@ -1522,49 +1535,26 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
                        "        }\n"
                        "    }\n}\n\n",
                     a->name, a->forward, a->name, alpha, a->forward);
-        if (e->act_add_forward[k])  /* the bias loop, with a second tensor instead of a bias row */
+        if (e->act_add_forward[k]) {  /* the bias loop, with a second tensor instead of a bias row */
             fprintf(f, "/* %s of a + b elementwise, in one pass (a residual Add and its activation):\n"
                        " * y = %s. Each block of 8 is read before it is written, so y may be a. */\n"
-                       "static void %s_add_forward(float *y, const float *a, const float *b, size_t n%s)\n{\n"
-                       "    size_t i = 0;\n"
-                       "    for (; i + 8 <= n; i += 8) {\n"
-                       "        float t[8];\n"
-                       "        for (int k = 0; k < 8; k++)\n"
-                       "            t[k] = a[i + k] + b[i + k];\n"
-                       "        for (int k = 0; k < 8; k++) {\n"
-                       "            const float x = t[k];\n"
-                       "            y[i + k] = %s;\n"
-                       "        }\n"
-                       "    }\n"
-                       "    for (; i < n; i++) {\n"
-                       "        const float x = a[i] + b[i];\n"
-                       "        y[i] = %s;\n"
-                       "    }\n}\n\n",
-                    a->name, a->forward, a->name, alpha, a->forward, a->forward);
-        if (e->act_scale_shift[k])  /* the bias loop above, with x * scale + shift */
+                       "static void %s_add_forward(float *y, const float *a, const float *b, size_t n%s)\n{\n",
+                    a->name, a->forward, a->name, alpha);
+            put_blocked(f, "    ", "i", "n", "a[@] + b[@]", a->forward);
+            fprintf(f, "}\n\n");
+        }
+        if (e->act_scale_shift[k]) {  /* the bias loop above, with x * scale + shift */
             fprintf(f, "/* %s of x = in * scale + shift per channel, in one pass: y = %s. ss is (2, cols),\n"
                        " * the scales then the shifts (a BatchNormalization folded into the layer before\n"
                        " * it). Each block of 8 is read before it is written, so y may be in (in place). */\n"
                        "static void %s_scale_shift_forward(float *y, const float *in, const float *ss, size_t rows, size_t cols%s)\n"
                        "{\n"
                        "    const float *scale = ss, *shift = ss + cols;\n"
-                       "    for (size_t r = 0; r < rows; r++, y += cols, in += cols) {\n"
-                       "        size_t c = 0;\n"
-                       "        for (; c + 8 <= cols; c += 8) {\n"
-                       "            float t[8];\n"
-                       "            for (int k = 0; k < 8; k++)\n"
-                       "                t[k] = in[c + k] * scale[c + k] + shift[c + k];\n"
-                       "            for (int k = 0; k < 8; k++) {\n"
-                       "                const float x = t[k];\n"
-                       "                y[c + k] = %s;\n"
-                       "            }\n"
-                       "        }\n"
-                       "        for (; c < cols; c++) {\n"
-                       "            const float x = in[c] * scale[c] + shift[c];\n"
-                       "            y[c] = %s;\n"
-                       "        }\n"
-                       "    }\n}\n\n",
-                    a->name, a->forward, a->name, alpha, a->forward, a->forward);
+                       "    for (size_t r = 0; r < rows; r++, y += cols, in += cols) {\n",
+                    a->name, a->forward, a->name, alpha);
+            put_blocked(f, "        ", "c", "cols", "in[@] * scale[@] + shift[@]", a->forward);
+            fprintf(f, "    }\n}\n\n");
+        }
         if (e->act_backward[k]) {
             /* declare only the operands the derivative reads */
             bool uses[2] = {false, false};
