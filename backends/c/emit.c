@@ -1161,10 +1161,10 @@ static void declare_io(Emitter *e, const Node *n)
 {
     if (n->op == OP_INPUT)
         out(e, "    const float *const %s = in[%d];  /* %s */\n", n->name, n->slot,
-            shape_str(e->g->arena, &n->shape, true));
+            node_shape_str(e->g->arena, n));
     else if (n->op == OP_TARGET)
         out(e, "    const %s *const %s = tg[%d];  /* %s%s */\n", n->int32 ? "int32_t" : "float", n->name, n->slot,
-            shape_str(e->g->arena, &n->shape, true), n->int32 ? " class labels" : "");
+            node_shape_str(e->g->arena, n), n->int32 ? " class labels" : "");
 }
 
 static bool graph_has(const Graph *g, OpKind op)
@@ -1187,7 +1187,7 @@ static void emit_train_chunk(Emitter *e)
         e->p->name);
     out(e, "    float *const arena = m->arena;\n");
     if (e->p->max_timesteps)
-        out(e, "    const int T = m->timesteps;  /* this call's sequence length */\n    (void)T;\n");
+        out(e, "    const int T = m->timesteps;  /* this call's sequence length */\n");
     if (!dropout)
         out(e, "    (void)rng;\n");
     if (!graph_has(g, OP_BN_MOVING))
@@ -1215,7 +1215,7 @@ static void emit_infer_chunk(Emitter *e)
         e->p->name);
     out(e, "    float *const arena = m->arena;\n");
     if (e->p->max_timesteps)
-        out(e, "    const int T = m->timesteps;  /* this call's sequence length */\n    (void)T;\n");
+        out(e, "    const int T = m->timesteps;  /* this call's sequence length */\n");
     if (!tail)
         out(e, "    (void)tg, (void)res;\n");
     bool uses_weights = graph_has(g, OP_WEIGHT);
