@@ -176,6 +176,34 @@
       "        }\n"                                                                                  \
       "    }\n"                                                                                      \
       "}\n")                                                                                         \
+    X(DEPTHWISE, "depthwise",                                                                        \
+      "/* y (oh, ow, c*dm) = x (h, w, c) convolved channel by channel with k (kh, kw, c, dm): output\n" \
+      " * channel i*dm + m sees input channel i alone (Keras DepthwiseConv2D); windows as conv's */\n" \
+      "static void depthwise(float *restrict y, const float *restrict x, const float *restrict k, int h, int w,\n" \
+      "                      int c, int kh, int kw, int dm, int sh, int sw, int dh, int dw, int pt, int pl, int oh,\n" \
+      "                      int ow)\n"                                                             \
+      "{\n"                                                                                          \
+      "    const int f = c * dm;\n"                                                                  \
+      "    for (int oy = 0; oy < oh; oy++) {\n"                                                      \
+      "        int ky_lo, ky_hi;\n"                                                                  \
+      "        window(oy, sh, pt, dh, kh, h, &ky_lo, &ky_hi);\n"                                     \
+      "        for (int ox = 0; ox < ow; ox++) {\n"                                                  \
+      "            int kx_lo, kx_hi;\n"                                                              \
+      "            window(ox, sw, pl, dw, kw, w, &kx_lo, &kx_hi);\n"                                 \
+      "            float *restrict yo = y + (oy * ow + ox) * f;\n"                                   \
+      "            for (int j = 0; j < f; j++)\n"                                                    \
+      "                yo[j] = 0.0f;\n"                                                              \
+      "            for (int ky = ky_lo; ky < ky_hi; ky++)\n"                                         \
+      "                for (int kx = kx_lo; kx < kx_hi; kx++) {\n"                                   \
+      "                    const float *xc = x + ((oy * sh - pt + ky * dh) * w + ox * sw - pl + kx * dw) * c;\n" \
+      "                    const float *kc = k + (ky * kw + kx) * f;\n"                              \
+      "                    for (int i = 0; i < c; i++)\n"                                            \
+      "                        for (int m = 0; m < dm; m++)\n"                                       \
+      "                            yo[i * dm + m] += xc[i] * kc[i * dm + m];\n"                      \
+      "                }\n"                                                                          \
+      "        }\n"                                                                                  \
+      "    }\n"                                                                                      \
+      "}\n")                                                                                         \
     X(MAX_POOL, "max_pool",                                                                          \
       "/* y (oh, ow, c) = the maximum of x (h, w, c) over each window's cells inside x */\n"          \
       "static void max_pool(float *restrict y, const float *restrict x, int h, int w, int c, int kh, int kw,\n" \
@@ -621,6 +649,14 @@ static const char *stride_args(Emitter *e, const Node *n)
 static void k_conv(Emitter *e, const Node *n)
 {
     const Node *x = n->src[0], *k = n->src[1];
+    if (n->attr) {  /* depthwise, depth multiplier attr */
+        e->need[H_DEPTHWISE] = e->need[H_WINDOW] = true;
+        comment(e, n);
+        define(e, n);
+        out(e, "    depthwise(%s, %s, %s, %s, %d,\n              %s);\n", n->name, ref(e, x), ref(e, k),
+            window_args(e, n, x), n->attr, stride_args(e, n));
+        return;
+    }
     e->need[H_CONV] = e->need[H_WINDOW] = e->need[H_VECMAT] = true;
     comment(e, n);
     define(e, n);
@@ -839,8 +875,6 @@ const Node *standalone_unsupported(const Graph *g, const char **why)
             *why = "an initial_state has no standalone kernel yet";
         else if (n->op == OP_RNN_OUTPUT && n->rnn.which == NNRT_RNN_CELL)
             *why = "LSTM's last cell state (return_state) has no standalone kernel yet";
-        else if (n->op == OP_CONV && n->attr)
-            *why = "a depthwise convolution has no standalone kernel yet";
         else if ((n->op == OP_BN_INFER && (n->src[1]->storage != ST_WEIGHT || n->src[2]->storage != ST_WEIGHT ||
                                            (n->nsrc > 3 && n->src[3]->storage != ST_WEIGHT) ||
                                            (n->nsrc > 4 && n->src[4]->storage != ST_WEIGHT))))
