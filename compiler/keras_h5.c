@@ -336,7 +336,7 @@ static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg)
 }
 
 /* Keras class names nncc spells as another class, with a fixed argument. */
-static const char *alias_class(const char *keras, const YNode *cfg, const char **extra)
+static const char *alias_class(Arena *a, const char *keras, const YNode *cfg, const char **extra)
 {
     *extra = NULL;
     if (!strcmp(keras, "ReLU")) {
@@ -353,12 +353,7 @@ static const char *alias_class(const char *keras, const YNode *cfg, const char *
     }
     if (!strcmp(keras, "LeakyReLU")) {
         const char *alpha = str_of(cfg, "alpha") ? str_of(cfg, "alpha") : str_of(cfg, "negative_slope");
-        *extra = alpha ? NULL : "activation: {leaky_relu: {alpha: 0.3}}";
-        static char buf[96];
-        if (alpha) {
-            snprintf(buf, sizeof buf, "activation: {leaky_relu: {alpha: %s}}", alpha);
-            *extra = buf;
-        }
+        *extra = arena_printf(a, "activation: {leaky_relu: {alpha: %s}}", alpha ? alpha : "0.3");
         return "Activation";
     }
     if (!strcmp(keras, "InputLayer"))
@@ -379,7 +374,7 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
         return -1;
     }
     const char *extra;
-    const char *ours = alias_class(keras, cfg, &extra);
+    const char *ours = alias_class(im->a, keras, cfg, &extra);
     const LayerClass *cls = ours ? layer_class_find(ours) : NULL;
     if (!cls) {
         fail(im, "layer '%s' has class %s, which nncc does not support%s", name, keras,
@@ -414,8 +409,7 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
             return -1;
         }
         fprintf(im->out, ", layer: {%s: {", ic->name);
-        FILE *save = im->out;
-        /* put_args writes ", key: value"; the first comma is dropped below */
+        /* put_args writes ", key: value" pairs: into memory, to drop the first comma */
         char *buf = NULL;
         size_t len = 0;
         FILE *mem = open_memstream(&buf, &len);
@@ -423,7 +417,7 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
         inner_im.out = mem;
         put_args(&inner_im, ic, icfg);
         fclose(mem);
-        fputs(len > 2 ? buf + 2 : "", save);
+        fputs(len > 2 ? buf + 2 : "", im->out);
         free(buf);
         fputs("}}", im->out);
     }
