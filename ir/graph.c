@@ -28,6 +28,32 @@ size_t node_floats(const Graph *g, const Node *n)
     return (size_t)shape_size(&n->shape) * (n->batched ? g->max_batch : 1);
 }
 
+int64_t node_rows(const Node *n)
+{
+    int64_t r = 1;
+    for (int i = 0; i + 1 < n->shape.rank; i++)
+        r *= n->shape.dim[i];
+    return r;
+}
+
+int64_t node_cols(const Node *n)
+{
+    return n->shape.rank ? n->shape.dim[n->shape.rank - 1] : 1;
+}
+
+int64_t node_span(const Node *n, int axis)
+{
+    int64_t len = 1;
+    for (int i = axis; i < n->shape.rank; i++)
+        len *= n->shape.dim[i];
+    return len;
+}
+
+bool act_has_alpha(int kind)
+{
+    return kind != ACT_CUSTOM && act_info[kind].alpha != 0.0f;
+}
+
 int64_t shape_size(const Shape *s)
 {
     int64_t n = 1;

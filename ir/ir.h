@@ -224,6 +224,12 @@ Node  *node2(Graph *g, OpKind op, Node *a, Node *b);
 void   node_infer_shape(Graph *g, Node *n);   /* and vtime, from the sources */
 bool   node_keeps_time(const Graph *g, const Node *n);  /* n's vtime by its sources and shape */
 int64_t shape_size(const Shape *s);
+/* n per sample as a matrix: rows prod(dims[:-1]), cols the last axis (1 for a
+ * scalar); span: prod(dims[axis:]), the floats of one row cut at axis */
+int64_t node_rows(const Node *n);
+int64_t node_cols(const Node *n);
+int64_t node_span(const Node *n, int axis);
+bool   act_has_alpha(int kind);               /* an activation with an alpha argument (elu, leaky_relu) */
 bool   shape_equal(const Shape *a, const Shape *b);
 const char *shape_str(Arena *a, const Shape *s, bool batched);   /* "(B,28,28)" */
 const char *node_shape_str(Arena *a, const Node *n);             /* "(B,T<=50,1)" on the variable time axis */

@@ -35,10 +35,6 @@ static void keep(Graph *g, Node *n)
     (void)n;
 }
 
-static int64_t last_dim(const Node *n)
-{
-    return n->shape.rank ? n->shape.dim[n->shape.rank - 1] : 1;
-}
 
 /* ---- leaves: shapes set by their creator, no gradient rule -------------- */
 
@@ -80,10 +76,10 @@ static void shape_matmul(Graph *g, Node *n)
 {
     (void)g;
     Node *a = n->src[0], *b = n->src[1];
-    int64_t bn = n->trans_b ? (b->shape.rank >= 2 ? b->shape.dim[b->shape.rank - 2] : 1) : last_dim(b);
+    int64_t bn = n->trans_b ? (b->shape.rank >= 2 ? b->shape.dim[b->shape.rank - 2] : 1) : node_cols(b);
     if (n->trans_a) {
         n->shape.rank = 2;
-        n->shape.dim[0] = last_dim(a);
+        n->shape.dim[0] = node_cols(a);
         n->shape.dim[1] = bn;
         n->batched = false;
     } else {
@@ -130,7 +126,7 @@ static void shape_bias_grad(Graph *g, Node *n)
 {
     (void)g;
     n->shape.rank = 1;
-    n->shape.dim[0] = last_dim(n->src[0]);
+    n->shape.dim[0] = node_cols(n->src[0]);
     n->batched = false;
 }
 #define grad_bias_grad NULL
@@ -356,7 +352,7 @@ static void shape_pool_grad(Graph *g, Node *n)
 static void shape_bn_stats(Graph *g, Node *n)
 {
     (void)g;
-    n->shape = (Shape){2, {2, last_dim(n->src[0])}};
+    n->shape = (Shape){2, {2, node_cols(n->src[0])}};
     n->batched = false;
 }
 #define grad_bn_stats NULL  /* BN_APPLY's rule differentiates through the statistics */
@@ -396,7 +392,7 @@ static void grad_bn_apply(Graph *g, Node *n, Node *dy)
 static void shape_bn_grad_gamma(Graph *g, Node *n)
 {
     (void)g;
-    n->shape = (Shape){1, {last_dim(n->src[0])}};
+    n->shape = (Shape){1, {node_cols(n->src[0])}};
     n->batched = false;
 }
 #define grad_bn_grad_gamma NULL
@@ -426,7 +422,7 @@ static void grad_bn_infer(Graph *g, Node *n, Node *dy)
 static void shape_bn_fold(Graph *g, Node *n)
 {
     (void)g;
-    n->shape = (Shape){2, {2, last_dim(n->src[0])}};
+    n->shape = (Shape){2, {2, node_cols(n->src[0])}};
     n->batched = false;
 }
 #define grad_bn_fold NULL

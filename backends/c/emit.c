@@ -368,19 +368,6 @@ static const char *ref(const Emitter *e, const Node *n)
     return n->name;
 }
 
-static int64_t pre_rows(const Node *n)   /* prod(dims[:-1]) */
-{
-    int64_t r = 1;
-    for (int i = 0; i + 1 < n->shape.rank; i++)
-        r *= n->shape.dim[i];
-    return r;
-}
-
-static int64_t cols(const Node *n)
-{
-    return n->shape.rank ? n->shape.dim[n->shape.rank - 1] : 1;
-}
-
 /* B times r, a count per sample of n that includes n's leading axis when
  * r spans it (span): with the variable time axis that axis is T at run
  * time, so r scales by T / its maximum. Unbatched: the number. */
@@ -400,7 +387,7 @@ static const char *per_batch(const Node *n, int64_t r, bool span, const char *b)
 /* rows of n viewed as a matrix (rows, last axis) */
 static const char *rows(const Node *n)
 {
-    return per_batch(n, pre_rows(n), n->shape.rank >= 2, "B");
+    return per_batch(n, node_rows(n), n->shape.rank >= 2, "B");
 }
 
 /* element count of n */
@@ -487,9 +474,9 @@ static void emit_reshape(Emitter *e, const Node *n)
 static void emit_matmul(Emitter *e, const Node *n)
 {
     const Node *a = n->src[0], *b = n->src[1];
-    const char *m_ = n->trans_a ? fmt_str("%lld", (long long)cols(a)) : rows(a);
-    const char *k_ = n->trans_a ? rows(a) : fmt_str("%lld", (long long)cols(a));
-    const char *n_ = n->trans_b ? rows(b) : fmt_str("%lld", (long long)cols(b));
+    const char *m_ = n->trans_a ? fmt_str("%lld", (long long)node_cols(a)) : rows(a);
+    const char *k_ = n->trans_a ? rows(a) : fmt_str("%lld", (long long)node_cols(a));
+    const char *n_ = n->trans_b ? rows(b) : fmt_str("%lld", (long long)node_cols(b));
     char mm[64], kk[64], nn[64];
     snprintf(mm, sizeof mm, "%s", m_);
     snprintf(kk, sizeof kk, "%s", k_);
@@ -499,14 +486,14 @@ static void emit_matmul(Emitter *e, const Node *n)
     define(e, n);
     if (n->epilogue) {  /* row blocks: each gets the bias (and activation) right after its GEMM */
         const Node *ep = n->epilogue;
-        int64_t block = cols(n) < 256 ? 131072 / cols(n) : 512;  /* NNRT_EPILOGUE_ROWS */
+        int64_t block = node_cols(n) < 256 ? 131072 / node_cols(n) : 512;  /* NNRT_EPILOGUE_ROWS */
         define(e, ep);
-        if (pre_rows(n) * (int64_t)e->p->max_batch <= block) {  /* the whole output is one block */
+        if (node_rows(n) * (int64_t)e->p->max_batch <= block) {  /* the whole output is one block */
             out(e, "    /* %s = %s(%s + bias), right after its GEMM: at most %lld rows, one cache-sized block */\n",
                 ep->name, ep->op == OP_BIAS_ADD ? "linear" : act_name(e, ep), n->name,
-                (long long)(pre_rows(n) * (int64_t)e->p->max_batch));
+                (long long)(node_rows(n) * (int64_t)e->p->max_batch));
             out(e, "    nnrt_gemm(0, 0, %s, %s, %s, 1.0f, %s, %lld, %s, %lld, 0.0f, %s, %s);\n", mm, nn, kk, ref(e, a),
-                (long long)cols(a), ref(e, b), (long long)cols(b), ref(e, n), nn);
+                (long long)node_cols(a), ref(e, b), (long long)node_cols(b), ref(e, n), nn);
             out(e, "    %s;\n", epilogue_call(e, ep, ref(e, ep), ref(e, n), NULL, mm));
             return;
         }
@@ -517,14 +504,14 @@ static void emit_matmul(Emitter *e, const Node *n)
             (long long)block);
         out(e, "        nnrt_gemm(0, 0, blk_rows, %s, %s, 1.0f, %s + (size_t)blk * %lld, %lld, %s, %lld, 0.0f, "
                "%s + (size_t)blk * %s, %s);\n",
-            nn, kk, ref(e, a), (long long)cols(a), (long long)cols(a), ref(e, b), (long long)cols(b), ref(e, n), nn, nn);
+            nn, kk, ref(e, a), (long long)node_cols(a), (long long)node_cols(a), ref(e, b), (long long)node_cols(b), ref(e, n), nn, nn);
         out(e, "        %s;\n    }\n",
             epilogue_call(e, ep, fmt_str("%s + (size_t)blk * %s", ref(e, ep), nn),
                           fmt_str("%s + (size_t)blk * %s", ref(e, n), nn), NULL, "blk_rows"));
         return;
     }
     out(e, "    nnrt_gemm(%d, %d, %s, %s, %s, 1.0f, %s, %lld, %s, %lld, %s, %s, %s);\n", n->trans_a, n->trans_b, mm, nn,
-        kk, ref(e, a), (long long)cols(a), ref(e, b), (long long)cols(b), beta, ref(e, n), nn);
+        kk, ref(e, a), (long long)node_cols(a), ref(e, b), (long long)node_cols(b), beta, ref(e, n), nn);
 }
 
 static void emit_bias_add(Emitter *e, const Node *n)
@@ -535,7 +522,7 @@ static void emit_bias_add(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    bias_add(%s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), rows(n),
-        (long long)cols(n));
+        (long long)node_cols(n));
 }
 
 static void emit_bias_grad(Emitter *e, const Node *n)
@@ -544,12 +531,7 @@ static void emit_bias_grad(Emitter *e, const Node *n)
     const Node *dy = n->src[0];
     const char *beta = grad_beta(e, n);
     comment(e, n);
-    out(e, "    bias_grad(%s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, dy), rows(dy), (long long)cols(dy), beta);
-}
-
-static bool act_has_alpha(ActKind k)
-{
-    return act_info[k].alpha != 0.0f;
+    out(e, "    bias_grad(%s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, dy), rows(dy), (long long)node_cols(dy), beta);
 }
 
 static const char *act_name(Emitter *e, const Node *n)
@@ -577,10 +559,10 @@ static const char *epilogue_call(Emitter *e, const Node *a, const char *y, const
         b = ref(e, a->src[1]);
     if (a->op == OP_BIAS_ADD) {
         e->need[H_BIAS_ADD] = true;
-        return fmt_str("bias_add(%s, %s, %s, %s, %lld)", y, z, b, rows, (long long)cols(a));
+        return fmt_str("bias_add(%s, %s, %s, %s, %lld)", y, z, b, rows, (long long)node_cols(a));
     }
     e->act_bias_forward[a->attr] = true;
-    return fmt_str("%s_bias_forward(%s, %s, %s, %s, %lld%s)", act_name(e, a), y, z, b, rows, (long long)cols(a),
+    return fmt_str("%s_bias_forward(%s, %s, %s, %s, %lld%s)", act_name(e, a), y, z, b, rows, (long long)node_cols(a),
                    act_has_alpha((ActKind)a->attr) ? fmt_str(", %s", flt(a->alpha)) : "");
 }
 
@@ -603,7 +585,7 @@ static void emit_bias_activation(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    %s_bias_forward(%s, %s, %s, %s, %lld", act_name(e, n), ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]),
-        rows(n), (long long)cols(n));
+        rows(n), (long long)node_cols(n));
     if (act_has_alpha((ActKind)n->attr))
         out(e, ", %s", flt(n->alpha));
     out(e, ");\n");
@@ -625,7 +607,7 @@ static void emit_softmax(Emitter *e, const Node *n)
 {
     comment(e, n);
     define(e, n);
-    out(e, "    nnrt_softmax(%s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), rows(n), (long long)cols(n));
+    out(e, "    nnrt_softmax(%s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), rows(n), (long long)node_cols(n));
 }
 
 static void emit_softmax_grad(Emitter *e, const Node *n)
@@ -634,7 +616,7 @@ static void emit_softmax_grad(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    softmax_backward(%s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), ref(e, n->src[1]), rows(n),
-        (long long)cols(n));
+        (long long)node_cols(n));
 }
 
 static void emit_dropout_mask(Emitter *e, const Node *n)
@@ -707,22 +689,14 @@ static const char *outer_rows(const Node *n, int axis)
     return per_batch(n, r, axis > 0, "B");
 }
 
-static int64_t row_len(const Node *n, int axis)
-{
-    int64_t len = 1;
-    for (int i = axis; i < n->shape.rank; i++)
-        len *= n->shape.dim[i];
-    return len;
-}
-
 static void emit_concat(Emitter *e, const Node *n)
 {
     e->need[H_COPY_ROWS] = true;
     comment(e, n);
     define(e, n);
-    int64_t at = 0, stride = row_len(n, n->axis);
+    int64_t at = 0, stride = node_span(n, n->axis);
     for (int i = 0; i < n->nsrc; i++) {
-        int64_t len = row_len(n->src[i], n->axis);
+        int64_t len = node_span(n->src[i], n->axis);
         out(e, "    copy_rows(%s + %lld, %lld, %s, %lld, %s, %lld);\n", ref(e, n), (long long)at, (long long)stride,
             ref(e, n->src[i]), (long long)len, outer_rows(n, n->axis), (long long)len);
         at += len;
@@ -733,12 +707,12 @@ static void emit_slice(Emitter *e, const Node *n)
 {
     e->need[H_COPY_ROWS] = true;
     const Node *x = n->src[0];
-    int64_t inner = row_len(n, n->axis) / (n->shape.dim[n->axis] ? n->shape.dim[n->axis] : 1);
+    int64_t inner = node_span(n, n->axis) / (n->shape.dim[n->axis] ? n->shape.dim[n->axis] : 1);
     comment(e, n);
     define(e, n);
-    out(e, "    copy_rows(%s, %lld, %s + %lld, %lld, %s, %lld);\n", ref(e, n), (long long)row_len(n, n->axis),
-        ref(e, x), (long long)(n->start * inner), (long long)row_len(x, n->axis), outer_rows(n, n->axis),
-        (long long)row_len(n, n->axis));
+    out(e, "    copy_rows(%s, %lld, %s + %lld, %lld, %s, %lld);\n", ref(e, n), (long long)node_span(n, n->axis),
+        ref(e, x), (long long)(n->start * inner), (long long)node_span(x, n->axis), outer_rows(n, n->axis),
+        (long long)node_span(n, n->axis));
 }
 
 /* The NnrtConv of a window op, from the input x, filters f and the output y. */
@@ -764,17 +738,17 @@ static void emit_conv(Emitter *e, const Node *n)
     const Node *x = n->src[0], *k = n->src[1];
     comment(e, n);
     define(e, n);
-    const char *d = conv_desc(e, n, x, cols(n));
+    const char *d = conv_desc(e, n, x, node_cols(n));
     if (n->epilogue) {  /* the runtime calls it on each block of rows its GEMM finished */
         const Node *ep = n->epilogue;
         const char *fn = fmt_str("%s_%s_epilogue", e->g->mode, n->name);
         fprintf(e->pre, "/* %s:%d %s: %s(conv + bias) on rows [row, row + rows) of the (B*%lld, %lld) output */\n",
                 n->loc.file ? n->loc.file : "", n->loc.line, ep->name,
                 ep->op == OP_BIAS_ADD ? "linear" : act_info[ep->attr].name,
-                (long long)(shape_size(&n->shape) / cols(n)), (long long)cols(n));
+                (long long)(shape_size(&n->shape) / node_cols(n)), (long long)node_cols(n));
         fprintf(e->pre, "static void %s(const NnrtEpilogue *e, size_t row, size_t rows)\n{\n    %s;\n}\n\n", fn,
-                epilogue_call(e, ep, fmt_str("e->y + row * %lld", (long long)cols(n)),
-                              fmt_str("e->z + row * %lld", (long long)cols(n)), "e->b", "rows"));
+                epilogue_call(e, ep, fmt_str("e->y + row * %lld", (long long)node_cols(n)),
+                              fmt_str("e->z + row * %lld", (long long)node_cols(n)), "e->b", "rows"));
         define(e, ep);
         out(e, "    nnrt_conv_forward_epilogue(%s, %s, %s, &%s, B, %s, &(NnrtEpilogue){%s, %s, %s, %s});\n", ref(e, n),
             ref(e, x), ref(e, k), d, workspace(n), ref(e, n), ref(e, ep), ref(e, ep->src[1]), fn);
@@ -789,7 +763,7 @@ static void emit_conv_grad_input(Emitter *e, const Node *n)
     const Node *dy = n->src[0], *k = n->src[1];
     comment(e, n);
     define(e, n);
-    const char *d = conv_desc(e, n, n, cols(dy));
+    const char *d = conv_desc(e, n, n, node_cols(dy));
     if (n->attr)
         out(e, "    nnrt_depthwise_backward_input(%s, %s, %s, &%s, %d, B);\n", ref(e, n), ref(e, dy), ref(e, k), d,
             n->attr);
@@ -803,7 +777,7 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *n)
     const Node *x = n->src[0], *dy = n->src[1];
     const char *beta = grad_beta(e, n);
     comment(e, n);
-    const char *d = conv_desc(e, n, x, cols(dy));
+    const char *d = conv_desc(e, n, x, node_cols(dy));
     if (n->attr)
         out(e, "    nnrt_depthwise_backward_kernel(%s, %s, %s, &%s, %d, B, %s);\n", ref(e, n), ref(e, x), ref(e, dy), d,
             n->attr, beta);
@@ -817,7 +791,7 @@ static void emit_pool(Emitter *e, const Node *n)
     const Node *x = n->src[0];
     comment(e, n);
     define(e, n);
-    const char *d = conv_desc(e, n, x, cols(x));
+    const char *d = conv_desc(e, n, x, node_cols(x));
     out(e, "    nnrt_%s_forward(%s, %s, &%s, B);\n", n->attr ? "avgpool" : "maxpool", ref(e, n), ref(e, x), d);
 }
 
@@ -826,7 +800,7 @@ static void emit_pool_grad(Emitter *e, const Node *n)
     const Node *dy = n->src[0], *x = n->src[1], *y = n->src[2];
     comment(e, n);
     define(e, n);
-    const char *d = conv_desc(e, n, x, cols(x));
+    const char *d = conv_desc(e, n, x, node_cols(x));
     if (n->attr)
         out(e, "    nnrt_avgpool_backward(%s, %s, &%s, B);\n", ref(e, n), ref(e, dy), d);
     else
@@ -838,7 +812,7 @@ static void emit_bn_stats(Emitter *e, const Node *n)
     const Node *x = n->src[0];
     comment(e, n);
     define(e, n);
-    out(e, "    nnrt_bn_stats(%s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, x), rows(x), (long long)cols(x), flt(n->eps));
+    out(e, "    nnrt_bn_stats(%s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, x), rows(x), (long long)node_cols(x), flt(n->eps));
 }
 
 static const char *opt_src(const Emitter *e, const Node *n, bool has, int i)
@@ -855,14 +829,14 @@ static void emit_bn_apply(Emitter *e, const Node *n)
         e->act_bn_forward[n->attr] = true;
         out(e, "    %s_bn_forward(%s, %s, %s, %s, %s, %s, %lld", act_info[n->attr].name, ref(e, n), ref(e, x),
             ref(e, n->src[1]), opt_src(e, n, n->has_gamma, 2), opt_src(e, n, n->has_beta, n->has_gamma ? 3 : 2),
-            rows(x), (long long)cols(x));
+            rows(x), (long long)node_cols(x));
         if (act_has_alpha((ActKind)n->attr))
             out(e, ", %s", flt(n->alpha));
         out(e, ");\n");
         return;
     }
     out(e, "    nnrt_bn_forward(%s, %s, %s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, x), ref(e, n->src[1]),
-        opt_src(e, n, n->has_gamma, 2), opt_src(e, n, n->has_beta, n->has_gamma ? 3 : 2), rows(x), (long long)cols(x));
+        opt_src(e, n, n->has_gamma, 2), opt_src(e, n, n->has_beta, n->has_gamma ? 3 : 2), rows(x), (long long)node_cols(x));
 }
 
 static void emit_bn_grad_input(Emitter *e, const Node *n)
@@ -871,7 +845,7 @@ static void emit_bn_grad_input(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    nnrt_bn_backward_input(%s, %s, %s, %s, %s, %s, %lld);\n", ref(e, n), ref(e, n->src[0]), ref(e, x),
-        ref(e, n->src[2]), opt_src(e, n, n->has_gamma, 3), rows(x), (long long)cols(x));
+        ref(e, n->src[2]), opt_src(e, n, n->has_gamma, 3), rows(x), (long long)node_cols(x));
 }
 
 static void emit_bn_grad_gamma(Emitter *e, const Node *n)
@@ -880,7 +854,7 @@ static void emit_bn_grad_gamma(Emitter *e, const Node *n)
     const char *beta = grad_beta(e, n);
     comment(e, n);
     out(e, "    nnrt_bn_backward_gamma(%s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, x),
-        ref(e, n->src[2]), rows(x), (long long)cols(x), beta);
+        ref(e, n->src[2]), rows(x), (long long)node_cols(x), beta);
 }
 
 static void emit_bn_moving(Emitter *e, const Node *n)
@@ -897,7 +871,7 @@ static void emit_bn_infer(Emitter *e, const Node *n)
     define(e, n);
     out(e, "    nnrt_bn_inference(%s, %s, %s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, x),
         opt_src(e, n, n->has_gamma, 3), opt_src(e, n, n->has_beta, n->has_gamma ? 4 : 3), ref(e, n->src[1]),
-        ref(e, n->src[2]), rows(x), (long long)cols(x), flt(n->eps));
+        ref(e, n->src[2]), rows(x), (long long)node_cols(x), flt(n->eps));
 }
 
 static void emit_bn_infer_grad(Emitter *e, const Node *n)
@@ -906,7 +880,7 @@ static void emit_bn_infer_grad(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    nnrt_bn_inference(%s, %s, %s, NULL, NULL, %s, %s, %lld, %s);\n", ref(e, n), ref(e, dy),
-        opt_src(e, n, n->has_gamma, 2), ref(e, n->src[1]), rows(dy), (long long)cols(dy), flt(n->eps));
+        opt_src(e, n, n->has_gamma, 2), ref(e, n->src[1]), rows(dy), (long long)node_cols(dy), flt(n->eps));
 }
 
 static void emit_bn_fold(Emitter *e, const Node *n)
@@ -919,7 +893,7 @@ static void emit_bn_fold(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    nnrt_bn_fold(%s, %s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), gamma, beta, ref(e, n->src[0]),
-        ref(e, n->src[1]), opt_src(e, n, n->has_bias, i), (long long)cols(n), flt(n->eps));
+        ref(e, n->src[1]), opt_src(e, n, n->has_bias, i), (long long)node_cols(n), flt(n->eps));
 }
 
 static void emit_scale_shift(Emitter *e, const Node *n)
@@ -929,7 +903,7 @@ static void emit_scale_shift(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    %s_scale_shift_forward(%s, %s, %s, %s, %lld", act_info[n->attr].name, ref(e, n), ref(e, n->src[0]),
-        ref(e, n->src[1]), rows(n), (long long)cols(n));
+        ref(e, n->src[1]), rows(n), (long long)node_cols(n));
     if (act_has_alpha((ActKind)n->attr))
         out(e, ", %s", flt(n->alpha));
     out(e, ");\n");
@@ -1064,11 +1038,11 @@ static void emit_loss(Emitter *e, const Node *n)
     const char *param = n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "";
     if (n->slot < 0) {
         out(e, "    res[0] += %s%s(%s, %s, %s, %lld%s);\n", w, loss_kernel(e, n), ref(e, pred), ref(e, n->src[1]),
-            rows(pred), (long long)cols(pred), param);
+            rows(pred), (long long)node_cols(pred), param);
         return;
     }
     out(e, "    res[%d] = %s(%s, %s, %s, %lld%s);  /* reported as %s */\n", 1 + n->slot, loss_kernel(e, n), ref(e, pred),
-        ref(e, n->src[1]), rows(pred), (long long)cols(pred), param, e->p->metric_names[n->slot]);
+        ref(e, n->src[1]), rows(pred), (long long)node_cols(pred), param, e->p->metric_names[n->slot]);
     out(e, "    res[0] += %sres[%d];\n", w, 1 + n->slot);
 }
 
@@ -1078,13 +1052,13 @@ static void emit_loss_grad(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     char scale[96];
-    int64_t pre = pre_rows(pred);  /* the loss is a mean over the rows of each sample too */
+    int64_t pre = node_rows(pred);  /* the loss is a mean over the rows of each sample too */
     const char *per = pred->vtime ? fmt_str(" / (float)(%s)", per_batch(pred, pre, true, "1"))
                       : pre == 1  ? ""
                                   : fmt_str(" / %s", flt((double)pre));
     snprintf(scale, sizeof scale, "%sgrad_scale%s", n->weight == 1.0f ? "" : fmt_str("%s * ", flt(n->weight)), per);
     out(e, "    %s_grad(%s, %s, %s, %s, %lld, %s%s);\n", loss_kernel(e, n), ref(e, n), ref(e, pred), ref(e, n->src[1]),
-        rows(pred), (long long)cols(pred), scale, n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "");
+        rows(pred), (long long)node_cols(pred), scale, n->attr == LOSS_HUBER ? fmt_str(", %s", flt(n->alpha)) : "");
 }
 
 static void emit_penalty(Emitter *e, const Node *n)
@@ -1125,21 +1099,21 @@ static void emit_metric(Emitter *e, const Node *n)
     comment(e, n);
     if (n->custom && n->custom->time_indexed) {
         out(e, "    res[%d] = %s_metric(%s, %s, B, %s, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
-            ref(e, n->src[1]), steps(y), (long long)cols(y));
+            ref(e, n->src[1]), steps(y), (long long)node_cols(y));
         return;
     }
     if (n->custom) {
         out(e, "    res[%d] = %s_metric(%s, %s, %s, %lld);\n", 1 + n->slot, use_custom(e, n->custom), ref(e, y),
-            ref(e, n->src[1]), rows(y), (long long)cols(y));
+            ref(e, n->src[1]), rows(y), (long long)node_cols(y));
         return;
     }
     if (metric_info[n->attr].sequence) {
         out(e, "    res[%d] = nnrt_%s(%s, %s, B, %s, %lld);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
-            ref(e, n->src[1]), steps(y), (long long)cols(y));
+            ref(e, n->src[1]), steps(y), (long long)node_cols(y));
         return;
     }
     out(e, "    res[%d] = nnrt_%s(%s, %s, %s, %lld%s);\n", 1 + n->slot, metric_info[n->attr].kernel, ref(e, y),
-        ref(e, n->src[1]), rows(y), (long long)cols(y), n->attr == METRIC_BINARY_ACCURACY ? ", 0.5f" : "");
+        ref(e, n->src[1]), rows(y), (long long)node_cols(y), n->attr == METRIC_BINARY_ACCURACY ? ", 0.5f" : "");
 }
 
 typedef void (*EmitFn)(Emitter *e, const Node *n);

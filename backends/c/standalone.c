@@ -377,19 +377,6 @@ static const Node *base_of(const Node *n)
     return n;
 }
 
-static int64_t pre_rows(const Node *n)  /* prod(dims[:-1]) */
-{
-    int64_t r = 1;
-    for (int i = 0; i + 1 < n->shape.rank; i++)
-        r *= n->shape.dim[i];
-    return r;
-}
-
-static int64_t cols(const Node *n)
-{
-    return n->shape.rank ? n->shape.dim[n->shape.rank - 1] : 1;
-}
-
 static long long count(const Node *n)
 {
     return (long long)shape_size(&n->shape);
@@ -461,8 +448,8 @@ static void k_matmul(Emitter *e, const Node *n)
     e->need[H_MATMUL] = e->need[H_VECMAT] = true;
     comment(e, n);
     define(e, n);
-    out(e, "    matmul(%s, %s, %s, %lld, %lld, %lld);\n", n->name, ref(e, a), ref(e, b), (long long)pre_rows(a),
-        (long long)cols(a), (long long)cols(b));
+    out(e, "    matmul(%s, %s, %s, %lld, %lld, %lld);\n", n->name, ref(e, a), ref(e, b), (long long)node_rows(a),
+        (long long)node_cols(a), (long long)node_cols(b));
 }
 
 static void k_bias_add(Emitter *e, const Node *n)
@@ -471,18 +458,13 @@ static void k_bias_add(Emitter *e, const Node *n)
     define(e, n);
     if (n->inplace) {
         e->need[H_BIAS_ADD_INPLACE] = true;
-        out(e, "    bias_add_inplace(%s, %s, %lld, %lld);\n", n->name, ref(e, n->src[1]), (long long)pre_rows(n),
-            (long long)cols(n));
+        out(e, "    bias_add_inplace(%s, %s, %lld, %lld);\n", n->name, ref(e, n->src[1]), (long long)node_rows(n),
+            (long long)node_cols(n));
     } else {
         e->need[H_BIAS_ADD] = true;
         out(e, "    bias_add(%s, %s, %s, %lld, %lld);\n", n->name, ref(e, n->src[0]), ref(e, n->src[1]),
-            (long long)pre_rows(n), (long long)cols(n));
+            (long long)node_rows(n), (long long)node_cols(n));
     }
-}
-
-static bool act_has_alpha(int k)
-{
-    return k != ACT_CUSTOM && act_info[k].alpha != 0.0f;
 }
 
 /* The helper stem of an activation node: "relu", or "custom_name" (noted for its helpers). */
@@ -530,10 +512,10 @@ static void k_bias_activation(Emitter *e, const Node *n)
     define(e, n);
     if (n->inplace)
         out(e, "    %s_bias_inplace(%s, %s, %lld, %lld%s);\n", act_stem(e, n, FORM_INPLACE, true), n->name,
-            ref(e, n->src[1]), (long long)pre_rows(n), (long long)cols(n), alpha_arg(e, n));
+            ref(e, n->src[1]), (long long)node_rows(n), (long long)node_cols(n), alpha_arg(e, n));
     else
         out(e, "    %s_bias_forward(%s, %s, %s, %lld, %lld%s);\n", act_stem(e, n, FORM_OUT, true), n->name,
-            ref(e, n->src[0]), ref(e, n->src[1]), (long long)pre_rows(n), (long long)cols(n), alpha_arg(e, n));
+            ref(e, n->src[0]), ref(e, n->src[1]), (long long)node_rows(n), (long long)node_cols(n), alpha_arg(e, n));
 }
 
 static void k_softmax(Emitter *e, const Node *n)
@@ -541,7 +523,7 @@ static void k_softmax(Emitter *e, const Node *n)
     e->need[H_SOFTMAX] = true;
     comment(e, n);
     define(e, n);
-    out(e, "    softmax(%s, %s, %lld, %lld);\n", n->name, ref(e, n->src[0]), (long long)pre_rows(n), (long long)cols(n));
+    out(e, "    softmax(%s, %s, %lld, %lld);\n", n->name, ref(e, n->src[0]), (long long)node_rows(n), (long long)node_cols(n));
 }
 
 static void binary(Emitter *e, const Node *n, Binary op)
@@ -587,15 +569,6 @@ static void k_scale(Emitter *e, const Node *n)
     }
 }
 
-/* floats of n from axis on: one row of n viewed as (outer, row) */
-static int64_t row_len(const Node *n, int axis)
-{
-    int64_t len = 1;
-    for (int i = axis; i < n->shape.rank; i++)
-        len *= n->shape.dim[i];
-    return len;
-}
-
 static int64_t outer_rows(const Node *n, int axis)
 {
     int64_t r = 1;
@@ -609,9 +582,9 @@ static void k_concat(Emitter *e, const Node *n)
     e->need[H_COPY_ROWS] = true;
     comment(e, n);
     define(e, n);
-    int64_t at = 0, stride = row_len(n, n->axis);
+    int64_t at = 0, stride = node_span(n, n->axis);
     for (int i = 0; i < n->nsrc; i++) {
-        int64_t len = row_len(n->src[i], n->axis);
+        int64_t len = node_span(n->src[i], n->axis);
         out(e, "    copy_rows(%s + %lld, %lld, %s, %lld, %lld, %lld);\n", n->name, (long long)at, (long long)stride,
             ref(e, n->src[i]), (long long)len, (long long)outer_rows(n, n->axis), (long long)len);
         at += len;
@@ -621,12 +594,12 @@ static void k_concat(Emitter *e, const Node *n)
 static void k_slice(Emitter *e, const Node *n)
 {
     const Node *x = n->src[0];
-    int64_t len = row_len(n, n->axis), inner = n->shape.dim[n->axis] ? len / n->shape.dim[n->axis] : 1;
+    int64_t len = node_span(n, n->axis), inner = n->shape.dim[n->axis] ? len / n->shape.dim[n->axis] : 1;
     e->need[H_COPY_ROWS] = true;
     comment(e, n);
     define(e, n);
     out(e, "    copy_rows(%s, %lld, %s + %lld, %lld, %lld, %lld);\n", n->name, (long long)len, ref(e, x),
-        (long long)(n->start * inner), (long long)row_len(x, n->axis), (long long)outer_rows(n, n->axis),
+        (long long)(n->start * inner), (long long)node_span(x, n->axis), (long long)outer_rows(n, n->axis),
         (long long)len);
 }
 
@@ -661,7 +634,7 @@ static void k_conv(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    conv(%s, %s, %s, %s, %lld,\n         %s);\n", n->name, ref(e, x), ref(e, k), window_args(e, n, x),
-        (long long)cols(k), stride_args(e, n));
+        (long long)node_cols(k), stride_args(e, n));
 }
 
 static void k_pool(Emitter *e, const Node *n)
@@ -690,7 +663,7 @@ static void k_bn_infer(Emitter *e, const Node *n)
     const Node *x = n->src[0];
     const Weight *var = n->src[2]->w, *gamma = n->has_gamma ? n->src[3]->w : NULL;
     const Weight *beta = n->has_beta ? n->src[n->has_gamma ? 4 : 3]->w : NULL;
-    int c = (int)cols(x);
+    int c = (int)node_cols(x);
     Arena *a = e->g->arena;
     float *scale = arena_alloc(a, (size_t)c * sizeof *scale), *shift = arena_alloc(a, (size_t)c * sizeof *shift);
     for (int j = 0; j < c; j++) {  /* runtime/norm.c's nnrt_bn_inference, once */
@@ -708,7 +681,7 @@ static void k_bn_infer(Emitter *e, const Node *n)
     comment(e, n);
     define(e, n);
     out(e, "    batch_norm(%s, %s, %s, %s, %s, %lld, %d);\n", n->name, ref(e, x), ref(e, n->src[1]), s, t,
-        (long long)pre_rows(x), c);
+        (long long)node_rows(x), c);
 }
 
 /* "lstm_forward_tanh_sigmoid": the recurrent helper of a kind, GRU variant and activations */
