@@ -428,7 +428,7 @@ static int check_time_axis(Graph *g)
             break;
         case OP_INPUT: case OP_TARGET: case OP_WEIGHT: case OP_DROPOUT_MASK: case OP_CONV:
         case OP_CONV_GRAD_INPUT: case OP_CONV_GRAD_KERNEL: case OP_POOL: case OP_POOL_GRAD: case OP_BN_STATS:
-        case OP_BN_APPLY: case OP_BN_GRAD_INPUT: case OP_BN_GRAD_GAMMA: case OP_BN_MOVING: case OP_BN_INFER:
+        case OP_BN_APPLY: case OP_BN_GRAD_INPUT: case OP_BN_GRAD_GAMMA: case OP_BN_GRAD: case OP_BN_MOVING: case OP_BN_INFER:
         case OP_BN_INFER_GRAD: case OP_RNN_STATE_GRAD: case OP_BN_FOLD: case OP_COUNT:
             break;
         }

@@ -100,6 +100,87 @@ static void epilogues(Graph *g, bool report)
     }
 }
 
+/* The BatchNormalization whose gradient node n is (BN_GRAD_INPUT or
+ * BN_GRAD_GAMMA): the BN_APPLY over the same input and statistics. */
+static Node *bn_of(const Graph *g, const Node *n)
+{
+    for (int j = n->src[2]->id + 1; j < n->id; j++)
+        if (g->nodes[j]->op == OP_BN_APPLY && g->nodes[j]->src[0] == n->src[1] && g->nodes[j]->src[1] == n->src[2])
+            return g->nodes[j];
+    return NULL;
+}
+
+/* A BatchNormalization's backward in one BN_GRAD node. Autodiff gives it
+ * as up to four kernels over (rows, channels): the activation's gradient
+ * dz = dy f'(y), dx (two passes: the sums of dz and dz xhat, then dx),
+ * dgamma (the same sums again) and dbeta (the sum of dz). BN_GRAD makes
+ * two passes of them all: the sums (dz computed on the fly, never stored),
+ * then dx. The first of dx's and dgamma's nodes becomes it; the gradients
+ * it writes besides its own value are its `side` nodes, which the emitter
+ * then skips. The activation is taken in when all dz's readers are these
+ * nodes and its derivative reads y only (no libm call on the way back). */
+static int bn_backward(Graph *g, const int *readers, bool report)
+{
+    int fused = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if ((n->op != OP_BN_GRAD_INPUT && n->op != OP_BN_GRAD_GAMMA) || n->in_epilogue)
+            continue;
+        Node *bn = bn_of(g, n), *dz = n->src[0];
+        if (!bn)
+            continue;
+        int k = 2;
+        const Weight *wg = bn->has_gamma ? bn->src[k++]->w : NULL, *wb = bn->has_beta ? bn->src[k]->w : NULL;
+        Node *dx = NULL, *dg = NULL, *db = NULL;
+        for (int j = i; j < g->nnodes; j++) {
+            Node *m = g->nodes[j];
+            bool same = m->nsrc >= 3 && m->src[0] == dz && m->src[1] == n->src[1] && m->src[2] == n->src[2];
+            if (m->op == OP_BN_GRAD_INPUT && same && !dx)
+                dx = m;
+            else if (m->op == OP_BN_GRAD_GAMMA && same && m->storage == ST_GRAD && wg && m->w == wg && !dg)
+                dg = m;
+            else if (m->op == OP_BIAS_GRAD && m->src[0] == dz && m->storage == ST_GRAD && wb && m->w == wb && !db)
+                db = m;
+        }
+        Node *host = n;  /* the first of them: the others come after it */
+        if ((host == dg && dx) || (db && db->id < host->id))
+            continue;
+        int parts = (dx != NULL) + (dg != NULL) + (db != NULL);
+        Node *act = dz->op == OP_ACTIVATION_GRAD && dz->attr != ACT_CUSTOM && !act_info[dz->attr].needs_x &&
+                            readers[dz->id] == parts && dz->storage == ST_ARENA && !dz->is_output ? dz : NULL;
+        if (!act && parts < 2)
+            continue;
+        Node *gamma = dx && dx->has_gamma ? dx->src[3] : NULL;
+        host->op = OP_BN_GRAD;
+        host->attr = act ? act->attr : ACT_LINEAR;
+        host->alpha = act ? act->alpha : 0.0f;
+        host->src[0] = act ? act->src[0] : dz;
+        host->nsrc = 3;
+        if (act)
+            host->src[host->nsrc++] = act->src[2];
+        if (gamma)
+            host->src[host->nsrc++] = gamma;
+        host->has_gamma = gamma != NULL;
+        host->side[0] = host == dg ? NULL : dg;
+        host->side[1] = db;
+        for (int s = 0; s < 2; s++)
+            if (host->side[s]) {  /* written by host: read nothing else, so dz may go */
+                host->side[s]->in_epilogue = true;
+                host->side[s]->src[0] = host;
+            }
+        if (report) {
+            printf("fuse (%s graph): %s = backward of %s%s%s%s", g->mode, host->name, act ? act_info[act->attr].name : "",
+                   act ? "(" : "", bn->name, act ? ")" : "");
+            if (host->side[0] || host->side[1])
+                printf(", with %s%s%s", host->side[0] ? host->side[0]->name : "",
+                       host->side[0] && host->side[1] ? " and " : "", host->side[1] ? host->side[1]->name : "");
+            printf(", in %s\n", host == dx ? "two passes" : "one pass");
+        }
+        fused++;
+    }
+    return fused;
+}
+
 int pass_fuse(Graph *g, bool report)
 {
     int *readers = arena_alloc(g->arena, (size_t)g->nnodes * sizeof *readers);
@@ -151,6 +232,13 @@ int pass_fuse(Graph *g, bool report)
                    a->src[0]->name, scale_shift ? "* scale + shift of" : "+", a->src[1]->name);
         fused++;
     }
+    for (int i = 0; i < g->nnodes; i++)  /* the forward fusions changed who reads what */
+        readers[i] = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int s = 0; s < g->nodes[i]->nsrc; s++)
+            readers[g->nodes[i]->src[s]->id]++;
+    if (g->training)
+        fused += bn_backward(g, readers, report);
     int removed = dead_code(g);
     if (report && removed)
         printf("dead code (%s graph): %d node(s) removed\n", g->mode, removed);

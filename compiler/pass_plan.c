@@ -57,12 +57,13 @@ static size_t place(Interval *live, int *nlive, size_t floats, int end, size_t *
 /* Ops whose kernel reads element i (of every source) before it writes
  * element i, and no other element after: they may run in place over
  * src[0]. The gradients of activations read dy, x and y at i; softmax's
- * reads a row's dy whole (its dot) before writing that row. */
+ * reads a row's dy whole (its dot) before writing that row; BN_GRAD's
+ * second pass reads dy at i and writes dx at i, its first only reads. */
 static bool elementwise(OpKind op)
 {
     return op == OP_ACTIVATION || op == OP_BIAS_ACTIVATION || op == OP_BIAS_ADD || op == OP_SCALE || op == OP_MUL ||
            op == OP_ADD || op == OP_SUB || op == OP_ACTIVATION_GRAD || op == OP_MAXIMUM_GRAD ||
-           op == OP_SOFTMAX_GRAD || op == OP_SCALE_SHIFT || op == OP_ADD_ACTIVATION;
+           op == OP_SOFTMAX_GRAD || op == OP_SCALE_SHIFT || op == OP_ADD_ACTIVATION || op == OP_BN_GRAD;
 }
 
 void pass_plan_memory(Graph *g)

@@ -196,7 +196,8 @@ struct Node {
     bool is_output;              /* a model output (copied out by predict) */
     bool inplace;                /* memory plan: writes over src[0]'s buffer, which dies here */
     Node *epilogue;              /* MATMUL, CONV: the bias(+activation) node computed in its GEMM's epilogue */
-    bool in_epilogue;            /* that node: emitted by its producer, block by block */
+    bool in_epilogue;            /* that node: emitted by its producer, block by block (or by the BN_GRAD naming it) */
+    Node *side[2];               /* BN_GRAD: the gamma and beta gradient nodes it writes too (or NULL) */
     bool backward;               /* made by autodiff */
 };
 

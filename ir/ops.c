@@ -396,6 +396,15 @@ static void shape_bn_grad_gamma(Graph *g, Node *n)
     n->batched = false;
 }
 #define grad_bn_grad_gamma NULL
+
+static void shape_bn_grad(Graph *g, Node *n)  /* dx, or dgamma when it is gamma's gradient */
+{
+    if (n->storage == ST_GRAD)
+        shape_bn_grad_gamma(g, n);
+    else
+        same_as_src0(g, n);
+}
+#define grad_bn_grad NULL
 #define shape_bn_moving scalar
 #define grad_bn_moving NULL
 #define shape_bn_infer same_as_src0

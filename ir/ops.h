@@ -41,6 +41,7 @@
     X(BN_APPLY, bn_apply, -1)      /* y = f(gamma (x - mean) inv + beta), f = ACT_TABLE row `attr` (linear, or merged by pass_fuse.c); src x, stats[, gamma][, beta] */ \
     X(BN_GRAD_INPUT, bn_grad_input, -1) /* dx through the batch statistics; src dy, x, stats[, gamma] */ \
     X(BN_GRAD_GAMMA, bn_grad_gamma, 3)  /* dgamma = sum dy * xhat; src dy, x, stats */ \
+    X(BN_GRAD, bn_grad, -1)        /* the three above and beta's BIAS_GRAD in one kernel, through the activation's derivative (attr; linear: none): dz = dy f'(y); its value dx, or dgamma when it is gamma's gradient; `side` the other gradients it writes; src dy, x, stats[, y][, gamma] (pass_fuse.c) */ \
     X(BN_MOVING, bn_moving, 3)     /* moving mean/var += (1-momentum)(batch - moving); src stats, mean, var */ \
     X(BN_INFER, bn_infer, -1)      /* y = gamma (x - mean) / sqrt(var + eps) + beta; src x, mean, var[, gamma][, beta] */ \
     X(BN_INFER_GRAD, bn_infer_grad, -1) /* dx = dy gamma / sqrt(var + eps); src dy, var[, gamma] */ \

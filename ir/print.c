@@ -93,6 +93,7 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_BN_APPLY:
     case OP_BN_GRAD_INPUT:
     case OP_BN_GRAD_GAMMA:
+    case OP_BN_GRAD:
     case OP_BN_MOVING:
     case OP_BN_INFER:
     case OP_BN_INFER_GRAD:
@@ -102,6 +103,11 @@ static void print_attrs(FILE *out, const Node *n)
             fprintf(out, " bias");
         if (n->op == OP_BN_MOVING)
             fprintf(out, " momentum=%g", (double)n->momentum);
+        if (n->op == OP_BN_GRAD && n->attr != ACT_LINEAR)
+            fprintf(out, " %s'", act_info[n->attr].name);
+        for (int k = 0; n->op == OP_BN_GRAD && k < 2; k++)
+            if (n->side[k])
+                fprintf(out, " +%s", n->side[k]->name);
         break;
     case OP_RESHAPE:
     case OP_BIAS_ADD:

@@ -310,7 +310,7 @@ typedef struct {
     const Graph *g;
     bool need[H_COUNT];
     bool act_forward[ACT_COUNT], act_backward[ACT_COUNT], act_bias_forward[ACT_COUNT], act_scale_shift[ACT_COUNT];
-    bool act_add_forward[ACT_COUNT], act_bn_forward[ACT_COUNT];
+    bool act_add_forward[ACT_COUNT], act_bn_forward[ACT_COUNT], act_bn_backward[ACT_COUNT];
     bool *grad_written;          /* per weight: a gradient node already wrote it in this graph */
     const char **field;          /* per weight: its name in the Weights struct */
     const CustomFn *customs[64]; /* the custom functions the code calls, for their helpers */
@@ -527,6 +527,8 @@ static void emit_bias_add(Emitter *e, const Node *n)
 
 static void emit_bias_grad(Emitter *e, const Node *n)
 {
+    if (n->in_epilogue)
+        return;  /* written by the BN_GRAD naming it */
     e->need[H_BIAS_GRAD] = true;
     const Node *dy = n->src[0];
     const char *beta = grad_beta(e, n);
@@ -850,11 +852,37 @@ static void emit_bn_grad_input(Emitter *e, const Node *n)
 
 static void emit_bn_grad_gamma(Emitter *e, const Node *n)
 {
+    if (n->in_epilogue)
+        return;  /* written by the BN_GRAD naming it */
     const Node *x = n->src[1];
     const char *beta = grad_beta(e, n);
     comment(e, n);
     out(e, "    nnrt_bn_backward_gamma(%s, %s, %s, %s, %s, %lld, %s);\n", ref(e, n), ref(e, n->src[0]), ref(e, x),
         ref(e, n->src[2]), rows(x), (long long)node_cols(x), beta);
+}
+
+static void emit_bn_grad(Emitter *e, const Node *n)
+{
+    const Node *x = n->src[1], *dg = n->side[0], *db = n->side[1];
+    bool has_dx = n->storage != ST_GRAD;
+    int i = 3;
+    const char *ys = n->attr != ACT_LINEAR ? ref(e, n->src[i++]) : "NULL";
+    const char *gamma = n->has_gamma ? ref(e, n->src[i]) : "NULL";
+    e->act_bn_backward[n->attr] = true;
+    comment(e, n);
+    if (has_dx)
+        define(e, n);
+    if (dg || db)
+        out(e, "    /* and %s%s%s, in the same two passes%s */\n", dg ? dg->name : "", dg && db ? " and " : "",
+            db ? db->name : "", n->attr != ACT_LINEAR ? fmt_str("; dz = dy * %s' is never stored", act_info[n->attr].name) : "");
+    const char *dgamma = has_dx ? (dg ? ref(e, dg) : "NULL") : ref(e, n);
+    const char *acc_gamma = has_dx ? (dg ? grad_beta(e, dg) : "0.0f") : grad_beta(e, n);
+    out(e, "    %s_bn_backward(%s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %s, %s", act_info[n->attr].name,
+        has_dx ? ref(e, n) : "NULL", dgamma, db ? ref(e, db) : "NULL", ref(e, n->src[0]), ys, ref(e, x),
+        ref(e, n->src[2]), gamma, rows(x), (long long)node_cols(x), acc_gamma, db ? grad_beta(e, db) : "0.0f");
+    if (act_has_alpha((ActKind)n->attr))
+        out(e, ", %s", flt(n->alpha));
+    out(e, ");\n");
 }
 
 static void emit_bn_moving(Emitter *e, const Node *n)
@@ -1458,6 +1486,136 @@ static void put_blocked(FILE *f, const char *indent, const char *i, const char *
             tail, indent, i, forward, indent);
 }
 
+/* Whether C expression expr reads variable v (a one-letter name). */
+static bool reads_var(const char *expr, char v)
+{
+    for (const char *p = expr; *p; p++)
+        if (*p == v && (p == expr || (!isalnum((unsigned char)p[-1]) && p[-1] != '_')) &&
+            !isalnum((unsigned char)p[1]) && p[1] != '_')
+            return true;
+    return false;
+}
+
+/* A loop over c < nc in blocks of 8 (`for k < 8`, which vectorizes at -O2)
+ * and the tail: body's lines with '@' the element's offset (c + k, or c). */
+static void put_chunks(FILE *f, const char *indent, const char *body)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        const char *at = pass == 0 ? "c + k" : "c";
+        fprintf(f, pass == 0 ? "%ssize_t c = 0;\n%sfor (; c + 8 <= nc; c += 8)\n%s    for (int k = 0; k < 8; k++) {\n"
+                             : "%sfor (; c < nc; c++) {\n",
+                indent, indent, indent);
+        const char *in = pass == 0 ? "        " : "    ";
+        for (const char *p = body; *p;) {
+            const char *eol = strchr(p, '\n');
+            size_t len = eol ? (size_t)(eol - p) : strlen(p);
+            fprintf(f, "%s%s", indent, in);
+            for (size_t i = 0; i < len; i++)
+                if (p[i] == '@')
+                    fputs(at, f);
+                else
+                    fputc(p[i], f);
+            fputc('\n', f);
+            p += len + (eol != NULL);
+        }
+        fprintf(f, "%s%s}\n", indent, pass == 0 ? "    " : "");
+    }
+}
+
+/* The backward of f(BatchNormalization(in)) in training (BN_GRAD), for
+ * activation a (linear: the BatchNormalization alone). */
+static void put_bn_backward(FILE *f, const ActInfo *a, bool linear)
+{
+    const char *alpha = act_has_alpha((ActKind)(a - act_info)) ? ", float alpha" : "";
+    bool y = reads_var(a->derivative, 'y');
+    if (linear)
+        fprintf(f, "/* The backward of a BatchNormalization in training, in two passes over (rows, cols):\n");
+    else
+        fprintf(f, "/* The backward of %s(BatchNormalization(in)) in training, in two passes over (rows, cols):\n"
+                   " * dz = dy * %s, computed where it is used and never stored.\n", a->name, a->derivative);
+    fprintf(f, " * With xhat = (in - mean) * inv (stats is (2, cols): the batch mean, then\n"
+               " * 1 / sqrt(var + eps)), the first pass sums %s and %s * xhat per channel and gives\n"
+               " * dgamma = acc_gamma * dgamma + sum(%s * xhat), dbeta = acc_beta * dbeta + sum(%s); the second\n"
+               " * dx = gamma * inv * (%s - mean(%s) - xhat * mean(%s * xhat)). These are the operations\n"
+               " * of the separate kernels (%snnrt_bn_backward_input, nnrt_bn_backward_gamma, bias_grad),\n"
+               " * in their order, so the values are theirs bit for bit. dx, dgamma and dbeta may be\n"
+               " * NULL, dx may be dy. Channels go in blocks of 64 (the per-channel sums), elements\n"
+               " * in blocks of 8 that read before they write, so the loops vectorize. */\n",
+            linear ? "dy" : "dz", linear ? "dy" : "dz", linear ? "dy" : "dz", linear ? "dy" : "dz",
+            linear ? "dy" : "dz", linear ? "dy" : "dz", linear ? "dy" : "dz",
+            linear ? "" : fmt_str("%s_backward, ", a->name));
+    int pad = (int)strlen(a->name) + 25;  /* under the first parameter */
+    fprintf(f, "static void %s_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *ys,\n"
+               "%*sconst float *in, const float *stats, const float *gamma, size_t rows,\n"
+               "%*ssize_t cols, float acc_gamma, float acc_beta%s)\n{\n",
+            a->name, pad, "", pad, "", alpha);
+    if (!y)
+        fprintf(f, "    (void)ys;\n");
+    fprintf(f, "    const float *mean = stats, *inv = stats + cols;\n"
+               "    for (size_t c0 = 0; c0 < cols; c0 += 64) {\n"
+               "        const size_t nc = cols - c0 < 64 ? cols - c0 : 64;\n"
+               "        double s[64] = {0}, sx[64] = {0};\n"
+               "        float m[64], iv[64], sb[64];\n"
+               "        for (size_t c = 0; c < nc; c++) {\n"
+               "            m[c] = mean[c0 + c];\n"
+               "            iv[c] = inv[c0 + c];\n"
+               "            sb[c] = dbeta ? dbeta[c0 + c] * acc_beta : 0.0f;\n"
+               "        }\n"
+               "        for (size_t r = 0; r < rows; r++) {\n"
+               "            const float *dyr = dy + r * cols + c0, *inr = in + r * cols + c0;\n");
+    if (y)
+        fprintf(f, "            const float *yr = ys + r * cols + c0;\n");
+    put_chunks(f, "            ",
+               fmt_str("%sconst float dz = dyr[@] * %s;\n"
+                       "const double xhat = ((double)inr[@] - m[@]) * iv[@];\n"
+                       "s[@] += dz;\nsx[@] += dz * xhat;\nsb[@] += dz;",
+                       y ? "const float y = yr[@];\n" : "", a->derivative));
+    fprintf(f, "        }\n"
+               "        for (size_t c = 0; c < nc; c++) {\n"
+               "            if (dgamma)\n"
+               "                dgamma[c0 + c] = (acc_gamma == 0.0f ? 0.0f : acc_gamma * dgamma[c0 + c]) + (float)sx[c];\n"
+               "            if (dbeta)\n"
+               "                dbeta[c0 + c] = sb[c];\n"
+               "        }\n"
+               "        if (!dx)\n"
+               "            continue;\n"
+               "        float scale[64], mean_dz[64], mean_dz_xhat[64];\n"
+               "        for (size_t c = 0; c < nc; c++) {\n"
+               "            scale[c] = gamma ? gamma[c0 + c] * iv[c] : iv[c];\n"
+               "            mean_dz[c] = (float)(s[c] / (double)rows);\n"
+               "            mean_dz_xhat[c] = (float)(sx[c] / (double)rows);\n"
+               "        }\n"
+               "        for (size_t r = 0; r < rows; r++) {\n"
+               "            const float *dyr = dy + r * cols + c0, *inr = in + r * cols + c0;\n");
+    if (y)
+        fprintf(f, "            const float *yr = ys + r * cols + c0;\n");
+    fprintf(f, "            float *dxr = dx + r * cols + c0;\n"
+               "            size_t c = 0;\n"
+               "            for (; c + 8 <= nc; c += 8) {\n"
+               "                float t[8];\n"
+               "                for (int k = 0; k < 8; k++) {\n");
+    if (y)
+        fprintf(f, "                    const float y = yr[c + k];\n");
+    fprintf(f, "                    const float dz = dyr[c + k] * %s;\n"
+               "                    const float xhat = (inr[c + k] - m[c + k]) * iv[c + k];\n"
+               "                    t[k] = scale[c + k] * (dz - mean_dz[c + k] - xhat * mean_dz_xhat[c + k]);\n"
+               "                }\n"
+               "                for (int k = 0; k < 8; k++)\n"
+               "                    dxr[c + k] = t[k];\n"
+               "            }\n"
+               "            for (; c < nc; c++) {\n",
+            a->derivative);
+    if (y)
+        fprintf(f, "                const float y = yr[c];\n");
+    fprintf(f, "                const float dz = dyr[c] * %s;\n"
+               "                const float xhat = (inr[c] - m[c]) * iv[c];\n"
+               "                dxr[c] = scale[c] * (dz - mean_dz[c] - xhat * mean_dz_xhat[c]);\n"
+               "            }\n"
+               "        }\n"
+               "    }\n}\n\n",
+            a->derivative);
+}
+
 static void emit_act_helpers(FILE *f, const Emitter *e)
 {
     static const char *vars[] = {"x", "y"};
@@ -1509,6 +1667,8 @@ static void emit_act_helpers(FILE *f, const Emitter *e)
                        "        }\n"
                        "    }\n}\n\n",
                     a->name, a->forward, a->name, alpha, a->forward);
+        if (e->act_bn_backward[k])
+            put_bn_backward(f, a, k == ACT_LINEAR);
         if (e->act_add_forward[k]) {  /* the bias loop, with a second tensor instead of a bias row */
             fprintf(f, "/* %s of a + b elementwise, in one pass (a residual Add and its activation):\n"
                        " * y = %s. Each block of 8 is read before it is written, so y may be a. */\n"

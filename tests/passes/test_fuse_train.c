@@ -1,0 +1,167 @@
+/* test_fuse_train.c — pass_fuse keeps the training step's numbers bit for bit.
+ *
+ * Each model is compiled twice (tests/passes/passes.cmake): as nncc
+ * compiles by default, and with --no-fuse. The fused training graph runs
+ * BN_GRAD (a BatchNormalization's backward with its activation's, its gamma's
+ * and its beta's gradients in one kernel), a BatchNormalization with a cheap
+ * activation in one pass, bias and activation in the GEMM's epilogue, and
+ * Add + relu in one loop; each does the unfused kernels' operations in
+ * their order, so the numbers must be equal, not close. For each pair, from
+ * the same initial weights (the seed) and on the same seeded random batches:
+ *   1. loss_grad: the loss and every float of the gradient block;
+ *   2. STEPS training steps (forward, backward, the optimizer's update and
+ *      the moving statistics): every float of the weight block after each.
+ * Both builds use this program's compiler flags (no -march: no FMA
+ * contraction could tell them apart). The comparison can fail: after one
+ * weight of the fused model is nudged by one ulp, its gradients must differ.
+ * Prints the number of differing floats of each comparison.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse_bn.h"
+#include "fuse_bn_ref.h"
+#include "fuse_mlp_bn.h"
+#include "fuse_mlp_bn_ref.h"
+#include "fuse_acts.h"
+#include "fuse_acts_ref.h"
+#include "fuse_resnet_small.h"
+#include "fuse_resnet_small_ref.h"
+#include "nnrt.h"
+
+#define STEPS 3
+#define SEED 11
+
+static int failures;
+
+typedef struct {
+    size_t n;
+    float *x[NNRT_MAX_IO];
+    void *y[NNRT_MAX_IO];
+} Batch;
+
+static void *must_alloc(size_t bytes)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* inputs uniform in [-1, 1), labels uniform over the classes (or uniform targets) */
+static Batch batch_new(const NnrtModel *d, size_t n, NnrtRng *rng)
+{
+    Batch b = {.n = n};
+    for (int i = 0; i < d->num_inputs; i++) {
+        b.x[i] = must_alloc(n * (size_t)d->input_size[i] * sizeof(float));
+        for (size_t k = 0; k < n * (size_t)d->input_size[i]; k++)
+            b.x[i][k] = (float)(2 * nnrt_rng_uniform(rng) - 1);
+    }
+    for (int j = 0; j < d->num_outputs; j++) {
+        size_t count = n * (size_t)d->target_size[j];
+        b.y[j] = must_alloc(count * 4);
+        for (size_t k = 0; k < count; k++) {
+            if (d->target_sparse[j])
+                ((int32_t *)b.y[j])[k] = (int32_t)(nnrt_rng_next(rng) % (uint64_t)d->output_size[j]);
+            else
+                ((float *)b.y[j])[k] = (float)nnrt_rng_uniform(rng);
+        }
+    }
+    return b;
+}
+
+static void batch_free(Batch *b)
+{
+    for (int i = 0; i < NNRT_MAX_IO; i++) {
+        free(b->x[i]);
+        free(b->y[i]);
+    }
+}
+
+/* floats of a and b that differ in any bit */
+static size_t differing(const float *a, const float *b, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += memcmp(&a[i], &b[i], sizeof *a) != 0;
+    return k;
+}
+
+static void report(const char *name, const char *what, size_t diff, size_t n, bool expect_equal)
+{
+    bool ok = expect_equal ? diff == 0 : diff > 0;
+    printf("%-18s %-40s %zu of %zu floats differ: %s\n", name, what, diff, n, ok ? "ok" : "FAILED");
+    failures += !ok;
+}
+
+static void loss_grad(const NnrtModel *d, void *m, const Batch *b, float *loss)
+{
+    if (d->loss_grad(m, b->n, (const float *const *)b->x, (const void *const *)b->y, loss)) {
+        fprintf(stderr, "%s: loss_grad failed: %s\n", d->name, d->last_error(m));
+        exit(2);
+    }
+}
+
+static void check_pair(const NnrtModel *fd, const NnrtModel *rd)
+{
+    NnrtRng rng;
+    nnrt_rng_seed(&rng, SEED);
+    size_t n = fd->max_batch < 16 ? fd->max_batch : 16, np = fd->num_params;
+    void *fused = fd->new_model(SEED), *ref = rd->new_model(SEED);
+    if (!fused || !ref || rd->num_params != np) {
+        fprintf(stderr, "%s: cannot create the two models\n", fd->name);
+        exit(2);
+    }
+    report(fd->name, "initial weights", differing(fd->params(fused), rd->params(ref), np), np, true);
+
+    Batch b = batch_new(fd, n, &rng);
+    float l1, l2;
+    loss_grad(fd, fused, &b, &l1);
+    loss_grad(rd, ref, &b, &l2);
+    report(fd->name, "loss", differing(&l1, &l2, 1), 1, true);
+    report(fd->name, "gradients", differing(fd->grads(fused), rd->grads(ref), np), np, true);
+
+    for (int s = 0; s < STEPS; s++) {
+        Batch t = batch_new(fd, n, &rng);
+        if (fd->train_step(fused, n, (const float *const *)t.x, (const void *const *)t.y, &l1, NULL) ||
+            rd->train_step(ref, n, (const float *const *)t.x, (const void *const *)t.y, &l2, NULL)) {
+            fprintf(stderr, "%s: train_step failed\n", fd->name);
+            exit(2);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "weights after training step %d", s + 1);
+        report(fd->name, what, differing(fd->params(fused), rd->params(ref), np), np, true);
+        batch_free(&t);
+    }
+
+    /* the comparison sees a one-ulp change of a weight */
+    float *w = fd->params(fused);
+    size_t i = 0;
+    while (i + 1 < np && w[i] == 0.0f)
+        i++;
+    w[i] = nextafterf(w[i], 2 * w[i]);
+    loss_grad(fd, fused, &b, &l1);
+    loss_grad(rd, ref, &b, &l2);
+    report(fd->name, "gradients, one weight one ulp off", differing(fd->grads(fused), rd->grads(ref), np), np, false);
+    batch_free(&b);
+    fd->free_model(fused);
+    rd->free_model(ref);
+}
+
+int main(void)
+{
+    check_pair(fuse_bn_model(), fuse_bn_ref_model());
+    check_pair(fuse_mlp_bn_model(), fuse_mlp_bn_ref_model());
+    check_pair(fuse_acts_model(), fuse_acts_ref_model());
+    check_pair(fuse_resnet_small_model(), fuse_resnet_small_ref_model());
+    if (failures)
+        printf("%d comparison(s) FAILED\n", failures);
+    else
+        printf("fused training matches unfused bit for bit\n");
+    return failures != 0;
+}
