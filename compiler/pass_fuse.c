@@ -10,14 +10,15 @@
  * value, so those are left alone. An elementwise ADD whose only reader is
  * the activation (a residual block's Add + relu) becomes ADD_ACTIVATION,
  * y = f(a + b) in one loop, the same way. In training, a BatchNormalization
- * (BN_APPLY over its batch statistics) read only by a cheap activation
- * (no libm call: relu and the like) takes the activation over too: y = f((x - mean) gamma inv + beta) in one pass,
- * computed in the order nnrt_bn_forward uses, so the values are those of
- * the two passes bit for bit (the backward reads x and the statistics, not
- * the normalized values). The backward ACTIVATION_GRAD that named
- * the bias node as its (unread) x is pointed at the fused node. Then every
- * node no output, loss, metric, update or moving-statistics update reads is
- * removed. Last, a bias add (with or without its activation) that is the
+ * (BN_APPLY over its batch statistics) read only by the activation takes it
+ * over too: y = f((x - mean) gamma inv + beta) in one pass, computed in the
+ * order nnrt_bn_forward uses, so the values are those of the two passes bit
+ * for bit (the backward reads x and the statistics, not the normalized
+ * values). The backward ACTIVATION_GRAD that named the bias node as its
+ * (unread) x is pointed at the fused node. A BatchNormalization's backward
+ * becomes one BN_GRAD node (bn_backward, below). Then every node no output,
+ * loss, metric, update or moving-statistics update reads is removed. Last,
+ * a bias add (with or without its activation) that is the
  * only reader of a Dense's GEMM or a convolution moves into that GEMM's
  * epilogue: the emitter runs the GEMM in blocks of rows (512 KiB of
  * output, NNRT_EPILOGUE_ROWS) and applies the
@@ -30,16 +31,6 @@
 #include "compiler.h"
 
 #include <string.h>
-
-/* An activation without a libm call (relu, hard_sigmoid, ...). Fused into a
- * BatchNormalization's pass, an expf or expm1f per element keeps the
- * affine part from vectorizing: measured on fashion_mlp_bn (elu), the
- * fused step was 3% slower than the two passes. */
-static bool cheap(int act)
-{
-    const char *f = act_info[act].forward;
-    return !strstr(f, "exp") && !strstr(f, "tanh") && !strstr(f, "log") && !strstr(f, "erf");
-}
 
 /* Nodes with effects beyond their value: kept even with no reader. */
 static bool has_effect(const Node *n)
@@ -201,7 +192,7 @@ int pass_fuse(Graph *g, bool report)
                     !(g->nodes[j]->op == OP_ACTIVATION_GRAD && s == 1 && g->nodes[j]->src[2] == a))
                     other++;
         bool scale_shift = z->op == OP_SCALE_SHIFT && z->attr == ACT_LINEAR, add = z->op == OP_ADD;
-        bool bn = z->op == OP_BN_APPLY && a->attr != ACT_CUSTOM && cheap(a->attr);
+        bool bn = z->op == OP_BN_APPLY && a->attr != ACT_CUSTOM;
         if ((z->op != OP_BIAS_ADD && !scale_shift && !add && !bn) || other || z->is_output || z->storage != ST_ARENA)
             continue;
         if (add && (!shape_equal(&z->src[0]->shape, &z->src[1]->shape) || z->src[0]->batched != z->src[1]->batched))
