@@ -5,7 +5,11 @@
 # current source folder) becomes <prefix>.c and <prefix>.h in the current
 # binary folder, rebuilt whenever MODEL changes; TARGET gets the source, that
 # include folder and a link to nncc::runtime. The prefix is PREFIX, else the
-# model's `name:`, else the file's stem.
+# model's `name:`, else the file's stem. With GCC or Clang the source gets
+# the flags `nncc train` builds it with, which change no value and let the
+# compiler vectorize its loops: -fno-trapping-math -fno-math-errno, and for
+# GCC -fvect-cost-model=dynamic (at -O2 it otherwise vectorizes only loops
+# of a known length).
 function(nncc_add_model target model)
   cmake_parse_arguments(PARSE_ARGV 2 ARG "INFERENCE_ONLY;STANDALONE" "PREFIX;MAX_BATCH;WEIGHTS" "")
   if(ARG_UNPARSED_ARGUMENTS)
@@ -55,6 +59,13 @@ function(nncc_add_model target model)
     VERBATIM)
   target_sources(${target} PRIVATE "${CMAKE_CURRENT_BINARY_DIR}/${prefix}.c" "${CMAKE_CURRENT_BINARY_DIR}/${prefix}.h")
   target_include_directories(${target} PRIVATE "${CMAKE_CURRENT_BINARY_DIR}")
+  if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+    set(flags -fno-trapping-math -fno-math-errno)
+    if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
+      list(APPEND flags -fvect-cost-model=dynamic)
+    endif()
+    set_source_files_properties("${CMAKE_CURRENT_BINARY_DIR}/${prefix}.c" PROPERTIES COMPILE_OPTIONS "${flags}")
+  endif()
   if(NOT ARG_STANDALONE)
     target_link_libraries(${target} PRIVATE nncc::runtime)
   endif()

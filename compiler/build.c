@@ -103,7 +103,17 @@ int build_executable(const Toolchain *tc, const char *const *srcs, int nsrcs, co
     snprintf(rpath, sizeof rpath, "-Wl,-rpath,%s", tc->lib_dir);
     args[n++] = (char *)tc->cc;
     args[n++] = "-std=c11";
+    /* GCC at -O2 vectorizes only loops whose trip count it knows to be a
+     * multiple of the vector width ("very cheap"); the dynamic cost model
+     * takes the rest, with a scalar tail (clang does so at -O2 already).
+     * The two -fno- flags change no value: they let the activations'
+     * conditionals (elu's y > 0 ? 1 : y + alpha) and sqrtf become vector
+     * code. CMakeLists.txt builds the runtime with the same flags. */
     args[n++] = "-O2";
+    if (!strstr(tc->cc, "clang"))
+        args[n++] = "-fvect-cost-model=dynamic";
+    args[n++] = "-fno-trapping-math";
+    args[n++] = "-fno-math-errno";
     if (tc->march_native)
         args[n++] = "-march=native";
     args[n++] = "-Wall";
