@@ -319,6 +319,7 @@ int pass_cse(Graph *g, bool report);
  * where the backward pass does not need x + b, then removes dead nodes.
  * Returns the number of fusions. */
 int pass_fuse(Graph *g, bool report);
+int pass_fuse_sgd(Graph *g, const OptimizerSpec *o, bool report);
 
 /* ---- pass_plan.c ----------------------------------------------------------- */
 

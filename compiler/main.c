@@ -6,7 +6,11 @@
  *                      autodiff, verified       (compiler/lower.c, ir/)
  *   pass_fold_bn       BatchNormalization into the Conv/Dense before it, inference
  *                      graph only (compiler/pass_fold_bn.c)
- *   pass_fuse          bias or scale-and-shift + activation, dead code (compiler/pass_fuse.c)
+ *   pass_cse           common subexpressions, both graphs (compiler/pass_cse.c)
+ *   pass_fuse          bias or scale-and-shift + activation, BatchNormalization's backward,
+ *                      dead code (compiler/pass_fuse.c)
+ *   pass_fuse_sgd      plain SGD's step inside the kernel-gradient GEMMs, training graph only
+ *                      (compiler/pass_fuse.c)
  *   pass_plan_memory   one arena offset per buffer, per graph (compiler/pass_plan.c)
  *   ir_verify          after every pass
  *   emit_*             Program -> P.c, P.h, driver (backends/c/emit.c)
@@ -426,6 +430,7 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         ir_verify(p->infer);
         if (p->train) {
             pass_fuse(p->train, a->report);
+            pass_fuse_sgd(p->train, &p->optimizer, a->report);
             ir_verify(p->train);
         }
     }

@@ -464,7 +464,8 @@ typedef struct NnrtModel {
     /* Loss and gradients without an update (same dropout draw every call). */
     int   (*loss_grad)(void *m, size_t n, const float *const in[], const void *const tg[], float *loss);
     float *(*params)(void *m);           /* the weight block, num_params floats */
-    float *(*grads)(void *m);            /* same layout; 0 for non-trainable weights */
+    float *(*grads)(void *m);            /* same layout; 0 for non-trainable weights; as loss_grad left it
+                                            (a plain-SGD train_step may update kernels without storing theirs) */
     const char *(*last_error)(const void *m);
     /* the optimizer's learning rate, for ReduceLROnPlateau (NULL: inference only) */
     float (*get_learning_rate)(const void *m);

@@ -510,8 +510,17 @@ static void emit_matmul(Emitter *e, const Node *n)
                           fmt_str("%s + (size_t)blk * %s", ref(e, n), nn), NULL, "blk_rows"));
         return;
     }
+    if (n->sgd_step) {  /* pass_fuse_sgd */
+        out(e, "    if (m->step_in_gemm) {  /* plain SGD's step in this GEMM: %s -= lr * x^T dy */\n", n->w->name);
+        out(e, "        if (!m->frozen[%d])\n", n->w->index);
+        out(e, "            nnrt_gemm(1, 0, %s, %s, %s, -m->step_lr, %s, %lld, %s, %lld, 1.0f, m->w.%s, %s);\n", mm, nn, kk,
+            ref(e, a), (long long)node_cols(a), ref(e, b), (long long)node_cols(b), e->field[n->w->index], nn);
+        out(e, "    } else {\n    ");
+    }
     out(e, "    nnrt_gemm(%d, %d, %s, %s, %s, 1.0f, %s, %lld, %s, %lld, %s, %s, %s);\n", n->trans_a, n->trans_b, mm, nn,
         kk, ref(e, a), (long long)node_cols(a), ref(e, b), (long long)node_cols(b), beta, ref(e, n), nn);
+    if (n->sgd_step)
+        out(e, "    }\n");
 }
 
 static void emit_bias_add(Emitter *e, const Node *n)
@@ -1169,6 +1178,15 @@ static void declare_io(Emitter *e, const Node *n)
             node_shape_str(e->g->arena, n), n->int32 ? " class labels" : "");
 }
 
+/* Whether pass_fuse_sgd moved a weight's SGD step into its gradient's GEMM. */
+static bool sgd_in_gemm(const Graph *g)
+{
+    for (int i = 0; g && i < g->nnodes; i++)
+        if (g->nodes[i]->sgd_step)
+            return true;
+    return false;
+}
+
 static bool graph_has(const Graph *g, OpKind op)
 {
     for (int i = 0; i < g->nnodes; i++)
@@ -1445,7 +1463,10 @@ static void emit_apply_updates(Emitter *e)
         }
         fclose(e->out);
         e->out = saved_out;
-        out(e, "    if (!m->frozen[%d]) {\n", w->index);
+        if (n->src[1]->sgd_step)  /* taken in the gradient's GEMM when the step was one chunk */
+            out(e, "    if (!m->frozen[%d] && !m->step_in_gemm) {\n", w->index);
+        else
+            out(e, "    if (!m->frozen[%d]) {\n", w->index);
         for (char *line = block; line && *line;) {
             char *end = strchr(line, '\n');
             out(e, "    %.*s\n", (int)(end ? end - line : (long)strlen(line)), line);
@@ -2006,6 +2027,9 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    int64_t iterations; /* optimizer steps taken (Keras `iterations`) */\n");
         fprintf(f, "    double lr_scale;    /* the learning rate's factor (ReduceLROnPlateau) */\n");
         fprintf(f, "    double m_schedule;  /* Nadam's running momentum-schedule product */\n");
+        if (sgd_in_gemm(p->train))
+            fprintf(f, "    int step_in_gemm;   /* this train step takes plain SGD's steps in the gradient GEMMs */\n"
+                       "    float step_lr;      /* at that learning rate */\n");
     }
     fprintf(f, "    float *arena;       /* %zu floats: every activation and gradient buffer, planned */\n", floats_a);
     if (p->max_timesteps)
@@ -2266,8 +2290,14 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
                    "                          const void *const targets[], float *loss, float *metrics)\n{\n", P, P, TS);
         fprintf(f, "    int rc = check_args(m, \"%s_train_step\", n,%s inputs, targets, NULL, 1, 0);\n", P, TA);
         fprintf(f, "    if (rc)\n        return rc;\n");
-        fprintf(f, "    double total[1 + %d];\n    loss_and_grads(m, n, inputs, targets, 1, total);\n", p->nmetrics);
+        fprintf(f, "    double total[1 + %d];\n", p->nmetrics);
+        if (sgd_in_gemm(p->train))
+            fprintf(f, "    /* one chunk: the gradient GEMMs of the Dense kernels take SGD's step themselves */\n"
+                       "    m->step_in_gemm = n <= %zu;\n    m->step_lr = (float)learning_rate(m);\n", p->max_batch);
+        fprintf(f, "    loss_and_grads(m, n, inputs, targets, 1, total);\n");
         fprintf(f, "    apply_updates(m);\n    m->iterations++;\n");
+        if (sgd_in_gemm(p->train))
+            fprintf(f, "    m->step_in_gemm = 0;\n");
         fprintf(f, "    if (loss)\n        *loss = (float)total[0];\n");
         fprintf(f, "    for (int i = 0; metrics && i < %d; i++)\n        metrics[i] = (float)total[1 + i];\n", p->nmetrics);
         fprintf(f, "    return 0;\n}\n\n");
