@@ -3,7 +3,8 @@
 #
 #   bench/bench_fuse.sh [--rounds N] [--steps N] [MODEL.yaml ...]
 #
-# Default models: models/fashion_mlp_bn.yaml (BatchNormalization + elu),
+# Default models: models/fashion_mlp.yaml (SGD's step in the GEMMs),
+# models/fashion_mlp_bn.yaml (BatchNormalization + elu, SGD),
 # models/resnet_small.yaml (Conv + BatchNormalization + relu, residual Add +
 # relu) and models/fashion_cnn.yaml (bias + relu in the GEMM's epilogue).
 # Each model is compiled twice (as nncc compiles it, and with --no-fuse),
@@ -32,12 +33,12 @@ while [ $# -gt 0 ]; do
       case ${2:-} in ''|*[!0-9]*|0) echo "bench_fuse: $1 needs a positive integer" >&2; exit 2 ;; esac
       [ "$1" = --rounds ] && rounds=$2 || steps=$2
       shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench_fuse: unknown option '$1'" >&2; exit 2 ;;
     *) models+=("$1"); shift ;;
   esac
 done
-[ ${#models[@]} -gt 0 ] || models=("$root/models/fashion_mlp_bn.yaml" "$root/models/resnet_small.yaml"
+[ ${#models[@]} -gt 0 ] || models=("$root/models/fashion_mlp.yaml" "$root/models/fashion_mlp_bn.yaml" "$root/models/resnet_small.yaml"
                                    "$root/models/fashion_cnn.yaml")
 [ -x "$NNCC" ] || { echo "bench_fuse: no nncc binary at $NNCC (build it, or set NNCC=...)" >&2; exit 1; }
 read -r -a cflags <<<"$CFLAGS"
