@@ -172,6 +172,37 @@ static int bn_backward(Graph *g, const int *readers, bool report)
     return fused;
 }
 
+/* A max pooling's gradient followed by the gradient of the relu its input
+ * came from (Conv2D relu, then MaxPooling2D) becomes one POOL_GRAD with
+ * relu_grad: dy lands only on window maxima that are positive, in the pass
+ * that scatters it (nnrt_maxpool_relu_backward), instead of a scatter and
+ * then a pass of relu's derivative over the whole input gradient. relu's
+ * derivative is 0 or 1, so the values are the two passes' bit for bit. The
+ * ACTIVATION_GRAD node becomes the fused one (its readers keep it). */
+static int pool_relu_backward(Graph *g, const int *readers, bool report)
+{
+    int fused = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *a = g->nodes[i], *pg = a->src[0];
+        if (a->op != OP_ACTIVATION_GRAD || a->attr != ACT_RELU || pg->op != OP_POOL_GRAD || pg->attr != 0 ||
+            pg->relu_grad || readers[pg->id] != 1 || pg->storage != ST_ARENA || pg->is_output ||
+            a->src[2] != pg->src[1])
+            continue;
+        a->op = OP_POOL_GRAD;
+        a->attr = pg->attr;
+        a->conv = pg->conv;
+        a->nsrc = 3;
+        for (int s = 0; s < 3; s++)
+            a->src[s] = pg->src[s];
+        a->relu_grad = true;
+        if (report)
+            printf("fuse (%s graph): %s = max pooling's gradient through relu(%s), in one pass\n", g->mode, a->name,
+                   a->src[1]->name);
+        fused++;
+    }
+    return fused;
+}
+
 int pass_fuse(Graph *g, bool report)
 {
     int *readers = arena_alloc(g->arena, (size_t)g->nnodes * sizeof *readers);
@@ -228,8 +259,10 @@ int pass_fuse(Graph *g, bool report)
     for (int i = 0; i < g->nnodes; i++)
         for (int s = 0; s < g->nodes[i]->nsrc; s++)
             readers[g->nodes[i]->src[s]->id]++;
-    if (g->training)
+    if (g->training) {
         fused += bn_backward(g, readers, report);
+        fused += pool_relu_backward(g, readers, report);
+    }
     int removed = dead_code(g);
     if (report && removed)
         printf("dead code (%s graph): %d node(s) removed\n", g->mode, removed);

@@ -198,6 +198,7 @@ struct Node {
     Node *epilogue;              /* MATMUL, CONV: the bias(+activation) node computed in its GEMM's epilogue */
     bool in_epilogue;            /* that node: emitted by its producer, block by block (or by the BN_GRAD naming it) */
     Node *side[2];               /* BN_GRAD: the gamma and beta gradient nodes it writes too (or NULL) */
+    bool relu_grad;              /* POOL_GRAD (max): relu's gradient of its input taken in (pass_fuse) */
     bool sgd_step;               /* MATMUL, a weight's gradient: with plain SGD, a one-chunk train step takes
                                     the step in the GEMM, w -= lr x^T dy, and stores no gradient (pass_fuse_sgd) */
     bool backward;               /* made by autodiff */

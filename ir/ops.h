@@ -36,7 +36,7 @@
     X(CONV_GRAD_INPUT, conv_grad_input, 2)   /* dx = conv^T(dy, kernel); src dy, kernel */ \
     X(CONV_GRAD_KERNEL, conv_grad_kernel, 2) /* dk = im2col(x)^T dy; src x, dy */ \
     X(POOL, pool, 1)               /* max (attr 0) or average (1) pooling, window `conv` */ \
-    X(POOL_GRAD, pool_grad, 3)     /* src dy, x, y */                                \
+    X(POOL_GRAD, pool_grad, 3)     /* src dy, x, y; max pooling with relu_grad: through the relu x came from */ \
     X(BN_STATS, bn_stats, 1)       /* (2, c): batch mean, 1/sqrt(var + eps) over all but the last axis */ \
     X(BN_APPLY, bn_apply, -1)      /* y = f(gamma (x - mean) inv + beta), f = ACT_TABLE row `attr` (linear, or merged by pass_fuse.c); src x, stats[, gamma][, beta] */ \
     X(BN_GRAD_INPUT, bn_grad_input, -1) /* dx through the batch statistics; src dy, x, stats[, gamma] */ \

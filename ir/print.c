@@ -58,7 +58,7 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_POOL:
     case OP_POOL_GRAD:
         if (n->op == OP_POOL || n->op == OP_POOL_GRAD)
-            fprintf(out, " %s", n->attr ? "avg" : "max");
+            fprintf(out, " %s%s", n->attr ? "avg" : "max", n->relu_grad ? " relu'" : "");
         fprintf(out, " window=%dx%d stride=%dx%d dilation=%dx%d pad=%d,%d out=%dx%d", n->conv.kh, n->conv.kw,
                 n->conv.sh, n->conv.sw, n->conv.dh, n->conv.dw, n->conv.pt, n->conv.pl, n->conv.oh, n->conv.ow);
         if (n->workspace)

@@ -414,7 +414,10 @@ void nnrt_avgpool_forward(float *y, const float *x, const NnrtConv *p, int B)
     pool_forward(y, x, p, B, 1);
 }
 
-void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B)
+/* relu: only where the window's max (the relu's output) is positive, which
+ * is relu's derivative at that cell times dy, as relu's backward would give */
+static void maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B,
+                             int relu)
 {
     check_pool(p);
     const size_t ch = (size_t)p->c;
@@ -439,7 +442,8 @@ void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const flo
                         for (int kx = kx_lo; kx < kx_hi; kx++) {
                             size_t at = (row + ix0 + kx * p->dw) * ch + j;
                             if (xs[at] == y[j]) {
-                                dxs[at] += dy[j];
+                                if (!relu || y[j] > 0.0f)
+                                    dxs[at] += dy[j];
                                 goto next_channel;
                             }
                         }
@@ -449,6 +453,16 @@ void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const flo
             }
         }
     }
+}
+
+void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B)
+{
+    maxpool_backward(dx, dy, x, y, p, B, 0);
+}
+
+void nnrt_maxpool_relu_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B)
+{
+    maxpool_backward(dx, dy, x, y, p, B, 1);
 }
 
 void nnrt_avgpool_backward(float *dx, const float *dy, const NnrtConv *p, int B)

@@ -187,6 +187,9 @@ void nnrt_depthwise_backward_kernel(float *dk, const float *x, const float *dy, 
 void nnrt_maxpool_forward(float *y, const float *x, const NnrtConv *p, int B);
 /* dx (overwritten) gets dy at the first maximum of each window */
 void nnrt_maxpool_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B);
+/* The same through the relu x came from (x = relu(z)): dz in one pass, dy at each
+ * window's max where that max is positive, 0 elsewhere (nncc's pass_fuse). */
+void nnrt_maxpool_relu_backward(float *dx, const float *dy, const float *x, const float *y, const NnrtConv *p, int B);
 void nnrt_avgpool_forward(float *y, const float *x, const NnrtConv *p, int B);
 void nnrt_avgpool_backward(float *dx, const float *dy, const NnrtConv *p, int B);
 

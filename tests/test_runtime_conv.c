@@ -334,6 +334,18 @@ static void test_pool_case(const PoolCase *pc, int is_max, NnrtRng *rng)
     snprintf(name, sizeof name, "%s %s guards intact", kind, pc->name);
     expect(name, guard_intact(y, ny) && guard_intact(dx, nx));
 
+    if (is_max) {  /* through a relu before it (x in [-1, 1): about half the maxima negative) */
+        float *dz = guarded(nx);
+        double *dzref = xmalloc(nx * sizeof *dzref);
+        for (size_t i = 0; i < nx; i++)
+            dzref[i] = x[i] > 0.0f ? dxref[i] : 0.0;
+        fill_float(dz, nx, NAN);
+        nnrt_maxpool_relu_backward(dz, r, x, y, &d, B);
+        snprintf(name, sizeof name, "maxpool %s backward through relu", pc->name);
+        report(name, max_rel_diff(dz, dzref, nx), 1e-5);
+        free(dz), free(dzref);
+    }
+
     free(x), free(r), free(y), free(dx), free(xd), free(rd), free(yref), free(dxref), free(loss.y);
 }
 

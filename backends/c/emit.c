@@ -815,7 +815,8 @@ static void emit_pool_grad(Emitter *e, const Node *n)
     if (n->attr)
         out(e, "    nnrt_avgpool_backward(%s, %s, &%s, B);\n", ref(e, n), ref(e, dy), d);
     else
-        out(e, "    nnrt_maxpool_backward(%s, %s, %s, %s, &%s, B);\n", ref(e, n), ref(e, dy), ref(e, x), ref(e, y), d);
+        out(e, "    nnrt_maxpool%s_backward(%s, %s, %s, %s, &%s, B);\n", n->relu_grad ? "_relu" : "", ref(e, n), ref(e, dy),
+            ref(e, x), ref(e, y), d);
 }
 
 static void emit_bn_stats(Emitter *e, const Node *n)

@@ -45,15 +45,16 @@ add_test(NAME cse_check COMMAND $<TARGET_FILE:nncc> check ${CMAKE_CURRENT_LIST_D
 set_tests_properties(cse_check PROPERTIES PASS_REGULAR_EXPRESSION "fused vs unfused: .*: ok.*gradient check: .*: ok")
 
 # pass_fuse in training: BN_GRAD (a BatchNormalization's backward through its
-# activation, with its gamma and beta gradients, in one kernel) and the other
-# training fusions give the --no-fuse build's loss, gradients and weights
+# activation, with its gamma and beta gradients, in one kernel), max pooling's
+# gradient through relu, and the other training fusions give the --no-fuse build's loss, gradients and weights
 # after training steps bit for bit (test_fuse_train.c); fuse_bn_grad_report
 # checks which backward passes --report lists as fused.
 set(fuse_srcs)
 foreach(pair "fuse_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
              "fuse_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
              "fuse_acts|${CMAKE_CURRENT_LIST_DIR}/bn_acts.yaml"
-             "fuse_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml")
+             "fuse_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml"
+             "fuse_pool_relu|${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml")
   string(REPLACE "|" ";" parts "${pair}")
   list(GET parts 0 prefix)
   list(GET parts 1 yaml)
@@ -69,3 +70,8 @@ add_test(NAME fuse_bn_grad_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LI
          -o ${CMAKE_CURRENT_BINARY_DIR}/bn_acts.c --report)
 set_tests_properties(fuse_bn_grad_report PROPERTIES PASS_REGULAR_EXPRESSION
   "d_bn_shared_gamma and d_bn_shared_beta, in two passes.*d_d5 = backward of bn5,.*relu\\(bn4\\), with d_bn4_beta,.*sigmoid\\(bn3\\), with d_bn3_gamma,.*leaky_relu\\(bn2\\).*selu\\(bn1\\)")
+add_test(NAME fuse_pool_relu_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml
+         -o ${CMAKE_CURRENT_BINARY_DIR}/pool_relu.c --report)
+set_tests_properties(fuse_pool_relu_report PROPERTIES PASS_REGULAR_EXPRESSION
+  "d_c2 = max pooling's gradient through relu\\(r2\\).*d_c1_z = max pooling's gradient through relu\\(c1\\)"
+  FAIL_REGULAR_EXPRESSION "gradient through [a-z_]*\\(c3\\)")

@@ -3,9 +3,9 @@
  * Each model is compiled twice (tests/passes/passes.cmake): as nncc
  * compiles by default, and with --no-fuse. The fused training graph runs
  * BN_GRAD (a BatchNormalization's backward with its activation's, its gamma's
- * and its beta's gradients in one kernel), a BatchNormalization with a cheap
- * activation in one pass, bias and activation in the GEMM's epilogue, and
- * Add + relu in one loop; each does the unfused kernels' operations in
+ * and its beta's gradients in one kernel), a BatchNormalization with its
+ * activation in one pass, bias and activation in the GEMM's epilogue,
+ * Add + relu in one loop, and max pooling's gradient through relu; each does the unfused kernels' operations in
  * their order, so the numbers must be equal, not close. For each pair, from
  * the same initial weights (the seed) and on the same seeded random batches:
  *   1. loss_grad: the loss and every float of the gradient block;
@@ -33,6 +33,8 @@
 #include "fuse_mlp_bn_ref.h"
 #include "fuse_acts.h"
 #include "fuse_acts_ref.h"
+#include "fuse_pool_relu.h"
+#include "fuse_pool_relu_ref.h"
 #include "fuse_resnet_small.h"
 #include "fuse_resnet_small_ref.h"
 #include "nnrt.h"
@@ -222,6 +224,7 @@ int main(void)
     check_pair(fuse_mlp_bn_model(), fuse_mlp_bn_ref_model(), true);
     check_pair(fuse_acts_model(), fuse_acts_ref_model(), false);
     check_pair(fuse_resnet_small_model(), fuse_resnet_small_ref_model(), false);
+    check_pair(fuse_pool_relu_model(), fuse_pool_relu_ref_model(), false);
     if (failures)
         printf("%d comparison(s) FAILED\n", failures);
     else
