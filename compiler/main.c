@@ -10,7 +10,7 @@
  *   pass_fuse          bias or scale-and-shift + activation, BatchNormalization's backward,
  *                      dead code (compiler/pass_fuse.c)
  *   pass_fuse_sgd      plain SGD's step inside the kernel-gradient GEMMs, training graph only
- *                      (compiler/pass_fuse.c)
+ *                      (compiler/pass_fuse_sgd.c)
  *   pass_plan_memory   one arena offset per buffer, per graph (compiler/pass_plan.c)
  *   ir_verify          after every pass
  *   emit_*             Program -> P.c, P.h, driver (backends/c/emit.c)

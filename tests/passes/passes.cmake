@@ -75,3 +75,11 @@ add_test(NAME fuse_pool_relu_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_
 set_tests_properties(fuse_pool_relu_report PROPERTIES PASS_REGULAR_EXPRESSION
   "d_c2 = max pooling's gradient through relu\\(r2\\).*d_c1_z = max pooling's gradient through relu\\(c1\\)"
   FAIL_REGULAR_EXPRESSION "gradient through [a-z_]*\\(c3\\)")
+
+# pass_fuse_sgd: with plain SGD each Dense kernel's step is taken in its
+# gradient's GEMM (--report lists the three of fashion_mlp); test_fuse_train
+# checks the numbers, a two-chunk step and a frozen kernel.
+add_test(NAME fuse_sgd_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_SOURCE_DIR}/models/fashion_mlp.yaml
+         -o ${CMAKE_CURRENT_BINARY_DIR}/sgd_mlp.c --report)
+set_tests_properties(fuse_sgd_report PROPERTIES PASS_REGULAR_EXPRESSION
+  "dense/kernel -= lr \\* d_dense_kernel in its gradient's GEMM.*dense_1/kernel -= lr.*dense_2/kernel -= lr")
