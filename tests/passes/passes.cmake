@@ -10,18 +10,27 @@ add_test(NAME fold_bn_ir
                  ${CMAKE_CURRENT_BINARY_DIR}/fold_bn_ir)
 set_tests_properties(fold_bn_ir PROPERTIES PASS_REGULAR_EXPRESSION "fold_bn_ir: ok")
 
-set(fold_srcs)
-foreach(pair "fold_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
-             "fold_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
-             "fold_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml")
-  string(REPLACE "|" ";" parts "${pair}")
-  list(GET parts 0 prefix)
-  list(GET parts 1 yaml)
-  nncc_generate(src ${yaml} ${prefix})
-  list(APPEND fold_srcs ${src})
-  nncc_generate(src ${yaml} ${prefix}_ref --no-fold)
-  list(APPEND fold_srcs ${src})
-endforeach()
+# nncc_generate_pairs(VAR FLAG "prefix|model.yaml"...): each model compiled
+# twice, as PREFIX (nncc's defaults) and PREFIX_ref (with FLAG); VAR gets the
+# sources.
+function(nncc_generate_pairs var flag)
+  set(srcs)
+  foreach(pair ${ARGN})
+    string(REPLACE "|" ";" parts "${pair}")
+    list(GET parts 0 prefix)
+    list(GET parts 1 yaml)
+    nncc_generate(src ${yaml} ${prefix})
+    list(APPEND srcs ${src})
+    nncc_generate(src ${yaml} ${prefix}_ref ${flag})
+    list(APPEND srcs ${src})
+  endforeach()
+  set(${var} ${srcs} PARENT_SCOPE)
+endfunction()
+
+nncc_generate_pairs(fold_srcs --no-fold
+  "fold_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
+  "fold_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
+  "fold_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml")
 nncc_test_program(test_fold_bn ${CMAKE_CURRENT_LIST_DIR}/test_fold_bn.c ${fold_srcs})
 add_test(NAME fold_bn_numerics COMMAND test_fold_bn)
 
@@ -49,20 +58,12 @@ set_tests_properties(cse_check PROPERTIES PASS_REGULAR_EXPRESSION "fused vs unfu
 # gradient through relu, and the other training fusions give the --no-fuse build's loss, gradients and weights
 # after training steps bit for bit (test_fuse_train.c); fuse_bn_grad_report
 # checks which backward passes --report lists as fused.
-set(fuse_srcs)
-foreach(pair "fuse_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
-             "fuse_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
-             "fuse_acts|${CMAKE_CURRENT_LIST_DIR}/bn_acts.yaml"
-             "fuse_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml"
-             "fuse_pool_relu|${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml")
-  string(REPLACE "|" ";" parts "${pair}")
-  list(GET parts 0 prefix)
-  list(GET parts 1 yaml)
-  nncc_generate(src ${yaml} ${prefix})
-  list(APPEND fuse_srcs ${src})
-  nncc_generate(src ${yaml} ${prefix}_ref --no-fuse)
-  list(APPEND fuse_srcs ${src})
-endforeach()
+nncc_generate_pairs(fuse_srcs --no-fuse
+  "fuse_bn|${CMAKE_CURRENT_LIST_DIR}/fold_bn.yaml"
+  "fuse_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
+  "fuse_acts|${CMAKE_CURRENT_LIST_DIR}/bn_acts.yaml"
+  "fuse_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml"
+  "fuse_pool_relu|${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml")
 nncc_test_program(test_fuse_train ${CMAKE_CURRENT_LIST_DIR}/test_fuse_train.c ${fuse_srcs})
 add_test(NAME fuse_train_bits COMMAND test_fuse_train)
 set_tests_properties(fuse_train_bits PROPERTIES PASS_REGULAR_EXPRESSION "fused training matches unfused bit for bit")

@@ -30,6 +30,7 @@
 #include "fold_mlp_bn_ref.h"
 #include "fold_resnet_small.h"
 #include "fold_resnet_small_ref.h"
+#include "model_batch.h"
 #include "nnrt.h"
 
 #define TOL 1e-5
@@ -37,52 +38,6 @@
 #define SEED 7
 
 static int failures;
-
-typedef struct {
-    size_t n;
-    float *x[NNRT_MAX_IO];
-    void *y[NNRT_MAX_IO];
-} Batch;
-
-static void *must_alloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-/* n samples: inputs uniform in [0, 1), labels uniform over the classes (or uniform targets) */
-static Batch batch_new(const NnrtModel *d, size_t n, NnrtRng *rng)
-{
-    Batch b = {.n = n};
-    for (int i = 0; i < d->num_inputs; i++) {
-        b.x[i] = must_alloc(n * (size_t)d->input_size[i] * sizeof(float));
-        for (size_t k = 0; k < n * (size_t)d->input_size[i]; k++)
-            b.x[i][k] = (float)nnrt_rng_uniform(rng);
-    }
-    for (int j = 0; j < d->num_outputs; j++) {
-        size_t count = n * (size_t)d->target_size[j];
-        b.y[j] = must_alloc(count * 4);
-        for (size_t k = 0; k < count; k++) {
-            if (d->target_sparse[j])
-                ((int32_t *)b.y[j])[k] = (int32_t)(nnrt_rng_next(rng) % (uint64_t)d->output_size[j]);
-            else
-                ((float *)b.y[j])[k] = (float)nnrt_rng_uniform(rng);
-        }
-    }
-    return b;
-}
-
-static void batch_free(Batch *b)
-{
-    for (int i = 0; i < NNRT_MAX_IO; i++) {
-        free(b->x[i]);
-        free(b->y[i]);
-    }
-}
 
 /* every output of every sample, in one array */
 static float *predict_all(const NnrtModel *d, void *m, const Batch *b, size_t *count)
@@ -168,7 +123,7 @@ static void check_pair(const NnrtModel *fd, const NnrtModel *rd)
         exit(2);
     }
     for (int s = 0; s < STEPS; s++) {
-        Batch t = batch_new(fd, fd->max_batch, &rng);
+        Batch t = batch_new(fd, fd->max_batch, &rng, 0, 1);
         float loss;
         if (fd->train_step(folded, t.n, (const float *const *)t.x, (const void *const *)t.y, &loss, NULL)) {
             fprintf(stderr, "%s: train_step failed: %s\n", fd->name, fd->last_error(folded));
@@ -178,7 +133,7 @@ static void check_pair(const NnrtModel *fd, const NnrtModel *rd)
     }
     float *wf = fd->params(folded), *wr = rd->params(ref);
     memcpy(wr, wf, fd->num_params * sizeof *wf);
-    Batch b = batch_new(fd, 2 * fd->max_batch + 5, &rng);
+    Batch b = batch_new(fd, 2 * fd->max_batch + 5, &rng, 0, 1);
     char when[64];
     snprintf(when, sizeof when, "after %d training steps", STEPS);
     compare(fd, folded, rd, ref, &b, when, true);

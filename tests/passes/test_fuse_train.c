@@ -37,6 +37,7 @@
 #include "fuse_pool_relu_ref.h"
 #include "fuse_resnet_small.h"
 #include "fuse_resnet_small_ref.h"
+#include "model_batch.h"
 #include "nnrt.h"
 
 #define STEPS 3
@@ -44,52 +45,6 @@
 #define SGD_TOL 1e-6
 
 static int failures;
-
-typedef struct {
-    size_t n;
-    float *x[NNRT_MAX_IO];
-    void *y[NNRT_MAX_IO];
-} Batch;
-
-static void *must_alloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-/* inputs uniform in [-1, 1), labels uniform over the classes (or uniform targets) */
-static Batch batch_new(const NnrtModel *d, size_t n, NnrtRng *rng)
-{
-    Batch b = {.n = n};
-    for (int i = 0; i < d->num_inputs; i++) {
-        b.x[i] = must_alloc(n * (size_t)d->input_size[i] * sizeof(float));
-        for (size_t k = 0; k < n * (size_t)d->input_size[i]; k++)
-            b.x[i][k] = (float)(2 * nnrt_rng_uniform(rng) - 1);
-    }
-    for (int j = 0; j < d->num_outputs; j++) {
-        size_t count = n * (size_t)d->target_size[j];
-        b.y[j] = must_alloc(count * 4);
-        for (size_t k = 0; k < count; k++) {
-            if (d->target_sparse[j])
-                ((int32_t *)b.y[j])[k] = (int32_t)(nnrt_rng_next(rng) % (uint64_t)d->output_size[j]);
-            else
-                ((float *)b.y[j])[k] = (float)nnrt_rng_uniform(rng);
-        }
-    }
-    return b;
-}
-
-static void batch_free(Batch *b)
-{
-    for (int i = 0; i < NNRT_MAX_IO; i++) {
-        free(b->x[i]);
-        free(b->y[i]);
-    }
-}
 
 /* floats of a and b that differ in any bit */
 static size_t differing(const float *a, const float *b, size_t n)
@@ -139,7 +94,7 @@ static void check_pair(const NnrtModel *fd, const NnrtModel *rd, bool sgd_in_gem
     }
     report(fd->name, "initial weights", differing(fd->params(fused), rd->params(ref), np), np, true);
 
-    Batch b = batch_new(fd, n, &rng);
+    Batch b = batch_new(fd, n, &rng, -1, 1);
     float l1, l2;
     loss_grad(fd, fused, &b, &l1);
     loss_grad(rd, ref, &b, &l2);
@@ -147,7 +102,7 @@ static void check_pair(const NnrtModel *fd, const NnrtModel *rd, bool sgd_in_gem
     report(fd->name, "gradients", differing(fd->grads(fused), rd->grads(ref), np), np, true);
 
     for (int s = 0; s < STEPS; s++) {
-        Batch t = batch_new(fd, n, &rng);
+        Batch t = batch_new(fd, n, &rng, -1, 1);
         if (fd->train_step(fused, n, (const float *const *)t.x, (const void *const *)t.y, &l1, NULL) ||
             rd->train_step(ref, n, (const float *const *)t.x, (const void *const *)t.y, &l2, NULL)) {
             fprintf(stderr, "%s: train_step failed\n", fd->name);
@@ -172,7 +127,7 @@ static void check_pair(const NnrtModel *fd, const NnrtModel *rd, bool sgd_in_gem
         /* a step of more than max_batch samples sums its chunks' gradients and
          * updates after them, and a frozen layer's kernel stays as it is */
         memcpy(rd->params(ref), fd->params(fused), np * sizeof(float));
-        Batch t = batch_new(fd, fd->max_batch + 5, &rng);
+        Batch t = batch_new(fd, fd->max_batch + 5, &rng, -1, 1);
         if (fd->train_step(fused, t.n, (const float *const *)t.x, (const void *const *)t.y, &l1, NULL) ||
             rd->train_step(ref, t.n, (const float *const *)t.x, (const void *const *)t.y, &l2, NULL)) {
             fprintf(stderr, "%s: train_step failed\n", fd->name);
