@@ -8,7 +8,8 @@
 # Environment: NNCC (default build/nncc), NNCC_FLAGS (extra compile flags, e.g. --no-fuse),
 # MODEL (default models/fashion_cnn.yaml),
 # PYTHON (default /usr/bin/python3, which has torch), CC (default cc), CFLAGS
-# (default -O2), BLAS_THREADS (default "1 2": OPENBLAS_NUM_THREADS of the nncc
+# (default: the flags nncc train builds with, -O2 -fvect-cost-model=dynamic
+# -fno-trapping-math -fno-math-errno), BLAS_THREADS (default "1 2": OPENBLAS_NUM_THREADS of the nncc
 # runs), TORCH_THREADS (default "2 1"; the torch script sets OMP_WAIT_POLICY=PASSIVE).
 #
 # nncc: the model compiled twice (--max-batch 32 for training; --max-batch 256
@@ -37,7 +38,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 NNCC=${NNCC:-$root/build/nncc}
 MODEL=${MODEL:-$root/models/fashion_cnn.yaml}
 CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O2}
+CFLAGS=${CFLAGS:--O2 -fvect-cost-model=dynamic -fno-trapping-math -fno-math-errno}
 BLAS_THREADS=${BLAS_THREADS:-1 2}
 NNCC_FLAGS=${NNCC_FLAGS:-}  # e.g. --no-fuse: the same runs without the fusion passes
 TORCH_THREADS=${TORCH_THREADS:-2 1}

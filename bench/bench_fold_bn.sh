@@ -6,7 +6,7 @@
 #   bench/bench_fold_bn.sh [--batches N] [--warmup N]
 #
 # Environment: NNCC (default build/nncc), CC (default cc), CFLAGS (default
-# -O2), BATCH (default 32: the compiled --max-batch, and the samples per
+# the flags nncc train builds with), BATCH (default 32: the compiled --max-batch, and the samples per
 # timed predict call), BLAS_THREADS (default 1: OPENBLAS_NUM_THREADS).
 #
 # Each model is compiled twice with --inference-only --max-batch BATCH (once
@@ -24,7 +24,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 NNCC=${NNCC:-$root/build/nncc}
 CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O2}
+CFLAGS=${CFLAGS:--O2 -fvect-cost-model=dynamic -fno-trapping-math -fno-math-errno}
 BATCH=${BATCH:-32}
 BLAS_THREADS=${BLAS_THREADS:-1}
 batches=50 warmup=5
