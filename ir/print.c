@@ -24,6 +24,8 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_MATMUL:
         if (n->trans_a || n->trans_b)
             fprintf(out, " trans=%s%s", n->trans_a ? "a" : "", n->trans_b ? "b" : "");
+        if (n->sgd_step)
+            fprintf(out, " sgd-step");
         break;
     case OP_ACTIVATION:
     case OP_ACTIVATION_GRAD:
@@ -98,11 +100,14 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_BN_INFER:
     case OP_BN_INFER_GRAD:
     case OP_BN_FOLD:
-        fprintf(out, " eps=%g", (double)n->eps);
+        if (n->op != OP_BN_APPLY && n->op != OP_BN_GRAD_INPUT && n->op != OP_BN_GRAD_GAMMA && n->op != OP_BN_GRAD)
+            fprintf(out, " eps=%g", (double)n->eps);  /* the others read the statistics BN_STATS made with it */
         if (n->op == OP_BN_FOLD && n->has_bias)
             fprintf(out, " bias");
         if (n->op == OP_BN_MOVING)
             fprintf(out, " momentum=%g", (double)n->momentum);
+        if (n->op == OP_BN_APPLY && n->attr != ACT_LINEAR)
+            fprintf(out, " %s", act_info[n->attr].name);
         if (n->op == OP_BN_GRAD && n->attr != ACT_LINEAR)
             fprintf(out, " %s'", act_info[n->attr].name);
         for (int k = 0; n->op == OP_BN_GRAD && k < 2; k++)
