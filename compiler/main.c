@@ -9,7 +9,7 @@
  *   pass_cse           common subexpressions, both graphs (compiler/pass_cse.c)
  *   pass_fuse          bias or scale-and-shift + activation, BatchNormalization's backward,
  *                      dead code (compiler/pass_fuse.c)
- *   pass_fuse_sgd      plain SGD's step inside the kernel-gradient GEMMs, training graph only
+ *   pass_fuse_sgd      SGD's step (or velocity) inside the kernel-gradient GEMMs, training graph
  *                      (compiler/pass_fuse_sgd.c)
  *   pass_plan_memory   one arena offset per buffer, per graph (compiler/pass_plan.c)
  *   ir_verify          after every pass

@@ -1,17 +1,18 @@
 /* pass_fuse_sgd.c — plain SGD's step inside the weight-gradient GEMMs.
  *
- * With SGD (no momentum, clipping or weight decay) the update of a weight w
- * is w -= lr g, and a Dense kernel's gradient g is one GEMM, x^T dy. When
+ * With SGD (no clipping or weight decay) the update of a weight w is
+ * w -= lr g, and a Dense kernel's gradient g is one GEMM, x^T dy. When
  * that GEMM is the only writer of g and nothing after it reads w, it can
- * take the step itself: nnrt_gemm with alpha -lr and beta 1 onto w. That
- * saves the gradient's store (and OpenBLAS's zeroing of it for beta 0) and
- * the update's pass over w and g. The emitter does so when a train step is
- * one chunk (at most max_batch samples; a longer one sums its chunks'
- * gradients first) and leaves the gradient block alone; loss_grad still
- * fills it. The result differs from the two passes only in the rounding of
- * w + (-lr) (x^T dy), which OpenBLAS may compute with one fused
- * multiply-add. Weights with a regularizer or a constraint keep the
- * separate update.
+ * take the step itself: nnrt_gemm with alpha -lr and beta 1 onto w. With
+ * Keras's momentum (not Nesterov), v = momentum v - lr g is the same GEMM
+ * onto v with beta momentum, and w += v follows in the update. That saves
+ * the gradient's store (and OpenBLAS's zeroing of it for beta 0) and the
+ * update's reads of it. The emitter does so when a train step is one chunk
+ * (at most max_batch samples; a longer one sums its chunks' gradients
+ * first) and leaves the gradient block alone; loss_grad still fills it.
+ * The result differs from the separate update only in rounding: OpenBLAS
+ * may compute beta c + alpha (x^T dy) with one fused multiply-add. Weights
+ * with a regularizer or a constraint keep the separate update.
  *
  * Requires: the training graph after pass_fuse. Marks MATMUL nodes
  * (sgd_step). Guarantees: a marked GEMM is the only writer of its weight's
@@ -21,8 +22,9 @@
 
 int pass_fuse_sgd(Graph *g, const OptimizerSpec *o, bool report)
 {
-    if (!g->training || o->kind != OPT_SGD || o->momentum != 0.0 || o->clipnorm || o->global_clipnorm ||
-        o->clipvalue || o->weight_decay)
+    static const char fmt_plain[] = " -= lr * x^T dy", fmt_momentum[] = "'s velocity v = momentum * v - lr * x^T dy";
+    if (!g->training || o->kind != OPT_SGD || o->nesterov || o->clipnorm || o->global_clipnorm || o->clipvalue ||
+        o->weight_decay)
         return 0;
     int fused = 0;
     for (int i = 0; i < g->nnodes; i++) {
@@ -47,8 +49,8 @@ int pass_fuse_sgd(Graph *g, const OptimizerSpec *o, bool report)
             continue;
         gw->sgd_step = true;
         if (report)
-            printf("fuse (%s graph): %s/%s -= lr * %s in its gradient's GEMM (SGD, one-chunk steps)\n", g->mode,
-                   wt->layer, wt->name, gw->name);
+            printf("fuse (%s graph): %s/%s%s, in its gradient's GEMM (SGD, one-chunk steps)\n", g->mode, wt->layer,
+                   wt->name, o->momentum != 0.0 ? fmt_momentum : fmt_plain);
         fused++;
     }
     return fused;

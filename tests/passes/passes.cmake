@@ -63,7 +63,8 @@ nncc_generate_pairs(fuse_srcs --no-fuse
   "fuse_mlp_bn|${CMAKE_SOURCE_DIR}/models/fashion_mlp_bn.yaml"
   "fuse_acts|${CMAKE_CURRENT_LIST_DIR}/bn_acts.yaml"
   "fuse_resnet_small|${CMAKE_SOURCE_DIR}/models/resnet_small.yaml"
-  "fuse_pool_relu|${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml")
+  "fuse_pool_relu|${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml"
+  "fuse_sgd_momentum|${CMAKE_CURRENT_LIST_DIR}/sgd_momentum.yaml")
 nncc_test_program(test_fuse_train ${CMAKE_CURRENT_LIST_DIR}/test_fuse_train.c ${fuse_srcs})
 add_test(NAME fuse_train_bits COMMAND test_fuse_train)
 set_tests_properties(fuse_train_bits PROPERTIES PASS_REGULAR_EXPRESSION "fused training matches unfused bit for bit")
@@ -78,9 +79,15 @@ set_tests_properties(fuse_pool_relu_report PROPERTIES PASS_REGULAR_EXPRESSION
   FAIL_REGULAR_EXPRESSION "gradient through [a-z_]*\\(c3\\)")
 
 # pass_fuse_sgd: with plain SGD each Dense kernel's step is taken in its
-# gradient's GEMM (--report lists the three of fashion_mlp); test_fuse_train
-# checks the numbers, a two-chunk step and a frozen kernel.
+# gradient's GEMM (--report lists the three of fashion_mlp), with momentum
+# its velocity (sgd_momentum.yaml, not for the regularized d2);
+# test_fuse_train checks the numbers, a two-chunk step and a frozen kernel.
 add_test(NAME fuse_sgd_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_SOURCE_DIR}/models/fashion_mlp.yaml
          -o ${CMAKE_CURRENT_BINARY_DIR}/sgd_mlp.c --report)
 set_tests_properties(fuse_sgd_report PROPERTIES PASS_REGULAR_EXPRESSION
-  "dense/kernel -= lr \\* d_dense_kernel in its gradient's GEMM.*dense_1/kernel -= lr.*dense_2/kernel -= lr")
+  "dense/kernel -= lr \\* x\\^T dy, in its gradient's GEMM.*dense_1/kernel -= lr.*dense_2/kernel -= lr")
+add_test(NAME fuse_sgd_momentum_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/sgd_momentum.yaml
+         -o ${CMAKE_CURRENT_BINARY_DIR}/sgd_momentum.c --report)
+set_tests_properties(fuse_sgd_momentum_report PROPERTIES PASS_REGULAR_EXPRESSION
+  "d1/kernel's velocity v = momentum \\* v - lr \\* x\\^T dy, in its gradient's GEMM"
+  FAIL_REGULAR_EXPRESSION "d2/kernel[^\n]*GEMM")

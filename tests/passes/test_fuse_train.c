@@ -13,10 +13,11 @@
  *      the moving statistics): every float of the weight block after each.
  * Both builds use this program's compiler flags (no -march: no FMA
  * contraction could tell them apart). One fusion rounds differently:
- * with plain SGD (fashion_mlp_bn) a one-chunk step takes w -= lr x^T dy in
- * the gradient's GEMM (pass_fuse_sgd), and OpenBLAS may compute that with
- * a fused multiply-add; there the weights after a step must agree to
- * SGD_TOL relative (the gradients from loss_grad are still bit-identical).
+ * with SGD (fashion_mlp_bn; sgd_momentum.yaml with momentum) a one-chunk
+ * step takes w -= lr x^T dy (or the velocity) in the gradient's GEMM
+ * (pass_fuse_sgd), and OpenBLAS may compute that with a fused
+ * multiply-add; there the weights after a step must agree to SGD_TOL
+ * relative (the gradients from loss_grad are still bit-identical).
  * The comparison can fail: after one weight of the fused model is nudged by
  * one ulp, its gradients must differ. Prints the number of differing floats
  * of each comparison (and, where SGD_TOL applies, the largest difference).
@@ -36,6 +37,8 @@
 #include "fuse_pool_relu.h"
 #include "fuse_pool_relu_ref.h"
 #include "fuse_resnet_small.h"
+#include "fuse_sgd_momentum.h"
+#include "fuse_sgd_momentum_ref.h"
 #include "fuse_resnet_small_ref.h"
 #include "model_batch.h"
 #include "nnrt.h"
@@ -127,6 +130,8 @@ static void check_pair(const NnrtModel *fd, const NnrtModel *rd, bool sgd_in_gem
         /* a step of more than max_batch samples sums its chunks' gradients and
          * updates after them, and a frozen layer's kernel stays as it is */
         memcpy(rd->params(ref), fd->params(fused), np * sizeof(float));
+        fd->reset_optimizer(fused);  /* and the same (zero) velocities */
+        rd->reset_optimizer(ref);
         Batch t = batch_new(fd, fd->max_batch + 5, &rng, -1, 1);
         if (fd->train_step(fused, t.n, (const float *const *)t.x, (const void *const *)t.y, &l1, NULL) ||
             rd->train_step(ref, t.n, (const float *const *)t.x, (const void *const *)t.y, &l2, NULL)) {
@@ -180,6 +185,7 @@ int main(void)
     check_pair(fuse_acts_model(), fuse_acts_ref_model(), false);
     check_pair(fuse_resnet_small_model(), fuse_resnet_small_ref_model(), false);
     check_pair(fuse_pool_relu_model(), fuse_pool_relu_ref_model(), false);
+    check_pair(fuse_sgd_momentum_model(), fuse_sgd_momentum_ref_model(), true);
     if (failures)
         printf("%d comparison(s) FAILED\n", failures);
     else
