@@ -1,4 +1,4 @@
-/* pass_fuse_sgd.c — plain SGD's step inside the weight-gradient GEMMs.
+/* pass_fuse_sgd.c — SGD's step (or velocity) inside the weight-gradient GEMMs.
  *
  * With SGD (no clipping or weight decay) the update of a weight w is
  * w -= lr g, and a Dense kernel's gradient g is one GEMM, x^T dy. When
