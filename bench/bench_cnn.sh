@@ -34,11 +34,9 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/common.sh"
 PYTHON=${PYTHON:-/usr/bin/python3}
-NNCC=${NNCC:-$root/build/nncc}
 MODEL=${MODEL:-$root/models/fashion_cnn.yaml}
-CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O2 -fvect-cost-model=dynamic -fno-trapping-math -fno-math-errno}
 BLAS_THREADS=${BLAS_THREADS:-1 2}
 NNCC_FLAGS=${NNCC_FLAGS:-}  # e.g. --no-fuse: the same runs without the fusion passes
 TORCH_THREADS=${TORCH_THREADS:-2 1}
@@ -66,17 +64,6 @@ read -r -a cflags <<<"$CFLAGS"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nncc-bench-cnn.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
-# key=value from the last line of a run
-field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" "$2" | tail -n 1; }
-# % of the machine idle over the second before a run (/proc/stat): ~100 when
-# nothing else runs; lower means another process shares the 2 vCPUs.
-idle_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat 2>/dev/null) || { echo -; return; }
-  sleep 1
-  b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f%%", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
-}
 # The torch optimizer: the model's (nadam or adam), nadam when unclear.
 case $(grep -io '^[[:space:]]*optimizer:.*' "$MODEL" 2>/dev/null | tr '[:upper:]' '[:lower:]') in
   *nadam*) torch_opt=nadam ;;

@@ -25,8 +25,8 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/common.sh"
 PYTHON=${PYTHON:-/usr/bin/python3}
-NNCC=${NNCC:-$root/build/nncc}
 MODEL=${MODEL:-$root/models/fashion_mlp.yaml}
 TORCH_THREADS=${TORCH_THREADS:-2 1}
 epochs=1
@@ -76,7 +76,6 @@ END { if (count) printf "%.3f %d %.3f\n", total / count, count, worst; else prin
 AWK
 
 # key=value from the last line of a torch run
-field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" "$2" | tail -n 1; }
 
 declare -a torch_names=() torch_epoch=() torch_acc=() torch_rss=()
 if [ "$run_torch" = 1 ]; then

@@ -22,9 +22,7 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-NNCC=${NNCC:-$root/build/nncc}
-CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O2 -fvect-cost-model=dynamic -fno-trapping-math -fno-math-errno}
+. "$here/common.sh"
 BATCH=${BATCH:-32}
 BLAS_THREADS=${BLAS_THREADS:-1}
 batches=50 warmup=5
@@ -47,13 +45,6 @@ read -r -a cflags <<<"$CFLAGS"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nncc-bench-fold.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
-idle_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat 2>/dev/null) || { echo -; return; }
-  sleep 1
-  b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f%%", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
-}
 
 echo "== build: fashion_mlp_bn and resnet_small, folded and --no-fold, --max-batch $BATCH -> $CC $CFLAGS"
 for pair in "bnf_mlp|$root/models/fashion_mlp_bn.yaml" "bnf_resnet|$root/models/resnet_small.yaml"; do

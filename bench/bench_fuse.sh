@@ -22,9 +22,7 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-NNCC=${NNCC:-$root/build/nncc}
-CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O2 -fvect-cost-model=dynamic -fno-trapping-math -fno-math-errno}
+. "$here/common.sh"
 rounds=5 steps=
 models=()
 while [ $# -gt 0 ]; do
