@@ -1,5 +1,16 @@
 # tests/passes/passes.cmake — the compiler's passes (included from tests/CMakeLists.txt).
 #
+# nncc_report_test(NAME MODEL PASS_REGEX [FAIL_REGEX]): nncc MODEL --report
+# must print PASS_REGEX (and not FAIL_REGEX): what a pass says it did.
+function(nncc_report_test name model pass)
+  add_test(NAME ${name} COMMAND $<TARGET_FILE:nncc> ${model} -o ${CMAKE_CURRENT_BINARY_DIR}/${name}/${name}.c --report)
+  file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/${name})
+  set_tests_properties(${name} PROPERTIES PASS_REGULAR_EXPRESSION "${pass}")
+  if(ARGC GREATER 3)
+    set_tests_properties(${name} PROPERTIES FAIL_REGULAR_EXPRESSION "${ARGV3}")
+  endif()
+endfunction()
+
 # pass_fold_bn: fold_bn_ir.sh reads --emit-ir and --report of fold_bn.yaml
 # (every case the pass folds) and of fashion_mlp_bn.yaml (a BatchNormalization
 # after Flatten, which it must keep), with and without --no-fold and
@@ -45,9 +56,7 @@ set_tests_properties(fuse_epilogue PROPERTIES PASS_REGULAR_EXPRESSION "epilogue:
 # graphs (--report), and nncc check finds the merged build equal to the
 # --no-fuse one and its gradients equal to finite differences.
 file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/cse)
-add_test(NAME cse_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/cse.yaml
-         -o ${CMAKE_CURRENT_BINARY_DIR}/cse/cse.c --report)
-set_tests_properties(cse_report PROPERTIES PASS_REGULAR_EXPRESSION
+nncc_report_test(cse_report ${CMAKE_CURRENT_LIST_DIR}/cse.yaml
   "cse \\(infer graph\\): flat_b is flat_a.*act_b is act_a.*cse \\(train graph\\): flat_b is flat_a.*act_b is act_a")
 add_test(NAME cse_check COMMAND $<TARGET_FILE:nncc> check ${CMAKE_CURRENT_LIST_DIR}/cse.yaml
          --out ${CMAKE_CURRENT_BINARY_DIR}/cse/check --quiet)
@@ -68,26 +77,18 @@ nncc_generate_pairs(fuse_srcs --no-fuse
 nncc_test_program(test_fuse_train ${CMAKE_CURRENT_LIST_DIR}/test_fuse_train.c ${fuse_srcs})
 add_test(NAME fuse_train_bits COMMAND test_fuse_train)
 set_tests_properties(fuse_train_bits PROPERTIES PASS_REGULAR_EXPRESSION "fused training matches unfused bit for bit")
-add_test(NAME fuse_bn_grad_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/bn_acts.yaml
-         -o ${CMAKE_CURRENT_BINARY_DIR}/bn_acts.c --report)
-set_tests_properties(fuse_bn_grad_report PROPERTIES PASS_REGULAR_EXPRESSION
+nncc_report_test(fuse_bn_grad_report ${CMAKE_CURRENT_LIST_DIR}/bn_acts.yaml
   "d_bn_shared_gamma and d_bn_shared_beta, in two passes.*d_d5 = backward of bn5,.*relu\\(bn4\\), with d_bn4_beta,.*sigmoid\\(bn3\\), with d_bn3_gamma,.*leaky_relu\\(bn2\\).*selu\\(bn1\\)")
-add_test(NAME fuse_pool_relu_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml
-         -o ${CMAKE_CURRENT_BINARY_DIR}/pool_relu.c --report)
-set_tests_properties(fuse_pool_relu_report PROPERTIES PASS_REGULAR_EXPRESSION
+nncc_report_test(fuse_pool_relu_report ${CMAKE_CURRENT_LIST_DIR}/pool_relu.yaml
   "d_c2 = max pooling's gradient through relu\\(r2\\).*d_c1_z = max pooling's gradient through relu\\(c1\\)"
-  FAIL_REGULAR_EXPRESSION "gradient through [a-z_]*\\(c3\\)")
+  "gradient through [a-z_]*\\(c3\\)")
 
 # pass_fuse_sgd: with plain SGD each Dense kernel's step is taken in its
 # gradient's GEMM (--report lists the three of fashion_mlp), with momentum
 # its velocity (sgd_momentum.yaml, not for the regularized d2);
 # test_fuse_train checks the numbers, a two-chunk step and a frozen kernel.
-add_test(NAME fuse_sgd_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_SOURCE_DIR}/models/fashion_mlp.yaml
-         -o ${CMAKE_CURRENT_BINARY_DIR}/sgd_mlp.c --report)
-set_tests_properties(fuse_sgd_report PROPERTIES PASS_REGULAR_EXPRESSION
+nncc_report_test(fuse_sgd_report ${CMAKE_SOURCE_DIR}/models/fashion_mlp.yaml
   "dense/kernel -= lr \\* x\\^T dy, in its gradient's GEMM.*dense_1/kernel -= lr.*dense_2/kernel -= lr")
-add_test(NAME fuse_sgd_momentum_report COMMAND $<TARGET_FILE:nncc> ${CMAKE_CURRENT_LIST_DIR}/sgd_momentum.yaml
-         -o ${CMAKE_CURRENT_BINARY_DIR}/sgd_momentum.c --report)
-set_tests_properties(fuse_sgd_momentum_report PROPERTIES PASS_REGULAR_EXPRESSION
+nncc_report_test(fuse_sgd_momentum_report ${CMAKE_CURRENT_LIST_DIR}/sgd_momentum.yaml
   "d1/kernel's velocity v = momentum \\* v - lr \\* x\\^T dy, in its gradient's GEMM"
-  FAIL_REGULAR_EXPRESSION "d2/kernel[^\n]*GEMM")
+  "d2/kernel[^\n]*GEMM")
