@@ -2045,7 +2045,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    double lr_scale;    /* the learning rate's factor (ReduceLROnPlateau) */\n");
         fprintf(f, "    double m_schedule;  /* Nadam's running momentum-schedule product */\n");
         if (sgd_in_gemm(p->train))
-            fprintf(f, "    int step_in_gemm;   /* this train step takes plain SGD's steps in the gradient GEMMs */\n"
+            fprintf(f, "    int step_in_gemm;   /* this train step takes SGD's steps (or velocities) in the gradient GEMMs */\n"
                        "    float step_lr;      /* at that learning rate */\n");
     }
     fprintf(f, "    float *arena;       /* %zu floats: every activation and gradient buffer, planned */\n", floats_a);
