@@ -665,9 +665,9 @@ static int random_batch(const NnrtModel *model, size_t n, uint64_t seed, float *
 }
 
 /* The largest relative difference of got from want, |a - b| / (|a| + |b|),
- * with a floor on the denominator of 1e-6 of want's largest magnitude (two
- * builds may sum in another order); *at is where. NaN counts as infinite. */
-static double max_rel_difference(const float *got, const float *want, size_t count, size_t *at)
+ * with a floor on the denominator of `floor` times want's largest magnitude
+ * (two builds may sum in another order); *at is where. NaN counts as infinite. */
+static double max_rel_difference(const float *got, const float *want, size_t count, double floor, size_t *at)
 {
     double scale = 0, worst = 0;
     *at = 0;
@@ -675,7 +675,7 @@ static double max_rel_difference(const float *got, const float *want, size_t cou
         scale = fmax(scale, fabs((double)want[i]));
     for (size_t i = 0; i < count; i++) {
         double d = fabs((double)got[i] - (double)want[i]) /
-                   fmax(fabs((double)got[i]) + fabs((double)want[i]), 1e-6 * scale + 1e-30);
+                   fmax(fabs((double)got[i]) + fabs((double)want[i]), floor * scale + 1e-30);
         if (!(d <= worst)) {
             worst = isnan(d) ? INFINITY : d;
             *at = i;
@@ -771,7 +771,7 @@ static int compare_dump(const char *path, const float *v, size_t count)
     }
     fclose(f);
     size_t at;
-    double worst = max_rel_difference(v, r, count, &at);
+    double worst = max_rel_difference(v, r, count, 1e-6, &at);
     int ok = worst <= CHECK_AGREEMENT;
     printf("fused vs unfused: max rel difference %.3g over %zu values (loss, gradients, outputs before and after a "
            "step): %s\n", worst, count, ok ? "ok" : "FAILED");
@@ -924,12 +924,13 @@ fail:
 
 /* ---- regression tests (nncc --emit-test) ------------------------------------ */
 
-/* One group of values against the expected ones (max_rel_difference).
+/* One group of values against the expected ones (max_rel_difference, with
+ * values below `floor` of the group's largest compared as if that large).
  * Prints a line; 1 if all agree. */
-static int agree(const char *what, const float *got, const float *want, size_t count, double tol)
+static int agree(const char *what, const float *got, const float *want, size_t count, double floor, double tol)
 {
     size_t at;
-    double worst = max_rel_difference(got, want, count, &at);
+    double worst = max_rel_difference(got, want, count, floor, &at);
     int ok = worst <= tol;
     printf("regression: %-22s %8zu value(s), max rel difference %.3g: %s\n", what, count, worst, ok ? "ok" : "FAILED");
     if (!ok)
@@ -988,10 +989,20 @@ int nnrt_regression_test(const NnrtModel *model, const NnrtRegression *e)
         picked[k] = g[e->grad_index[k]];
     }
     float got_sums[2] = {(float)sums[0], (float)sums[1]}, want_sums[2] = {(float)e->grad_abs_sum, (float)e->grad_sq_sum};
-    int ok = agree("loss", &loss, &e->loss, 1, e->tolerance);
-    ok &= agree("outputs", got, e->outputs, total, e->tolerance);
-    ok &= agree("gradients", picked, e->grad_value, e->num_grads, e->tolerance);
-    ok &= agree("gradient sums |g|, g^2", got_sums, want_sums, 2, e->tolerance);
+    /* A sampled weight's gradient is a sum over the batch (and, for a
+     * convolution's kernel, over every position: 25,088 terms in
+     * fashion_cnn's first layer) whose terms nearly cancel. It keeps only the
+     * absolute rounding error of the large terms, which another summation
+     * order changes: a multi-threaded GEMM's, or a memory plan's other
+     * im2col group. Two OpenBLAS threads moved fashion_cnn's first kernel
+     * gradients by up to 2e-4 (1e-7 on one thread). So gradients are compared
+     * at ten times the tolerance, and one below a tenth of the largest
+     * sampled gradient as if it were that tenth; the loss, the outputs and the
+     * sums |g|, g^2 stay element-wise at the tolerance. */
+    int ok = agree("loss", &loss, &e->loss, 1, 1e-6, e->tolerance);
+    ok &= agree("outputs", got, e->outputs, total, 1e-6, e->tolerance);
+    ok &= agree("gradients", picked, e->grad_value, e->num_grads, 0.1, 10 * e->tolerance);
+    ok &= agree("gradient sums |g|, g^2", got_sums, want_sums, 2, 1e-6, e->tolerance);
     printf("regression: %s: %s\n", model->name, ok ? "ok" : "FAILED");
     rc = ok ? 0 : 1;
 done:
