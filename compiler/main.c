@@ -77,6 +77,8 @@ static const char usage[] =
     "  --march-native       build the generated code with -march=native\n"
     "  --c-source FILE      the C file defining the model's c_function/c_gradient hooks (checked\n"
     "                       through libclang when nncc was built with it)\n"
+    "  the program is built by $CC with nncc's flags, then $CFLAGS (yours win), the sources,\n"
+    "  then $LDFLAGS before the runtime library\n"
     "MODEL is a YAML model file (docs/model-format.md), or a Keras model saved with model.save as\n"
     ".h5 (docs/keras.md); a Keras file's own weights are used unless --weights is given.\n";
 
