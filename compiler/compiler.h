@@ -338,12 +338,18 @@ typedef struct {
     const char *cc;              /* $CC or the compiler nncc was built with */
     const char *include_dir;     /* where nnrt.h is */
     const char *lib_dir;         /* where libnncc_rt is */
+    const char *cflags;          /* $CFLAGS (NULL: unset), after nncc's own flags */
+    const char *ldflags;         /* $LDFLAGS (NULL: unset), before the runtime */
     bool march_native;           /* --march-native */
 } Toolchain;
 
 int toolchain_find(Toolchain *tc, const char *argv0);
-/* Compile srcs into the executable exe (quiet unless it fails). */
+/* Compile srcs into the executable exe (quiet unless it fails); exe.cmd
+ * records the command. */
 int build_executable(const Toolchain *tc, const char *const *srcs, int nsrcs, const char *exe);
+/* Whether exe was built by another command than build_executable would run
+ * now (another $CC, $CFLAGS, $LDFLAGS or option), or by an unknown one. */
+bool build_is_stale(const Toolchain *tc, const char *const *srcs, int nsrcs, const char *exe);
 /* Run exe with args, inheriting stdio; returns its exit status (2 if it dies). */
 int run_program(const char *exe, char *const args[]);
 int make_dirs(const char *path);

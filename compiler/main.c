@@ -77,6 +77,8 @@ static const char usage[] =
     "  --march-native       build the generated code with -march=native\n"
     "  --c-source FILE      the C file defining the model's c_function/c_gradient hooks (checked\n"
     "                       through libclang when nncc was built with it)\n"
+    "  the program is built by $CC with nncc's flags, then $CFLAGS (yours win), the sources,\n"
+    "  then $LDFLAGS before the runtime library\n"
     "MODEL is a YAML model file (docs/model-format.md), or a Keras model saved with model.save as\n"
     ".h5 (docs/keras.md); a Keras file's own weights are used unless --weights is given.\n";
 
@@ -568,7 +570,9 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
     Text texts[3] = {render(emit_source, NULL, p, hname), render(NULL, emit_header, p, NULL),
                      render(emit_driver, NULL, p, hname)};
     const char *paths[3] = {c, h, drv};
-    bool changed = access(exe, X_OK) != 0 || older_than_runtime(exe, &tc);
+    const char *srcs[] = {c, drv, a->c_source};
+    int nsrcs = a->c_source ? 3 : 2;
+    bool changed = access(exe, X_OK) != 0 || older_than_runtime(exe, &tc) || build_is_stale(&tc, srcs, nsrcs, exe);
     struct stat st_exe, st_src;
     if (a->c_source && (stat(exe, &st_exe) != 0 || (stat(a->c_source, &st_src) == 0 && st_src.st_mtime >= st_exe.st_mtime)))
         changed = true;  /* the hooks' C file changed */
@@ -583,8 +587,7 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
     if (changed) {
         if (!diag_quiet())
             fprintf(stderr, "nncc: building %s\n", exe);
-        const char *srcs[] = {c, drv, a->c_source};
-        if (build_executable(&tc, srcs, a->c_source ? 3 : 2, exe))
+        if (build_executable(&tc, srcs, nsrcs, exe))
             return a->c_source ? 1 : 2;  /* the user's C file may be what failed */
     }
     /* the program's own command line */

@@ -30,7 +30,7 @@ mkdir -p "$work/pc"
 "$prefix/bin/nncc" "$model" -o "$work/pc/mlp.c" --prefix mlp --max-batch 8 --inference-only --quiet
 export PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name nncc-runtime.pc)")"
 # shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Werror -I"$work/pc" "$src/tests/consumer/main.c" "$work/pc/mlp.c" \
+cc -std=c11 -Wall -Wextra -Werror ${CFLAGS:-} -I"$work/pc" "$src/tests/consumer/main.c" "$work/pc/mlp.c" \
     $(pkg-config --cflags --libs nncc-runtime) -o "$work/pc/classify"
 "$work/pc/classify"
 

@@ -33,8 +33,10 @@ def main():
         sys.exit(f"FAIL: nncc --standalone exited {gen.returncode}\n{gen.stderr}")
     folded = gen.stdout.count("fold_bn (standalone)")
     exe = os.path.join(work, "dscnn")
-    build = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", work,
-                            os.path.join(HERE, "standalone_driver.c"), c, "-o", exe, "-lm"],
+    # $CFLAGS and $LDFLAGS as nncc takes them (split at blanks): the sanitized build sets them
+    cflags, ldflags = os.environ.get("CFLAGS", "").split(), os.environ.get("LDFLAGS", "").split()
+    build = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", *cflags, "-I", work,
+                            os.path.join(HERE, "standalone_driver.c"), c, "-o", exe, *ldflags, "-lm"],
                            capture_output=True, text=True)
     if build.returncode != 0:
         sys.exit(f"FAIL: the standalone C does not build\n{build.stderr}")

@@ -112,5 +112,12 @@ int main(int argc, char **argv)
                 sa_infer((const float *const *)in, got, NULL) == -1 && sa_infer(x0, got, workspace) == -1;
     printf("standalone %s: %d sample(s), %ld values, max abs/rel difference %.3g (tolerance %g); workspace %d bytes%s\n",
            argv[2], n, values, worst, TOLERANCE, (int)sa_WORKSPACE_BYTES, nulls ? "" : "; NULL arguments NOT refused");
+    /* freed, so that LeakSanitizer (.ci/run's sanitized suite) finds nothing */
+    for (int i = 0; i < sa_NUM_INPUTS; i++)
+        free(in[i]);
+    for (int i = 0; i < sa_NUM_OUTPUTS; i++) {
+        free(expected[i]);
+        free(got[i]);
+    }
     return worst <= TOLERANCE && nulls ? 0 : 1;
 }

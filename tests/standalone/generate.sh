@@ -8,7 +8,7 @@
 # its weight arrays' values left out (declared, not initialized) must build
 # with -std=c99 -Wall -Wextra -Werror -pedantic at -O2 and -O3: the code is the one the
 # user gets, the constants are only data. Prints the file's size and the
-# workspace.
+# workspace. $CFLAGS and $LDFLAGS are added as nncc adds them.
 set -eu
 nncc=$1 model=$2 dir=$3 cc=$4 inc=$5 lib=$6
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,8 @@ name=$(basename "$model" .yaml)
 rm -rf "$dir"
 mkdir -p "$dir"
 "$nncc" "$model" -o "$dir/ref.c" --prefix ref --inference-only --quiet
-"$cc" -std=c11 -O2 -I"$dir" -I"$inc" "$here/reference.c" "$dir/ref.c" -L"$lib" -Wl,-rpath,"$lib" -lnncc_rt -lm \
+# shellcheck disable=SC2086
+"$cc" -std=c11 -O2 ${CFLAGS:-} -I"$dir" -I"$inc" "$here/reference.c" "$dir/ref.c" ${LDFLAGS:-} -L"$lib" -Wl,-rpath,"$lib" -lnncc_rt -lm \
     -o "$dir/reference"
 "$dir/reference" "$dir"
 "$nncc" "$model" --standalone --weights "$dir/weights.h5" -o "$dir/sa.c" --prefix sa --quiet

@@ -10,18 +10,19 @@
 # compares its outputs with the reference's and prints the largest
 # difference. With --tamper the weights compiled in are another seed's: the
 # comparison must then fail, so the script exits 0 only when it does.
-# $STANDALONE_LINK: C files both builds link (a model's C hooks).
+# $STANDALONE_LINK: C files both builds link (a model's C hooks). $CFLAGS
+# and $LDFLAGS are added as nncc adds them (the sanitized build sets them).
 set -eu
 link=${STANDALONE_LINK:-}
 nncc=$1 model=$2 dir=$3 cc=$4 inc=$5 lib=$6 clang=$7 tamper=${8:-}
 here=$(cd "$(dirname "$0")" && pwd)
 name=$(basename "$model" .yaml)
-strict="-std=c99 -O3 -Wall -Wextra -Werror -pedantic"
+strict="-std=c99 -O3 -Wall -Wextra -Werror -pedantic ${CFLAGS:-}"
 rm -rf "$dir"
 mkdir -p "$dir"
 "$nncc" "$model" -o "$dir/ref.c" --prefix ref --inference-only --quiet
 # shellcheck disable=SC2086
-"$cc" -std=c11 -O2 -I"$dir" -I"$inc" "$here/reference.c" "$dir/ref.c" $link -L"$lib" -Wl,-rpath,"$lib" -lnncc_rt -lm \
+"$cc" -std=c11 -O2 ${CFLAGS:-} -I"$dir" -I"$inc" "$here/reference.c" "$dir/ref.c" $link ${LDFLAGS:-} -L"$lib" -Wl,-rpath,"$lib" -lnncc_rt -lm \
     -o "$dir/reference"
 "$dir/reference" "$dir"
 weights=$dir/weights.h5
@@ -39,7 +40,7 @@ if [ "$clang" != - ]; then
     "$clang" $strict -fsyntax-only "$dir/sa.c"
 fi
 # shellcheck disable=SC2086
-"$cc" $strict -I"$dir" "$here/check.c" "$dir/sa.o" $link -lm -o "$dir/check"
+"$cc" $strict -I"$dir" "$here/check.c" "$dir/sa.o" $link ${LDFLAGS:-} -lm -o "$dir/check"
 if [ "$tamper" = --tamper ]; then
     if "$dir/check" "$dir/cases.bin" "$name (another seed's weights)"; then
         echo "run.sh: another seed's weights passed the comparison" >&2
