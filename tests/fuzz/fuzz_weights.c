@@ -10,6 +10,14 @@
  * the emitter writes them (backends/c/emit.c), so the seed files match it
  * and mutations reach the reading of every dataset.
  *
+ * The program nncc builds has libhdf5 read weights files in a child process
+ * (nnrt_h5_set_policy in nnrt_main), since libhdf5 1.10 itself crashes and
+ * hangs on damaged files (docs/security.md); the harness does the same, so
+ * what it finds is what escapes that defence. NNCC_FUZZ_IN_PROCESS=1 reads
+ * in-process instead: coverage of the readers, and libhdf5's own crashes
+ * behind nncc's checks of the bytes before it. (NNCC_FUZZ_H5_POLICY is
+ * defined by harnesses/CMakeLists.txt when the runtime has that policy.)
+ *
  * NNCC_FUZZ_WRITE_SEED=FILE.h5 makes the harness write, at start, that
  * model's weights and optimizer state with nnrt_h5_save (what `nncc train`
  * saves): the seed corpus's own-writer file.
@@ -58,6 +66,10 @@ static void write_seed(const char *path)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
+#ifdef NNCC_FUZZ_H5_POLICY
+    const char *in_process = getenv("NNCC_FUZZ_IN_PROCESS");
+    nnrt_h5_set_policy(&(NnrtH5Policy){.isolate = !(in_process && *in_process == '1')});
+#endif
     const char *seed = getenv("NNCC_FUZZ_WRITE_SEED");
     if (seed && *seed)
         write_seed(seed);
