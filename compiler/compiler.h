@@ -27,6 +27,7 @@
 /* ---- diag.c: located errors ---------------------------------------------- */
 
 void diag_add_source(const char *file, const char *text);  /* so errors can quote lines */
+void diag_reset(void);                                     /* forget them (their arena is freed) */
 int  error_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  /* returns -1 */
 void hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* after an error */
 int  error_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));       /* returns -1 */

@@ -5,7 +5,8 @@
  * Sources are registered as they are read so any phase can quote a line
  * from a Loc alone. Colors only when stderr is a terminal and NO_COLOR is
  * unset. This is the compiler's only global state (nncc is one process per
- * compilation).
+ * compilation; a caller that compiles many, like the fuzz harnesses, forgets
+ * the sources with diag_reset before freeing the arena that holds them).
  */
 #include "compiler.h"
 
@@ -31,6 +32,8 @@ void diag_add_source(const char *file, const char *text)
     if (nsources < (int)(sizeof sources / sizeof sources[0]))
         sources[nsources++] = (Source){file, text};
 }
+
+void diag_reset(void) { nsources = 0; }
 
 static bool use_color(void)
 {
