@@ -205,6 +205,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
 {
     Lower lw = {a, g, m, {NULL}, 0};
     g->reserved = emit_reserved_name;
+    emit_reserve_program_names(g, p->name);  /* --standalone's arrays are file-scope beside them */
     /* inputs, layers, and the instance names the last layers of blocks answer to */
     Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + 7 * m->nlayers) * sizeof(Binding)), 0, {0}};
     for (int i = 0; i < m->ninputs; i++) {
@@ -443,10 +444,32 @@ static int check_time_axis(Graph *g)
     return 0;
 }
 
+/* A C hook is the user's function, declared in P.c by its own name: it may
+ * not be the API prefix P (a type there) nor look like P's API (P_new...). */
+static int check_hooks_against_prefix(const Model *m, const char *P)
+{
+    size_t len = strlen(P);
+    for (int i = 0; i < m->ncustoms; i++) {
+        const CustomFn *f = m->customs[i];
+        const char *names[2] = {f->c_function, f->c_gradient};
+        const Loc locs[2] = {f->c_function_loc, f->c_gradient_loc};
+        for (int k = 0; k < 2; k++)
+            if (names[k] && !strncmp(names[k], P, len) && (names[k][len] == 0 || names[k][len] == '_')) {
+                error_at(locs[k], "the C function name '%s' collides with the generated API of '%s'", names[k], P);
+                hint("the API prefix (the model's name or --prefix) names the type %s and the functions %s_...: "
+                     "rename one of them", P, P);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
 {
     memset(p, 0, sizeof *p);
     p->name = opt->prefix ? opt->prefix : m->name;
+    if (check_hooks_against_prefix(m, p->name))
+        return -1;
     p->source = m->file;
     p->max_batch = opt->max_batch;
     p->inference_only = opt->inference_only || !m->has_compile;

@@ -330,7 +330,7 @@ static void out(Emitter *e, const char *fmt, ...)
 /* ---- expressions for buffers and sizes ------------------------------------------- */
 
 static char *fmt_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char scratch[64][256];  /* a ring: a call may hold many at once */
+static char scratch[64][4096];  /* a ring: a call may hold many at once; a call of many C_NAME_MAX names fits */
 static int scratch_next;
 static char *fmt_str(const char *fmt, ...)
 {
@@ -2080,7 +2080,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    v->%s = base + %zu;\n", e.field[i], ws->items[i]->offset);
     fprintf(f, "}\n\n");
     fprintf(f, "%s *%s_new(uint64_t seed)\n{\n", P, P);
-    fprintf(f, "    %s *m = calloc(1, sizeof *m);\n", P);
+    fprintf(f, "    struct %s *m = calloc(1, sizeof *m);\n", P);
     fprintf(f, "    size_t floats = WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + STATE_EXTRA + ARENA_FLOATS;\n");
     fprintf(f, "    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;\n");
     fprintf(f, "    if (!m || !(m->block = aligned_alloc(64, bytes ? bytes : 64)))\n        goto fail;\n");
@@ -2194,7 +2194,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    NnrtOptimizerState opt = {\"%s\", m->iterations, opt_info, NUM_OPT_TENSORS, m->slot[0]};\n",
                 optimizer_info[p->optimizer.kind].name);
     fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, %s, %s,\n"
-               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers,
+               "                        ((struct %s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers,
             p->model_config ? "model_config" : "NULL", train ? "&opt" : "NULL", P);
 
     /* argument checks and chunk slicing */
@@ -2356,7 +2356,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "static const char *glue_last_error(const void *m) { return %s_last_error(m); }\n", P);
     fprintf(f, "static float *glue_weights(void *m) { return %s_weights(m); }\n", P);
     /* the driver picks a model's timesteps once, from its data (set_timesteps) */
-    const char *GT = p->max_timesteps ? fmt_str(" (size_t)((%s *)m)->timesteps,", P) : "";
+    const char *GT = p->max_timesteps ? fmt_str(" (size_t)((struct %s *)m)->timesteps,", P) : "";
     fprintf(f, "static int glue_predict(void *m, size_t n, const float *const in[], float *const out[])\n{\n"
                "    return %s_predict(m, n,%s in, out);\n}\n", P, GT);
     fprintf(f, "static int glue_evaluate(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
@@ -2365,10 +2365,10 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     if (p->max_timesteps)
         fprintf(f, "static int glue_set_timesteps(void *m, size_t timesteps)\n{\n"
                    "    if (timesteps < 1 || timesteps > %lld)\n        return NNRT_EINVAL;\n"
-                   "    ((%s *)m)->timesteps = (int)timesteps;\n    return 0;\n}\n",
+                   "    ((struct %s *)m)->timesteps = (int)timesteps;\n    return 0;\n}\n",
                 (long long)p->max_timesteps, P);
     fprintf(f, "static int glue_load_partial(void *mp, const char *path, FILE *report)\n{\n");
-    fprintf(f, "    %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
+    fprintf(f, "    struct %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
     fprintf(f, "    int rc = nnrt_h5_load(path, weight_info, NUM_TENSORS, m->block, 0, loaded, m->error, sizeof m->error);\n");
     fprintf(f, "    if (rc)\n        return rc;\n");
     fprintf(f, "    for (int i = 0; report && i < NUM_TENSORS; i++)\n");
@@ -2385,7 +2385,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "static int glue_set_trainable(void *m, const char *layer, int trainable)\n{\n"
                    "    return %s_set_trainable(m, layer, trainable);\n}\n", P);
         fprintf(f, "static void glue_reset_optimizer(void *m) { %s_reset_optimizer(m); }\n", P);
-        fprintf(f, "static void glue_set_learning_rate(void *mp, float lr)\n{\n    %s *m = mp;\n"
+        fprintf(f, "static void glue_set_learning_rate(void *mp, float lr)\n{\n    struct %s *m = mp;\n"
                    "    const double now = learning_rate(m);\n    if (now > 0)\n        m->lr_scale *= lr / now;\n}\n", P);
     }
     fprintf(f, "\nconst struct NnrtModel *%s_model(void)\n{\n", P);
@@ -2604,7 +2604,19 @@ static const char *const reserved[] = {
     /* file-scope names of P.c */
     "Weights", "point", "check_args", "slice_inputs", "slice_targets", "infer_chunk", "train_chunk",
     "apply_updates", "loss_and_grads", "weight_info", "weight_init", "layer_names", "WEIGHT_FLOATS",
-    "GRAD_FLOATS", "SLOT_FLOATS", "NUM_SLOTS", "ARENA_FLOATS", "NUM_TENSORS",
+    "GRAD_FLOATS", "SLOT_FLOATS", "NUM_SLOTS", "ARENA_FLOATS", "NUM_TENSORS", "STATE_EXTRA", "NUM_OPT_TENSORS",
+    "opt_info", "model_config", "learning_rate", "NadamStep",
+    /* ... of P_main.c (the driver) and test_P.c (--emit-test) */
+    "fit", "argc", "argv", "grad_index", "grad_value", "expected",
+    /* macros of math.h, stdint.h, stdio.h, assert.h, stddef.h, and those GNU C predefines */
+    "NAN", "INFINITY", "HUGE_VAL", "HUGE_VALF", "EOF", "BUFSIZ", "SIZE_MAX", "INT32_MAX", "INT64_MAX",
+    "UINT64_MAX", "INT_MAX", "assert", "offsetof", "isnormal", "signbit", "fpclassify", "unix", "linux",
+};
+
+/* the parameters and locals of the custom functions' helpers, which call a C hook */
+static const char *const custom_locals[] = {
+    "x", "y", "in", "dx", "dy", "xs", "ys", "t", "p", "pv", "tv", "w", "wv", "dw", "sum", "rows", "cols", "scale",
+    "beta", "y_true", "y_pred",
 };
 
 /* the parameters and locals of its functions: a buffer may not take them (a
@@ -2655,17 +2667,48 @@ bool emit_reserved_name(const char *name)
     return reserved_global(name);
 }
 
+/* The file-scope names nncc derives: custom_NAME_..., and the convolutions'
+ * epilogues MODE_NODE_epilogue. */
+static bool derived_global(const char *name)
+{
+    size_t len = strlen(name), tail = strlen("_epilogue");
+    return !strncmp(name, "custom_", 7) || ((!strncmp(name, "train_", 6) || !strncmp(name, "infer_", 6)) &&
+                                            len > tail && !strcmp(name + len - tail, "_epilogue"));
+}
+
+/* P's API beside P itself: functions (spec/interfaces.md, --standalone's P_infer) */
+static const char *const api[] = {"new", "free", "load", "save", "predict", "train_step", "train_step_metrics",
+                                  "loss_grad", "grads", "evaluate", "last_error", "weights", "model",
+                                  "set_trainable", "reset_optimizer", "infer"};
+
 bool emit_reserved_prefix(const char *prefix)
 {
-    static const char *const api[] = {"new", "free", "load", "save", "predict", "train_step", "train_step_metrics",
-                                      "loss_grad", "grads", "evaluate", "last_error", "weights", "model"};
-    if (reserved_global(prefix))
+    if (reserved_global(prefix) || derived_global(prefix) || c_name_kept_prefix(prefix))
         return true;
-    char buf[256];
+    char buf[C_NAME_MAX + 64];
     for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
         snprintf(buf, sizeof buf, "%s_%s", prefix, api[i]);
-        if (reserved_global(buf))
+        if (reserved_global(buf) || derived_global(buf))
             return true;
     }
+    return false;
+}
+
+void emit_reserve_program_names(Graph *g, const char *prefix)
+{
+    strmap_put(g->arena, &g->names, prefix, (void *)prefix);
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+        const char *name = arena_printf(g->arena, "%s_%s", prefix, api[i]);
+        strmap_put(g->arena, &g->names, name, (void *)name);
+    }
+}
+
+bool emit_reserved_hook(const char *name)
+{
+    if (emit_reserved_name(name) || derived_global(name) || c_name_kept_prefix(name))
+        return true;
+    for (size_t i = 0; i < sizeof custom_locals / sizeof custom_locals[0]; i++)
+        if (!strcmp(name, custom_locals[i]))
+            return true;
     return false;
 }
