@@ -2667,13 +2667,14 @@ bool emit_reserved_name(const char *name)
     return reserved_global(name);
 }
 
-/* The file-scope names nncc derives: custom_NAME_..., and the convolutions'
- * epilogues MODE_NODE_epilogue. */
+/* The file-scope names nncc derives from node names: the convolutions'
+ * epilogues MODE_NODE_epilogue. (The custom functions' custom_NAME_...
+ * depend on the model: lower.c checks them.) */
 static bool derived_global(const char *name)
 {
     size_t len = strlen(name), tail = strlen("_epilogue");
-    return !strncmp(name, "custom_", 7) || ((!strncmp(name, "train_", 6) || !strncmp(name, "infer_", 6)) &&
-                                            len > tail && !strcmp(name + len - tail, "_epilogue"));
+    return (!strncmp(name, "train_", 6) || !strncmp(name, "infer_", 6)) && len > tail &&
+           !strcmp(name + len - tail, "_epilogue");
 }
 
 /* P's API beside P itself: functions (spec/interfaces.md, --standalone's P_infer) */
@@ -2691,6 +2692,19 @@ bool emit_reserved_prefix(const char *prefix)
         if (reserved_global(buf) || derived_global(buf))
             return true;
     }
+    return false;
+}
+
+bool emit_api_name(const char *prefix, const char *name)
+{
+    size_t len = strlen(prefix);
+    if (strncmp(name, prefix, len) != 0)
+        return false;
+    if (name[len] == 0)
+        return true;
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++)
+        if (name[len] == '_' && !strcmp(name + len + 1, api[i]))
+            return true;
     return false;
 }
 
