@@ -1816,7 +1816,7 @@ int model_parse(Arena *a, const char *path, Model *m)
             return -1;
         }
         if (emit_reserved_prefix(v->text)) {
-            error_at(v->loc, "the model name '%s' is taken by C or its library", v->text);
+            error_at(v->loc, "the model name '%s' is taken by C, its library or the generated code", v->text);
             hint("it becomes the C type %s of the generated API; pick another name, e.g. %s_model", v->text,
                  v->text);
             return -1;

@@ -186,10 +186,11 @@ const char *c_float(Arena *a, double v)
 /* ---- identifiers ------------------------------------------------------------ */
 
 /* Prefixes of names the generated code and libnncc_rt keep whole families
- * of: C's reserved `_`/`__` names, the runtime's nnrt_/NNRT_/Nnrt names and
- * the driver glue. A derived name never starts with one, so only finitely
- * many names are ever reserved for it and c_name_unique always ends. */
-static const char *const kept_prefixes[] = {"_", "nnrt", "NNRT", "Nnrt", "glue_"};
+ * of: C's reserved `_`/`__` names, the runtime's nnrt_/NNRT_/Nnrt names,
+ * the driver glue and the custom functions' helpers. A derived name never
+ * starts with one, so only finitely many names are ever reserved for it
+ * and c_name_unique always ends. */
+static const char *const kept_prefixes[] = {"_", "nnrt", "NNRT", "Nnrt", "glue_", "custom_"};
 
 bool c_name_kept_prefix(const char *name)
 {

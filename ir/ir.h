@@ -252,7 +252,7 @@ const char *c_float(Arena *a, double v);               /* 0.100000001f, NAN, INF
 void c_double_to(char *buf, double v);                 /* the same into buf[C_NUMBER_MAX] */
 void c_float_to(char *buf, double v);
 bool c_identifier_ok(const char *s);                   /* [A-Za-z_][A-Za-z0-9_]*, at most C_NAME_MAX */
-bool c_name_kept_prefix(const char *name);             /* under _, nnrt, NNRT, Nnrt, glue_ */
+bool c_name_kept_prefix(const char *name);             /* under _, nnrt, NNRT, Nnrt, glue_, custom_ */
 bool c_header_name_ok(const char *s);                  /* [A-Za-z0-9_.+-]+: fits #include "..." */
 /* taken: the names already in use (the caller's set and the backend's reserved words) */
 typedef bool (*CNameTaken)(const char *name, const void *ctx);

@@ -2628,6 +2628,16 @@ static const char *const reserved_locals[] = {
     "T", "timesteps", "blk", "blk_rows", "blk_scale",
 };
 
+/* The file-scope names nncc derives from node names: the convolutions'
+ * epilogues MODE_NODE_epilogue. (The custom functions' custom_NAME_...
+ * depend on the model: lower.c checks them.) */
+static bool derived_global(const char *name)
+{
+    size_t len = strlen(name), tail = strlen("_epilogue");
+    return (!strncmp(name, "train_", 6) || !strncmp(name, "infer_", 6)) && len > tail &&
+           !strcmp(name + len - tail, "_epilogue");
+}
+
 static bool reserved_global(const char *name)
 {
     static const char *const prefixes[] = {"nnrt", "NNRT", "Nnrt", "__", "glue_"};
@@ -2637,6 +2647,8 @@ static bool reserved_global(const char *name)
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (!strcmp(name, reserved[i]))
             return true;
+    if (derived_global(name))
+        return true;
     for (int h = 0; h < H_COUNT; h++) {  /* the static helpers: "static void bias_add(" */
         const char *p = strstr(helper_code[h], "static ");
         p = p ? strchr(p + 7, ' ') : NULL;
@@ -2667,16 +2679,6 @@ bool emit_reserved_name(const char *name)
     return reserved_global(name);
 }
 
-/* The file-scope names nncc derives from node names: the convolutions'
- * epilogues MODE_NODE_epilogue. (The custom functions' custom_NAME_...
- * depend on the model: lower.c checks them.) */
-static bool derived_global(const char *name)
-{
-    size_t len = strlen(name), tail = strlen("_epilogue");
-    return (!strncmp(name, "train_", 6) || !strncmp(name, "infer_", 6)) && len > tail &&
-           !strcmp(name + len - tail, "_epilogue");
-}
-
 /* P's API beside P itself: functions (spec/interfaces.md, --standalone's P_infer) */
 static const char *const api[] = {"new", "free", "load", "save", "predict", "train_step", "train_step_metrics",
                                   "loss_grad", "grads", "evaluate", "last_error", "weights", "model",
@@ -2684,12 +2686,12 @@ static const char *const api[] = {"new", "free", "load", "save", "predict", "tra
 
 bool emit_reserved_prefix(const char *prefix)
 {
-    if (reserved_global(prefix) || derived_global(prefix) || c_name_kept_prefix(prefix))
+    if (reserved_global(prefix))
         return true;
     char buf[C_NAME_MAX + 64];
     for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
         snprintf(buf, sizeof buf, "%s_%s", prefix, api[i]);
-        if (reserved_global(buf) || derived_global(buf))
+        if (reserved_global(buf))
             return true;
     }
     return false;
@@ -2719,7 +2721,7 @@ void emit_reserve_program_names(Graph *g, const char *prefix)
 
 bool emit_reserved_hook(const char *name)
 {
-    if (emit_reserved_name(name) || derived_global(name) || c_name_kept_prefix(name))
+    if (emit_reserved_name(name))
         return true;
     for (size_t i = 0; i < sizeof custom_locals / sizeof custom_locals[0]; i++)
         if (!strcmp(name, custom_locals[i]))
