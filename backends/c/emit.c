@@ -1485,7 +1485,7 @@ static void emit_apply_updates(Emitter *e)
             else
                 lo = w->con_min, hi = w->con_max, rate = w->con_rate;
             out(e, "    constrain_norm(m->w.%s, %lld, %lld, %lld, %s, %s, %s);  /* %s */\n", f, outer,
-                (long long)w->shape.dim[axis], inner, flt(lo), flt(hi), flt(rate), w->constraint);
+                (long long)w->shape.dim[axis], inner, flt(lo), flt(hi), flt(rate), comment_text(e->p, w->constraint));
         }
         fclose(e->out);
         e->out = saved_out;
@@ -1776,7 +1776,8 @@ static void emit_custom_helpers(FILE *f, const Emitter *e)
         bool two = !strcmp(c->role, "loss") || !strcmp(c->role, "metric");
         const char *params = two ? "float y_true, float y_pred" : !strcmp(c->role, "activation") ? "float x" : "float w";
         if (c->c_function)
-            fprintf(f, "float %s(%s);  /* custom %s %s, linked in */\n", c->c_function, params, c->role, c->name);
+            fprintf(f, "float %s(%s);  /* custom %s %s, linked in */\n", c->c_function, params, c->role,
+                    comment_text(e->p, c->name));
         if (c->c_gradient)
             fprintf(f, "float %s(%s);  /* its derivative, linked in */\n", c->c_gradient, params);
         if (c->c_function && i == e->ncustoms - 1)
