@@ -973,11 +973,9 @@ static const char *negated(Emitter *em, const Expr *x)
     return arena_printf(em->a, s[0] == '-' ? "-(%s)" : "-%s", s);
 }
 
-static char *literal(Arena *a, double v)
+static const char *literal(Arena *a, double v)
 {
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.9g", v);
-    return arena_printf(a, "%s%sf", buf, strpbrk(buf, ".en") ? "" : ".0");
+    return c_float(a, v);  /* cquote.c: every number nncc writes into C */
 }
 
 static Code comparison(Emitter *em, const Expr *e)

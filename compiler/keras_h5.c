@@ -489,6 +489,8 @@ static int inbound(const Importer *im, const YNode *nodes, const char *layer, co
 static const char *model_name(Arena *a, const char *name)
 {
     char *s = arena_strdup(a, name && *name ? name : "model");
+    if (strlen(s) > C_NAME_MAX - 6)
+        s[C_NAME_MAX - 6] = 0;  /* an identifier's length, with room for keras_ */
     for (char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '_')
             *p = '_';

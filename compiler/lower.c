@@ -205,6 +205,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
 {
     Lower lw = {a, g, m, {NULL}, 0};
     g->reserved = emit_reserved_name;
+    emit_reserve_program_names(g, p->name);  /* --standalone's arrays are file-scope beside them */
     /* inputs, layers, and the instance names the last layers of blocks answer to */
     Bindings bind = {arena_alloc(a, (size_t)(m->ninputs + 7 * m->nlayers) * sizeof(Binding)), 0, {0}};
     for (int i = 0; i < m->ninputs; i++) {
@@ -443,10 +444,59 @@ static int check_time_axis(Graph *g)
     return 0;
 }
 
+/* name is NAME or starts with NAME_: one of the names NAME gives in P.c */
+static bool in_family(const char *name, const char *family)
+{
+    size_t len = strlen(family);
+    return !strncmp(name, family, len) && (name[len] == 0 || name[len] == '_');
+}
+
+/* The API prefix P and the C hooks (the user's functions, declared in P.c
+ * by their own names) against each other and the custom functions'
+ * helpers custom_NAME_...: the type P, the functions P_..., a hook and a
+ * helper must all differ. */
+static int check_names_against_prefix(Arena *a, const Model *m, const char *P)
+{
+    for (int i = 0; i < m->ncustoms; i++) {
+        const char *helpers = arena_printf(a, "custom_%s", m->customs[i]->name);
+        if (in_family(P, helpers)) {
+            error_at(m->name_loc.file ? m->name_loc : (Loc){m->file, 1, 1},
+                     "the API prefix '%s' collides with the helpers of the custom function '%s' (%s_...)", P,
+                     m->customs[i]->name, helpers);
+            hint("rename the model (name:, or --prefix) or the custom function");
+            return -1;
+        }
+    }
+    for (int i = 0; i < m->ncustoms; i++) {
+        const CustomFn *f = m->customs[i];
+        const char *names[2] = {f->c_function, f->c_gradient};
+        const Loc locs[2] = {f->c_function_loc, f->c_gradient_loc};
+        for (int k = 0; k < 2; k++) {
+            if (!names[k])
+                continue;
+            const char *clash = emit_api_name(P, names[k]) ? P : NULL;
+            for (int j = 0; j < m->ncustoms && !clash; j++) {
+                const char *helpers = arena_printf(a, "custom_%s", m->customs[j]->name);
+                clash = in_family(names[k], helpers) ? helpers : NULL;
+            }
+            if (clash) {
+                error_at(locs[k], "the C function name '%s' collides with %s or %s_... of the generated code",
+                         names[k], clash, clash);
+                hint("the API prefix (the model's name or --prefix) names the type %s and the functions %s_...; "
+                     "custom_NAME_... are the custom functions' helpers: rename the C function", P, P);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
 {
     memset(p, 0, sizeof *p);
     p->name = opt->prefix ? opt->prefix : m->name;
+    if (check_names_against_prefix(a, m, p->name))
+        return -1;
     p->source = m->file;
     p->max_batch = opt->max_batch;
     p->inference_only = opt->inference_only || !m->has_compile;

@@ -390,12 +390,9 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
     if (!a->max_batch_given)
         a->copt.max_batch = m->fit.present ? (size_t)m->fit.batch_size : 32;
     if (a->copt.prefix) {
-        const char *s = a->copt.prefix;
-        bool ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_';
-        for (; *s && ok; s++)
-            ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_';
-        if (!ok)
-            return error_plain("--prefix '%s' is not a C identifier", a->copt.prefix), 1;
+        if (!c_identifier_ok(a->copt.prefix))
+            return error_plain("--prefix '%s' is not a C identifier (letters, digits and _, not starting with a "
+                               "digit, at most %d characters)", a->copt.prefix, C_NAME_MAX), 1;
         if (emit_reserved_prefix(a->copt.prefix))
             return error_plain("--prefix '%s' would clash with a name the generated C uses (a C keyword, a libc "
                                "function, or one of its own); choose another", a->copt.prefix), 1;
@@ -465,11 +462,30 @@ static const char *with_ext(Arena *arena, const char *path, const char *ext)
     return arena_printf(arena, "%.*s%s", (int)base, path, ext);
 }
 
-static int cmd_compile(Arena *arena, Args *a, const Program *p)
+/* The header's path (--header, else -o's with .h) and how P.c includes it:
+ * by its file name in #include "...", which has no escapes, so a name that
+ * cannot be written there is refused. */
+static int header_paths(Arena *arena, const Args *a, const char **path, const char **include_name)
 {
     const char *h = a->header ? a->header : with_ext(arena, a->output, ".h");
-    const char *slash = strrchr(h, '/');
-    Text tc = render(emit_source, NULL, p, slash ? slash + 1 : h);
+    const char *slash = strrchr(h, '/'), *name = slash ? slash + 1 : h;
+    if (!c_header_name_ok(name)) {
+        error_plain("%s '%s': the header's file name '%s' cannot be written in #include \"...\"",
+                    a->header ? "--header" : "-o", a->header ? a->header : a->output, name);
+        hint("use letters, digits, '_', '-', '.' and '+' in the file name (the folder may hold anything)");
+        return -1;
+    }
+    *path = h;
+    *include_name = name;
+    return 0;
+}
+
+static int cmd_compile(Arena *arena, Args *a, const Program *p)
+{
+    const char *h, *hname;
+    if (header_paths(arena, a, &h, &hname))
+        return 1;
+    Text tc = render(emit_source, NULL, p, hname);
     Text th = render(NULL, emit_header, p, NULL);
     int rc = write_file(h, th.text, th.len) || write_file(a->output, tc.text, tc.len);
     free(tc.text);
@@ -523,12 +539,15 @@ static int cmd_standalone(Arena *arena, Args *a, const Program *p)
     if (p->max_timesteps && !diag_quiet())
         fprintf(stderr, "nncc: the variable time axis is compiled at its maximum: %s_infer takes sequences of "
                         "exactly %lld steps (%s_TIMESTEPS)\n", p->name, (long long)p->max_timesteps, p->name);
-    const char *h = a->header ? a->header : with_ext(arena, a->output, ".h");
-    const char *slash = strrchr(h, '/');
+    const char *h, *hname;
+    if (header_paths(arena, a, &h, &hname)) {
+        free(block);
+        return 1;
+    }
     Output oc = {0}, oh = {0};
     int rc = output_open(arena, &oc, a->output) || output_open(arena, &oh, h);
     if (!rc)
-        emit_standalone(oc.f, oh.f, p, block, slash ? slash + 1 : h);
+        emit_standalone(oc.f, oh.f, p, block, hname);
     rc |= output_close(&oh, !rc);
     rc |= output_close(&oc, !rc);
     free(block);
@@ -687,8 +706,11 @@ enum { TEST_GRADS = 64 };
 static void emit_floats(FILE *f, const char *name, const float *v, size_t n)
 {
     fprintf(f, "static const float %s[%zu] = {", name, n ? n : 1);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s%.9g", i == 0 ? "\n    " : i % 6 ? ", " : ",\n    ", (double)v[i]);
+    for (size_t i = 0; i < n; i++) {
+        char num[C_NUMBER_MAX];
+        c_float_to(num, v[i]);
+        fprintf(f, "%s%s", i == 0 ? "\n    " : i % 6 ? ", " : ",\n    ", num);
+    }
     fprintf(f, "%s\n};\n\n", n ? "" : "0");
 }
 
@@ -767,8 +789,8 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
                " *\n"
                " *   cc %s %s.c -lnncc_rt -lm -o test_%s && ./test_%s    (exit status 0: pass)\n"
                " */\n",
-            slash ? slash + 1 : a->output, P, NNCC_VERSION, a->model, seed, n, nout, k, ngrad, TEST_TOLERANCE,
-            slash ? slash + 1 : a->output, P, P, P);
+            c_comment_text(arena, slash ? slash + 1 : a->output), P, NNCC_VERSION, c_comment_text(arena, a->model),
+            seed, n, nout, k, ngrad, TEST_TOLERANCE, c_comment_text(arena, slash ? slash + 1 : a->output), P, P, P);
     fprintf(f, "#include \"%s.h\"\n#include \"nnrt.h\"\n\n", P);
     emit_floats(f, "outputs", outputs, nout);
     fprintf(f, "static const size_t grad_index[%zu] = {", k ? k : 1);
@@ -778,20 +800,21 @@ static int cmd_emit_test(Arena *arena, Args *a, const Program *p, const char *ar
     emit_floats(f, "grad_value", picked, k);
     fprintf(f, "int main(void)\n{\n"
                "    const NnrtRegression expected = {\n"
-               "        .seed = %s,\n"
+               "        .seed = %lluu,\n"
                "        .n = %zu,\n"
-               "        .loss = %.9gf,\n"
+               "        .loss = %s,\n"
                "        .outputs = outputs,\n"
                "        .num_outputs = %zu,\n"
                "        .grad_index = grad_index,\n"
                "        .grad_value = grad_value,\n"
                "        .num_grads = %zu,\n"
-               "        .grad_abs_sum = %.17g,\n"
-               "        .grad_sq_sum = %.17g,\n"
+               "        .grad_abs_sum = %s,\n"
+               "        .grad_sq_sum = %s,\n"
                "        .tolerance = %g,\n"
                "    };\n"
                "    return nnrt_regression_test(%s_model(), &expected) == 0 ? 0 : 1;\n}\n",
-            seed, n, (double)v[0], nout, k, abs_sum, sq_sum, TEST_TOLERANCE, P);
+            strtoull(seed, NULL, 10), n, c_float(arena, v[0]), nout, k, c_double(arena, abs_sum),
+            c_double(arena, sq_sum), TEST_TOLERANCE, P);
     fclose(f);
     free(v);
     rc = write_file(a->output, t.text, t.len) ? 1 : 0;

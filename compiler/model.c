@@ -152,16 +152,6 @@ static int check_name(const YNode *v, const char *what)
     return -1;
 }
 
-static bool is_identifier(const char *s)
-{
-    if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
-        return false;
-    for (; *s; s++)
-        if (!(isalnum((unsigned char)*s) || *s == '_'))
-            return false;
-    return true;
-}
-
 /* ---- custom: functions ------------------------------------------------------------ */
 
 /* {c_function: my_loss, c_gradient: my_loss_grad}: scalar C functions the
@@ -184,11 +174,25 @@ static int parse_c_hook(Arena *a, const YNode *key, const char *role, const YNod
         hint("c_gradient names the function's derivative, e.g. {c_function: my_loss, c_gradient: my_loss_grad}");
         return -1;
     }
+    /* the user's own C function, declared and called by that name: it cannot be derived, only refused */
     const YNode *names[2] = {fn, grad};
-    for (int i = 0; i < 2; i++)
-        if (names[i] && (expect_kind(names[i], Y_SCALAR, "a C function name") || !is_identifier(names[i]->text)))
-            return names[i]->kind == Y_SCALAR ? error_at(names[i]->loc, "'%s' is not a C identifier", names[i]->text)
-                                              : -1;
+    for (int i = 0; i < 2; i++) {
+        if (!names[i])
+            continue;
+        if (expect_kind(names[i], Y_SCALAR, "a C function name"))
+            return -1;
+        if (!c_identifier_ok(names[i]->text)) {
+            error_at(names[i]->loc, "'%s' is not a C identifier", names[i]->text);
+            hint("letters, digits and _, not starting with a digit, at most %d characters", C_NAME_MAX);
+            return -1;
+        }
+        if (emit_reserved_hook(names[i]->text)) {
+            error_at(names[i]->loc, "the C function name '%s' is taken by C, its library or the generated code",
+                     names[i]->text);
+            hint("rename the function in your C file, e.g. my_%s", names[i]->text);
+            return -1;
+        }
+    }
     CustomFn *f = arena_alloc(a, sizeof *f);
     f->name = key->text;
     f->role = role;
@@ -363,7 +367,7 @@ static int parse_customs(Arena *a, Model *m, const YNode *v)
         return error_at(v->loc, "at most 64 custom functions");
     for (int i = 0; i < v->n; i++) {
         const YNode *k = ymap_key(v, i);
-        if (!is_identifier(k->text)) {
+        if (!c_identifier_ok(k->text)) {
             error_at(k->loc, "the custom function name '%s' is not a C identifier", k->text);
             return -1;
         }
@@ -1805,13 +1809,14 @@ int model_parse(Arena *a, const char *path, Model *m)
     if ((v = ymap_get(root, "name"))) {
         if (expect_kind(v, Y_SCALAR, "name"))
             return -1;
-        if (!is_identifier(v->text)) {
+        if (!c_identifier_ok(v->text)) {
             error_at(v->loc, "the model name '%s' is not a C identifier", v->text);
-            hint("it prefixes the generated API (NAME_new, NAME_predict...): use letters, digits and _");
+            hint("it prefixes the generated API (NAME_new, NAME_predict...): use letters, digits and _, at most %d "
+                 "characters", C_NAME_MAX);
             return -1;
         }
         if (emit_reserved_prefix(v->text)) {
-            error_at(v->loc, "the model name '%s' is taken by C or its library", v->text);
+            error_at(v->loc, "the model name '%s' is taken by C, its library or the generated code", v->text);
             hint("it becomes the C type %s of the generated API; pick another name, e.g. %s_model", v->text,
                  v->text);
             return -1;

@@ -96,24 +96,19 @@ const char *node_shape_str(Arena *a, const Node *n)
     return shape_format(a, &n->shape, n->batched, n->vtime);
 }
 
-/* A C identifier from base, made unique in g (and clear of the backend's
- * own names) by a numeric suffix. */
+static bool graph_name_taken(const char *name, const void *ctx)
+{
+    const Graph *g = ctx;
+    return strmap_get(&g->names, name) || (g->reserved && g->reserved(name));
+}
+
+/* A C identifier derived from base (cquote.c), unique in g and clear of
+ * the backend's own names. */
 const char *graph_unique_name(Graph *g, const char *base)
 {
-    char id[128];
-    size_t n = 0;
-    for (const char *p = base; *p && n < sizeof id - 8; p++)
-        id[n++] = isalnum((unsigned char)*p) ? *p : '_';
-    if (n == 0 || isdigit((unsigned char)id[0]))
-        memmove(id + 1, id, n++), id[0] = '_';
-    id[n] = 0;
-    for (int k = 1;; k++) {
-        const char *cand = k == 1 ? arena_strdup(g->arena, id) : arena_printf(g->arena, "%s_%d", id, k);
-        if (strmap_get(&g->names, cand) || (g->reserved && g->reserved(cand)))
-            continue;
-        strmap_put(g->arena, &g->names, cand, (void *)cand);
-        return cand;
-    }
+    const char *name = c_name_unique(g->arena, base, graph_name_taken, g);
+    strmap_put(g->arena, &g->names, name, (void *)name);
+    return name;
 }
 
 Node *node_new(Graph *g, OpKind op, int nsrc, Node *const *src)

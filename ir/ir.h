@@ -239,6 +239,25 @@ const char *shape_str(Arena *a, const Shape *s, bool batched);   /* "(B,28,28)" 
 const char *node_shape_str(Arena *a, const Node *n);             /* "(B,T<=50,1)" on the variable time axis */
 const char *graph_unique_name(Graph *g, const char *base);
 
+/* ---- cquote.c: input text written into generated C ---------------------- */
+
+#define C_NAME_MAX 128           /* longest identifier nncc writes or accepts for the API prefix */
+
+const char *c_literal(Arena *a, const char *s);        /* "..." with \ " ? controls non-ASCII escaped */
+const char *c_comment_text(Arena *a, const char *s);   /* safe inside a comment: no end, no splice */
+const char *c_char_literal(Arena *a, int c);           /* '...' */
+const char *c_double(Arena *a, double v);              /* 0.10000000000000001, NAN, -INFINITY */
+const char *c_float(Arena *a, double v);               /* 0.100000001f, NAN, INFINITY */
+#define C_NUMBER_MAX 32
+void c_double_to(char *buf, double v);                 /* the same into buf[C_NUMBER_MAX] */
+void c_float_to(char *buf, double v);
+bool c_identifier_ok(const char *s);                   /* [A-Za-z_][A-Za-z0-9_]*, at most C_NAME_MAX */
+bool c_name_kept_prefix(const char *name);             /* under _, nnrt, NNRT, Nnrt, glue_, custom_ */
+bool c_header_name_ok(const char *s);                  /* [A-Za-z0-9_.+-]+: fits #include "..." */
+/* taken: the names already in use (the caller's set and the backend's reserved words) */
+typedef bool (*CNameTaken)(const char *name, const void *ctx);
+const char *c_name_unique(Arena *a, const char *base, CNameTaken taken, const void *ctx);
+
 /* ---- The compilation unit the backend consumes ------------------------- */
 
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE } ScheduleKind;

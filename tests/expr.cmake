@@ -6,7 +6,8 @@
 # in float with the double values (expr_emitted). Included from
 # tests/CMakeLists.txt.
 add_executable(test_expr ${CMAKE_CURRENT_LIST_DIR}/test_expr.c ${CMAKE_CURRENT_LIST_DIR}/../compiler/expr.c
-               ${CMAKE_CURRENT_LIST_DIR}/../compiler/diag.c ${CMAKE_CURRENT_LIST_DIR}/../ir/arena.c)
+               ${CMAKE_CURRENT_LIST_DIR}/../compiler/diag.c ${CMAKE_CURRENT_LIST_DIR}/../ir/arena.c
+               ${CMAKE_CURRENT_LIST_DIR}/../ir/cquote.c)
 target_include_directories(test_expr PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../compiler ${CMAKE_CURRENT_LIST_DIR}/../ir)
 target_link_libraries(test_expr PRIVATE m)
 add_test(NAME expr COMMAND test_expr)

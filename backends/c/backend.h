@@ -25,6 +25,12 @@ void emit_driver(FILE *out, const Program *p, const char *header_name);
  * P_new, P_free, ... clash with them. */
 bool emit_reserved_name(const char *name);
 bool emit_reserved_prefix(const char *prefix);
+/* The model's type and API names (P, P_new, ...), which no derived name may take. */
+void emit_reserve_program_names(Graph *g, const char *prefix);
+bool emit_api_name(const char *prefix, const char *name);  /* name is P or P_new, P_free, ... */
+/* A C hook's function name (c_function, c_gradient) the generated code cannot
+ * declare or call: a C or libc name, one of P.c's own, or a helper's local. */
+bool emit_reserved_hook(const char *name);
 
 /* ---- standalone.c ---- */
 

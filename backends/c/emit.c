@@ -330,15 +330,16 @@ static void out(Emitter *e, const char *fmt, ...)
 /* ---- expressions for buffers and sizes ------------------------------------------- */
 
 static char *fmt_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char scratch[64][256];  /* a ring: a call may hold many at once */
+static char scratch[64][4096];  /* a ring: a call may hold many at once; a call of many C_NAME_MAX names fits */
 static int scratch_next;
 static char *fmt_str(const char *fmt, ...)
 {
     char *s = scratch[scratch_next++ % 64];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s, sizeof scratch[0], fmt, ap);
+    int n = vsnprintf(s, sizeof scratch[0], fmt, ap);
     va_end(ap);
+    assert(n >= 0 && (size_t)n < sizeof scratch[0]);  /* identifiers are at most C_NAME_MAX; text goes elsewhere */
     return s;
 }
 
@@ -406,11 +407,28 @@ static const char *steps(const Node *n)
 
 static const char *flt(double v)
 {
-    char *s = fmt_str("%.9g", v);
-    if (!strpbrk(s, ".eEn"))
-        strcat(s, ".0");
-    strcat(s, "f");
+    char *s = fmt_str("%s", "");
+    c_float_to(s, v);
     return s;
+}
+
+static const char *dbl(double v)
+{
+    char *s = fmt_str("%s", "");
+    c_double_to(s, v);
+    return s;
+}
+
+/* Input text (paths, names) for a comment or a string literal of the
+ * generated C: always through cquote.c, from the program's arena. */
+static const char *comment_text(const Program *p, const char *s)
+{
+    return c_comment_text(p->infer->arena, s);
+}
+
+static const char *literal(const Program *p, const char *s)
+{
+    return c_literal(p->infer->arena, s);
 }
 
 /* beta of a kernel writing a gradient: the first writer of a weight's
@@ -428,7 +446,8 @@ static void comment(Emitter *e, const Node *n)
 {
     const char *what = op_info[n->op].name;
     if (n->loc.file)
-        out(e, "\n    /* %s:%d %s: %s%s %s */\n", n->loc.file, n->loc.line, n->layer ? n->layer : n->name,
+        out(e, "\n    /* %s:%d %s: %s%s %s */\n", comment_text(e->p, n->loc.file), n->loc.line,
+            comment_text(e->p, n->layer ? n->layer : n->name),
             n->backward ? "backward " : "", what, node_shape_str(e->g->arena, n));
     else
         out(e, "\n    /* %s %s */\n", what, node_shape_str(e->g->arena, n));
@@ -759,7 +778,7 @@ static void emit_conv(Emitter *e, const Node *n)
         const Node *ep = n->epilogue;
         const char *fn = fmt_str("%s_%s_epilogue", e->g->mode, n->name);
         fprintf(e->pre, "/* %s:%d %s: %s(conv + bias) on rows [row, row + rows) of the (B*%lld, %lld) output */\n",
-                n->loc.file ? n->loc.file : "", n->loc.line, ep->name,
+                comment_text(e->p, n->loc.file ? n->loc.file : ""), n->loc.line, ep->name,
                 ep->op == OP_BIAS_ADD ? "linear" : act_info[ep->attr].name,
                 (long long)(shape_size(&n->shape) / node_cols(n)), (long long)node_cols(n));
         fprintf(e->pre, "static void %s(const NnrtEpilogue *e, size_t row, size_t rows)\n{\n    %s;\n}\n\n", fn,
@@ -1085,7 +1104,7 @@ static void emit_loss(Emitter *e, const Node *n)
         return;
     }
     out(e, "    res[%d] = %s(%s, %s, %s, %lld%s);  /* reported as %s */\n", 1 + n->slot, loss_kernel(e, n), ref(e, pred),
-        ref(e, n->src[1]), rows(pred), (long long)node_cols(pred), param, e->p->metric_names[n->slot]);
+        ref(e, n->src[1]), rows(pred), (long long)node_cols(pred), param, comment_text(e->p, e->p->metric_names[n->slot]));
     out(e, "    res[0] += %sres[%d];\n", w, 1 + n->slot);
 }
 
@@ -1344,19 +1363,19 @@ static void emit_learning_rate(Emitter *e)
     out(e, ", times the scale ReduceLROnPlateau sets */\nstatic double learning_rate(const %s *m)\n{\n", e->p->name);
     switch (o->schedule.kind) {
     case SCHEDULE_CONSTANT:
-        out(e, "    return m->lr_scale * %.17g;\n", o->learning_rate);
+        out(e, "    return m->lr_scale * %s;\n", dbl(o->learning_rate));
         break;
     case SCHEDULE_EXPONENTIAL:
-        out(e, "    const double p = (double)m->iterations / %.17g;\n", o->schedule.decay_steps);
-        out(e, "    return m->lr_scale * %.17g * pow(%.17g, %s);\n", o->learning_rate, o->schedule.decay_rate,
+        out(e, "    const double p = (double)m->iterations / %s;\n", dbl(o->schedule.decay_steps));
+        out(e, "    return m->lr_scale * %s * pow(%s, %s);\n", dbl(o->learning_rate), dbl(o->schedule.decay_rate),
             o->schedule.staircase ? "floor(p)" : "p");
         break;
     case SCHEDULE_PIECEWISE:
         out(e, "    const double step = (double)m->iterations;\n");
         for (int i = 0; i < o->schedule.nboundaries; i++)
-            out(e, "    if (step <= %.17g)\n        return m->lr_scale * %.17g;\n", o->schedule.boundaries[i],
-                o->schedule.values[i]);
-        out(e, "    return m->lr_scale * %.17g;\n", o->schedule.values[o->schedule.nboundaries]);
+            out(e, "    if (step <= %s)\n        return m->lr_scale * %s;\n", dbl(o->schedule.boundaries[i]),
+                dbl(o->schedule.values[i]));
+        out(e, "    return m->lr_scale * %s;\n", dbl(o->schedule.values[o->schedule.nboundaries]));
         break;
     }
     out(e, "}\n\n");
@@ -1413,8 +1432,8 @@ static void emit_apply_updates(Emitter *e)
             if (g->nodes[i]->op == OP_UPDATE)
                 out(e, "    if (!m->frozen[%d])\n        norm2 += sum_squares(m->g.%s, %lld);\n", g->nodes[i]->w->index,
                     e->field[g->nodes[i]->w->index], (long long)shape_size(&g->nodes[i]->w->shape));
-        out(e, "    const float global_scale = (float)(%.17g / fmax(sqrt(norm2), %.17g));\n", o->global_clipnorm,
-            o->global_clipnorm);
+        out(e, "    const float global_scale = (float)(%s / fmax(sqrt(norm2), %s));\n", dbl(o->global_clipnorm),
+            dbl(o->global_clipnorm));
     }
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
@@ -1423,7 +1442,8 @@ static void emit_apply_updates(Emitter *e)
         const Weight *w = n->w;
         const char *f = e->field[w->index];
         long long size = (long long)shape_size(&w->shape);
-        out(e, "    /* %s/%s:0 %s */\n", w->layer, w->name, shape_str(g->arena, &w->shape, false));
+        out(e, "    /* %s/%s:0 %s */\n", comment_text(e->p, w->layer), comment_text(e->p, w->name),
+            shape_str(g->arena, &w->shape, false));
         /* the weight's step, indented under its P_set_trainable switch */
         FILE *saved_out = e->out;
         char *block = NULL;
@@ -1465,7 +1485,7 @@ static void emit_apply_updates(Emitter *e)
             else
                 lo = w->con_min, hi = w->con_max, rate = w->con_rate;
             out(e, "    constrain_norm(m->w.%s, %lld, %lld, %lld, %s, %s, %s);  /* %s */\n", f, outer,
-                (long long)w->shape.dim[axis], inner, flt(lo), flt(hi), flt(rate), w->constraint);
+                (long long)w->shape.dim[axis], inner, flt(lo), flt(hi), flt(rate), comment_text(e->p, w->constraint));
         }
         fclose(e->out);
         e->out = saved_out;
@@ -1756,7 +1776,8 @@ static void emit_custom_helpers(FILE *f, const Emitter *e)
         bool two = !strcmp(c->role, "loss") || !strcmp(c->role, "metric");
         const char *params = two ? "float y_true, float y_pred" : !strcmp(c->role, "activation") ? "float x" : "float w";
         if (c->c_function)
-            fprintf(f, "float %s(%s);  /* custom %s %s, linked in */\n", c->c_function, params, c->role, c->name);
+            fprintf(f, "float %s(%s);  /* custom %s %s, linked in */\n", c->c_function, params, c->role,
+                    comment_text(e->p, c->name));
         if (c->c_gradient)
             fprintf(f, "float %s(%s);  /* its derivative, linked in */\n", c->c_gradient, params);
         if (c->c_function && i == e->ncustoms - 1)
@@ -1819,41 +1840,21 @@ static void emit_custom_helpers(FILE *f, const Emitter *e)
     }
 }
 
-static void c_string(FILE *f, const char *s)
+static bool field_taken(const char *name, const void *fields)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 32)
-            fprintf(f, "\\%03o", (unsigned char)*s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
+    return strmap_get(fields, name) != NULL;
 }
 
-/* Weights struct field names: layer_weight, made unique. */
+/* Weights struct field names: layer_weight, derived and made unique (cquote.c). */
 static const char **weight_fields(const Program *p, Arena *a)
 {
     const WeightSet *ws = p->weights;
     const char **f = arena_alloc(a, (size_t)(ws->n + 1) * sizeof *f);
+    StrMap taken = {0};
     for (int i = 0; i < ws->n; i++) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s_%s", ws->items[i]->layer, ws->items[i]->name);
-        for (char *c = buf; *c; c++)
-            if (!isalnum((unsigned char)*c))
-                *c = '_';
-        const char *name = arena_strdup(a, buf);
-        for (int k = 2;; k++) {
-            bool clash = false;
-            for (int j = 0; j < i && !clash; j++)
-                clash = !strcmp(f[j], name);
-            if (!clash)
-                break;
-            name = arena_printf(a, "%s_%d", buf, k);
-        }
-        f[i] = name;
+        f[i] = c_name_unique(a, arena_printf(a, "%s_%s", ws->items[i]->layer, ws->items[i]->name), field_taken,
+                             &taken);
+        strmap_put(a, &taken, f[i], (void *)f[i]);
     }
     return f;
 }
@@ -1886,11 +1887,10 @@ static const char *timesteps_param(const Program *p)
 void emit_header(FILE *f, const Program *p)
 {
     const char *P = p->name, *TS = timesteps_param(p);
-    char guard[128];
-    snprintf(guard, sizeof guard, "%s_H", P);
+    char *guard = arena_printf(p->infer->arena, "%s_H", P);
     for (char *c = guard; *c; c++)
         *c = (char)toupper((unsigned char)*c);
-    fprintf(f, "/* %s.h — generated by nncc %s from %s. Do not edit.\n", P, NNCC_VERSION, p->source);
+    fprintf(f, "/* %s.h — generated by nncc %s from %s. Do not edit.\n", P, NNCC_VERSION, comment_text(p, p->source));
     fprintf(f, " * The API of nncc's spec/interfaces.md; link %s.c with libnncc_rt. */\n", P);
     fprintf(f, "#ifndef %s\n#define %s\n\n#include <stddef.h>\n#include <stdint.h>\n\n", guard, guard);
     fprintf(f, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
@@ -1902,11 +1902,11 @@ void emit_header(FILE *f, const Program *p)
                 P, (long long)p->max_timesteps);
     for (int i = 0; i < p->ninputs; i++)
         fprintf(f, "#define %s_INPUT%d_SIZE  %lld  /* %s %s%s */\n", P, i, (long long)shape_size(&p->inputs[i].shape),
-                p->inputs[i].name, shape_str(p->infer->arena, &p->inputs[i].shape, true),
+                comment_text(p, p->inputs[i].name), shape_str(p->infer->arena, &p->inputs[i].shape, true),
                 p->inputs[i].vtime ? " at MAX_TIMESTEPS; timesteps / MAX_TIMESTEPS of it per call" : "");
     for (int i = 0; i < p->noutputs; i++)
         fprintf(f, "#define %s_OUTPUT%d_SIZE %lld  /* %s %s%s */\n", P, i, (long long)shape_size(&p->outputs[i].shape),
-                p->outputs[i].name, shape_str(p->infer->arena, &p->outputs[i].shape, true),
+                comment_text(p, p->outputs[i].name), shape_str(p->infer->arena, &p->outputs[i].shape, true),
                 p->outputs[i].vtime ? " at MAX_TIMESTEPS; timesteps / MAX_TIMESTEPS of it per call" : "");
     if (graph_has(p->infer, OP_LOSS))
         for (int i = 0; i < p->noutputs; i++)
@@ -1944,11 +1944,13 @@ void emit_header(FILE *f, const Program *p)
 static void emit_tables(FILE *f, const Program *p, const char **field)
 {
     const WeightSet *ws = p->weights;
+    Arena *a = p->infer->arena;
     fprintf(f, "/* The weights, Keras order: HDF5 name, shape, offset in the weight block. */\n");
     fprintf(f, "static const NnrtWeightInfo weight_info[%d] = {\n", ws->n ? ws->n : 1);
     for (int i = 0; i < ws->n; i++) {
         const Weight *w = ws->items[i];
-        fprintf(f, "    {\"%s\", \"%s/%s:0\", %d, {", w->layer, w->layer, w->name, w->shape.rank);
+        fprintf(f, "    {%s, %s, %d, {", literal(p, w->layer), literal(p, arena_printf(a, "%s/%s:0", w->layer, w->name)),
+                w->shape.rank);
         for (int d = 0; d < w->shape.rank; d++)
             fprintf(f, "%s%lld", d ? ", " : "", (long long)w->shape.dim[d]);
         fprintf(f, "}, %zu, %d},\n", w->offset, w->trainable);
@@ -1962,14 +1964,14 @@ static void emit_tables(FILE *f, const Program *p, const char **field)
     static const char *dists[] = {"NNRT_DIST_TRUNCATED_NORMAL", "NNRT_DIST_UNTRUNCATED_NORMAL", "NNRT_DIST_UNIFORM"};
     for (int i = 0; i < ws->n; i++) {
         const InitSpec *s = &ws->items[i]->init;
-        fprintf(f, "    {%s, %.17g, %.17g, %s, %s},  /* %s: %s */\n", kinds[s->kind], s->a, s->b, modes[s->mode],
-                dists[s->distribution], field[i], s->name);
+        fprintf(f, "    {%s, %s, %s, %s, %s},  /* %s: %s */\n", kinds[s->kind], dbl(s->a), dbl(s->b), modes[s->mode],
+                dists[s->distribution], field[i], comment_text(p, s->name));
     }
     fprintf(f, "};\n\n");
     fprintf(f, "static const char *const layer_names[%d] = {", p->nlayers);
     for (int i = 0; i < p->nlayers; i++) {
         fprintf(f, "%s", i ? ", " : "");
-        c_string(f, p->layer_names[i]);
+        fputs(literal(p, p->layer_names[i]), f);
     }
     fprintf(f, "};\n\n");
 }
@@ -2005,7 +2007,8 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     size_t floats_w = ws->total, floats_g = train ? ws->total : 0, floats_s = slots * ws->trainable_total,
            floats_a = arena_floats(p);
 
-    fprintf(f, "/* %s.c — generated by nncc %s from %s. Do not edit.\n *\n", P, NNCC_VERSION, p->source);
+    fprintf(f, "/* %s.c — generated by nncc %s from %s. Do not edit.\n *\n", P, NNCC_VERSION,
+            comment_text(p, p->source));
     fprintf(f, " * %d input(s), %d output(s), %zu weights (%zu trainable) in %d tensors.\n", p->ninputs, p->noutputs,
             ws->total, ws->trainable_total, ws->n);
     fprintf(f, " * Memory, one allocation: weights %zu + gradients %zu + optimizer state %zu + arena %zu floats\n",
@@ -2014,6 +2017,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     if (train)
         fprintf(f, ", training %zu floats, unplanned sum %zu", p->train->arena_floats, p->train->naive_floats);
     fprintf(f, ").\n */\n");
+    assert(c_header_name_ok(header_name));  /* the caller checked it (--header, -o) */
     fprintf(f, "#include \"%s\"\n\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
             header_name);
     fprintf(f, "#include \"nnrt.h\"\n\n");
@@ -2024,7 +2028,8 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
                "#pragma GCC diagnostic ignored \"-Waggressive-loop-optimizations\"\n#endif\n\n");
     fprintf(f, "/* Named pointers into a block of %zu floats, Keras order. */\ntypedef struct {\n", ws->total);
     for (int i = 0; i < ws->n; i++)
-        fprintf(f, "    float *%s;  /* %s/%s:0 %s */\n", e.field[i], ws->items[i]->layer, ws->items[i]->name,
+        fprintf(f, "    float *%s;  /* %s/%s:0 %s */\n", e.field[i], comment_text(p, ws->items[i]->layer),
+                comment_text(p, ws->items[i]->name),
                 shape_str(a, &ws->items[i]->shape, false));
     if (ws->n == 0)
         fprintf(f, "    float *none;  /* the model has no weights */\n");
@@ -2076,7 +2081,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    v->%s = base + %zu;\n", e.field[i], ws->items[i]->offset);
     fprintf(f, "}\n\n");
     fprintf(f, "%s *%s_new(uint64_t seed)\n{\n", P, P);
-    fprintf(f, "    %s *m = calloc(1, sizeof *m);\n", P);
+    fprintf(f, "    struct %s *m = calloc(1, sizeof *m);\n", P);
     fprintf(f, "    size_t floats = WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + STATE_EXTRA + ARENA_FLOATS;\n");
     fprintf(f, "    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;\n");
     fprintf(f, "    if (!m || !(m->block = aligned_alloc(64, bytes ? bytes : 64)))\n        goto fail;\n");
@@ -2089,7 +2094,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    m->lr_scale = 1.0;\n    m->m_schedule = 1.0;\n");
         if (p->optimizer.kind == OPT_ADAGRAD)
             fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)  /* Adagrad's initial accumulator */\n"
-                       "        m->slot[0][i] = %.9gf;\n", p->optimizer.initial_accumulator_value);
+                       "        m->slot[0][i] = %s;\n", flt(p->optimizer.initial_accumulator_value));
     }
     fprintf(f, "    m->arena = m->block + WEIGHT_FLOATS + GRAD_FLOATS + NUM_SLOTS * SLOT_FLOATS + STATE_EXTRA;\n");
     fprintf(f, "    m->seed = seed;\n");
@@ -2107,12 +2112,12 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         static const char *kinds[] = {"NNRT_SIMPLE_RNN", "NNRT_LSTM", "NNRT_GRU"};
         fprintf(f, "    if (nnrt_rnn_tape_floats(&(NnrtRnn){%s, %lld, %lld, %d, 0, 0, 0, %d}) != %lld ||\n"
                    "        nnrt_rnn_workspace_floats(&(NnrtRnn){%s, %lld, %lld, %d, 0, 0, 0, %d}, %zu) > %zu) {\n"
-                   "        fprintf(stderr, \"%s: internal error: recurrent layer %s does not match libnncc_rt\\n\");\n"
+                   "        fprintf(stderr, \"%%s: internal error: recurrent layer %%s does not match libnncc_rt\\n\", \"%s\", %s);\n"
                    "        goto fail;\n    }\n",
                 kinds[n->rnn.kind], (long long)n->src[0]->shape.dim[0], (long long)n->src[0]->shape.dim[1],
                 n->rnn.units, n->rnn.reset_after, (long long)shape_size(&n->shape), kinds[n->rnn.kind],
                 (long long)n->src[0]->shape.dim[0], (long long)n->src[0]->shape.dim[1], n->rnn.units,
-                n->rnn.reset_after, p->max_batch, n->workspace, P, n->layer);
+                n->rnn.reset_after, p->max_batch, n->workspace, P, literal(p, n->layer));
     }
     for (int i = 0; i < ws->n; i++)
         if (ws->items[i]->forget_bias_units)
@@ -2138,8 +2143,10 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
                 const Weight *w = ws->items[i];
                 if (!w->trainable)
                     continue;
-                fprintf(f, "    {\"%s\", \"%s/%s/%s/%s:0\", %d, {", w->layer, optimizer_info[p->optimizer.kind].name, w->layer,
-                        w->name, slot_names[k], w->shape.rank);
+                fprintf(f, "    {%s, %s, %d, {", literal(p, w->layer),
+                        literal(p, arena_printf(a, "%s/%s/%s/%s:0", optimizer_info[p->optimizer.kind].name, w->layer,
+                                                w->name, slot_names[k])),
+                        w->shape.rank);
                 for (int d = 0; d < w->shape.rank; d++)
                     fprintf(f, "%s%lld", d ? ", " : "", (long long)w->shape.dim[d]);
                 fprintf(f, "}, %zu, 1},\n", k * ws->trainable_total + w->opt_offset);
@@ -2174,7 +2181,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
             memcpy(piece, s, n);
             piece[n] = 0;
             fputs("    ", f);
-            c_string(f, piece);
+            fputs(literal(p, piece), f);
             fputc('\n', f);
             s += n;
         }
@@ -2188,7 +2195,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "    NnrtOptimizerState opt = {\"%s\", m->iterations, opt_info, NUM_OPT_TENSORS, m->slot[0]};\n",
                 optimizer_info[p->optimizer.kind].name);
     fprintf(f, "    return nnrt_h5_save(h5_path, layer_names, %d, weight_info, NUM_TENSORS, m->block, %s, %s,\n"
-               "                        ((%s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers,
+               "                        ((struct %s *)m)->error, sizeof m->error);\n}\n\n", p->nlayers,
             p->model_config ? "model_config" : "NULL", train ? "&opt" : "NULL", P);
 
     /* argument checks and chunk slicing */
@@ -2330,8 +2337,8 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "void %s_reset_optimizer(%s *m)\n{\n    if (!m)\n        return;\n", P, P);
         fprintf(f, "    memset(m->slot[0], 0, NUM_SLOTS * SLOT_FLOATS * sizeof(float));\n");
         if (p->optimizer.kind == OPT_ADAGRAD)
-            fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)\n        m->slot[0][i] = %.9gf;\n",
-                    p->optimizer.initial_accumulator_value);
+            fprintf(f, "    for (size_t i = 0; i < SLOT_FLOATS; i++)\n        m->slot[0][i] = %s;\n",
+                    flt(p->optimizer.initial_accumulator_value));
         fprintf(f, "    m->iterations = 0;\n    m->lr_scale = 1.0;\n    m->m_schedule = 1.0;\n}\n\n");
         fprintf(f, "int %s_loss_grad(%s *m, size_t n,%s const float *const inputs[], const void *const targets[],\n"
                    "                float *loss)\n{\n", P, P, TS);
@@ -2350,7 +2357,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "static const char *glue_last_error(const void *m) { return %s_last_error(m); }\n", P);
     fprintf(f, "static float *glue_weights(void *m) { return %s_weights(m); }\n", P);
     /* the driver picks a model's timesteps once, from its data (set_timesteps) */
-    const char *GT = p->max_timesteps ? fmt_str(" (size_t)((%s *)m)->timesteps,", P) : "";
+    const char *GT = p->max_timesteps ? fmt_str(" (size_t)((struct %s *)m)->timesteps,", P) : "";
     fprintf(f, "static int glue_predict(void *m, size_t n, const float *const in[], float *const out[])\n{\n"
                "    return %s_predict(m, n,%s in, out);\n}\n", P, GT);
     fprintf(f, "static int glue_evaluate(void *m, size_t n, const float *const in[], const void *const tg[], float *loss,\n"
@@ -2359,10 +2366,10 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     if (p->max_timesteps)
         fprintf(f, "static int glue_set_timesteps(void *m, size_t timesteps)\n{\n"
                    "    if (timesteps < 1 || timesteps > %lld)\n        return NNRT_EINVAL;\n"
-                   "    ((%s *)m)->timesteps = (int)timesteps;\n    return 0;\n}\n",
+                   "    ((struct %s *)m)->timesteps = (int)timesteps;\n    return 0;\n}\n",
                 (long long)p->max_timesteps, P);
     fprintf(f, "static int glue_load_partial(void *mp, const char *path, FILE *report)\n{\n");
-    fprintf(f, "    %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
+    fprintf(f, "    struct %s *m = mp;\n    unsigned char loaded[NUM_TENSORS + 1];\n", P);
     fprintf(f, "    int rc = nnrt_h5_load(path, weight_info, NUM_TENSORS, m->block, 0, loaded, m->error, sizeof m->error);\n");
     fprintf(f, "    if (rc)\n        return rc;\n");
     fprintf(f, "    for (int i = 0; report && i < NUM_TENSORS; i++)\n");
@@ -2379,13 +2386,13 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "static int glue_set_trainable(void *m, const char *layer, int trainable)\n{\n"
                    "    return %s_set_trainable(m, layer, trainable);\n}\n", P);
         fprintf(f, "static void glue_reset_optimizer(void *m) { %s_reset_optimizer(m); }\n", P);
-        fprintf(f, "static void glue_set_learning_rate(void *mp, float lr)\n{\n    %s *m = mp;\n"
+        fprintf(f, "static void glue_set_learning_rate(void *mp, float lr)\n{\n    struct %s *m = mp;\n"
                    "    const double now = learning_rate(m);\n    if (now > 0)\n        m->lr_scale *= lr / now;\n}\n", P);
     }
     fprintf(f, "\nconst struct NnrtModel *%s_model(void)\n{\n", P);
     fprintf(f, "    static const NnrtModel model = {\n");
     fprintf(f, "        .name = \"%s\",\n        .source = ", P);
-    c_string(f, p->source);
+    fputs(literal(p, p->source), f);
     fprintf(f, ",\n        .max_batch = %zu,\n", p->max_batch);
     if (p->max_timesteps) {
         fprintf(f, "        .max_timesteps = %lld,\n        .set_timesteps = glue_set_timesteps,\n",
@@ -2435,12 +2442,12 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "},\n        .output_names = {");
     for (int i = 0; i < p->noutputs; i++) {
         fprintf(f, "%s", i ? ", " : "");
-        c_string(f, p->outputs[i].name);
+        fputs(literal(p, p->outputs[i].name), f);
     }
     fprintf(f, "},\n        .metric_names = {");
     for (int i = 0; i < p->nmetrics; i++) {
         fprintf(f, "%s", i ? ", " : "");
-        c_string(f, p->metric_names[i]);
+        fputs(literal(p, p->metric_names[i]), f);
     }
     fprintf(f, "},\n        .num_params = WEIGHT_FLOATS,\n");
     fprintf(f, "        .weights = weight_info,\n        .num_weights = NUM_TENSORS,\n");
@@ -2460,13 +2467,16 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
 {
     static const char *formats[] = {"NNRT_DATA_NONE", "NNRT_DATA_IDX", "NNRT_DATA_NPY", "NNRT_DATA_CSV",
                                     "NNRT_DATA_TIME_SERIES", "NNRT_DATA_HDF5"};
-    fprintf(f, "/* %s_main.c — generated by nncc %s from %s. Do not edit.\n", p->name, NNCC_VERSION, p->source);
+    Arena *a = p->infer->arena;
+    assert(c_header_name_ok(header_name));  /* the driver's caller checked it (--header, -o) */
+    fprintf(f, "/* %s_main.c — generated by nncc %s from %s. Do not edit.\n", p->name, NNCC_VERSION,
+            comment_text(p, p->source));
     fprintf(f, " * The program behind `nncc train|evaluate|predict|check`: the model's fit section\n"
                " * as an NnrtFitConfig, handed with the model to the runtime's driver. */\n");
     fprintf(f, "#include <math.h>\n\n#include \"%s\"\n#include \"nnrt.h\"\n\n", header_name);
     fprintf(f, "static const NnrtFitConfig fit = {\n");
     fprintf(f, "        .model_file = ");
-    c_string(f, p->source);
+    fputs(literal(p, p->source), f);
     fprintf(f, ",\n");
     const FitSpec *fs = &p->fit;
     const DataSpec *srcs[] = {&fs->train, &fs->test, &fs->validation};
@@ -2476,10 +2486,10 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
         if (!d->format)
             continue;
         fprintf(f, "        .%s = {.format = %s, .x = ", names[i], formats[d->format]);
-        c_string(f, d->x ? d->x : "");
+        fputs(literal(p, d->x ? d->x : ""), f);
         fprintf(f, ", .y = ");
-        c_string(f, d->y ? d->y : "");
-        fprintf(f, ", .scale = %.17g", d->scale);
+        fputs(literal(p, d->y ? d->y : ""), f);
+        fprintf(f, ", .scale = %s", dbl(d->scale));
         if (d->num_classes) {
             fprintf(f, ",\n               .classes = (const int[]){");
             for (int k = 0; k < d->num_classes; k++)
@@ -2490,23 +2500,23 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
             fprintf(f, ", .binary = 1, .binary_class = %d", d->binary_class);
         if (d->format == 4)  /* NNRT_DATA_TIME_SERIES */
             fprintf(f, ",\n               .n_steps = %d, .ahead = %d, .count = %d, .seq2seq = %d, .target_start = %d, "
-                       ".target_stride = %d,\n               .split = {%.17g, %.17g, %.17g}, .seed = %lluu",
-                    d->n_steps, d->ahead, d->count, d->seq2seq, d->target_start, d->target_stride, d->split[0],
-                    d->split[1], d->split[2], (unsigned long long)d->seed);
+                       ".target_stride = %d,\n               .split = {%s, %s, %s}, .seed = %lluu",
+                    d->n_steps, d->ahead, d->count, d->seq2seq, d->target_start, d->target_stride, dbl(d->split[0]),
+                    dbl(d->split[1]), dbl(d->split[2]), (unsigned long long)d->seed);
         if (d->path && d->format == 5) {  /* NNRT_DATA_HDF5 */
             fprintf(f, ",\n               .path = ");
-            c_string(f, d->path);
+            fputs(literal(p, d->path), f);
         } else if (d->path) {
             fprintf(f, ",\n               .path = ");
-            c_string(f, d->path);
-            fprintf(f, ", .header = %d, .skip_rows = %d, .delimiter = '%s', .standardize = %d,\n", d->header,
-                    d->skip_rows, d->delimiter == ' ' ? " " : ",", d->standardize);
-            fprintf(f, "               .split = {%.17g, %.17g, %.17g}, .seed = %lluu", d->split[0], d->split[1],
-                    d->split[2], (unsigned long long)d->seed);
+            fputs(literal(p, d->path), f);
+            fprintf(f, ", .header = %d, .skip_rows = %d, .delimiter = %s, .standardize = %d,\n", d->header,
+                    d->skip_rows, c_char_literal(a, d->delimiter == ' ' ? ' ' : ','), d->standardize);
+            fprintf(f, "               .split = {%s, %s, %s}, .seed = %lluu", dbl(d->split[0]), dbl(d->split[1]),
+                    dbl(d->split[2]), (unsigned long long)d->seed);
         }
         fprintf(f, "},\n");
     }
-    fprintf(f, "        .split_first = %ld,\n        .split_last = %.17g,\n", fs->split_first, fs->split_last);
+    fprintf(f, "        .split_first = %ld,\n        .split_last = %s,\n", fs->split_first, dbl(fs->split_last));
     fprintf(f, "        .epochs = %d,\n        .batch_size = %ld,\n        .shuffle = %d,\n        .seed = %lluu,\n",
             fs->present ? fs->epochs : 1, fs->present ? fs->batch_size : 32, fs->shuffle,
             (unsigned long long)fs->seed);
@@ -2514,19 +2524,19 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "        .train_limit = %ld,\n", fs->train_limit);
     if (fs->weights_from) {
         fprintf(f, "        .init_weights = ");
-        c_string(f, fs->weights_from);
+        fputs(literal(p, fs->weights_from), f);
         fprintf(f, ",\n");
     }
     if (fs->num_phases) {
         fprintf(f, "        .phases = (const NnrtPhase[]){\n");
         for (int i = 0; i < fs->num_phases; i++) {
             const PhaseSpec *ph = &fs->phases[i];
-            fprintf(f, "            {.epochs = %d, .learning_rate = %.17g", ph->epochs, ph->learning_rate);
+            fprintf(f, "            {.epochs = %d, .learning_rate = %s", ph->epochs, dbl(ph->learning_rate));
             if (ph->num_freeze) {
                 fprintf(f, ",\n             .freeze = (const char *const[]){");
                 for (int k = 0; k < ph->num_freeze; k++) {
                     fprintf(f, "%s", k ? ", " : "");
-                    c_string(f, ph->freeze[k]);
+                    fputs(literal(p, ph->freeze[k]), f);
                 }
                 fprintf(f, "}, .num_freeze = %d", ph->num_freeze);
             }
@@ -2539,35 +2549,34 @@ void emit_driver(FILE *f, const Program *p, const char *header_name)
     fprintf(f, "        .callbacks = {\n");
     if (cb->checkpoint.enabled) {
         fprintf(f, "            .checkpoint = {.enabled = 1, .filepath = ");
-        c_string(f, cb->checkpoint.filepath);
+        fputs(literal(p, cb->checkpoint.filepath), f);
         fprintf(f, ", .monitor = ");
-        c_string(f, cb->checkpoint.monitor);
+        fputs(literal(p, cb->checkpoint.monitor), f);
         fprintf(f, ",\n                           .save_best_only = %d, .save_weights_only = %d, .mode = %s},\n",
                 cb->checkpoint.save_best_only, cb->checkpoint.save_weights_only, modes[cb->checkpoint.mode]);
     }
     if (cb->early_stopping.enabled) {
         fprintf(f, "            .early_stopping = {.enabled = 1, .monitor = ");
-        c_string(f, cb->early_stopping.monitor);
+        fputs(literal(p, cb->early_stopping.monitor), f);
         fprintf(f, ", .patience = %d, .restore_best_weights = %d,\n                               .mode = %s, "
-                   ".start_from_epoch = %d, .min_delta = %.17g, .baseline = %s},\n",
+                   ".start_from_epoch = %d, .min_delta = %s, .baseline = %s},\n",
                 cb->early_stopping.patience, cb->early_stopping.restore_best_weights, modes[cb->early_stopping.mode],
-                cb->early_stopping.start_from_epoch, cb->early_stopping.min_delta,
-                isnan(cb->early_stopping.baseline) ? "NAN" : fmt_str("%.17g", cb->early_stopping.baseline));
+                cb->early_stopping.start_from_epoch, dbl(cb->early_stopping.min_delta),
+                dbl(cb->early_stopping.baseline));  /* NAN: none */
     }
     if (cb->reduce_lr.enabled) {
         fprintf(f, "            .reduce_lr = {.enabled = 1, .monitor = ");
-        c_string(f, cb->reduce_lr.monitor);
-        fprintf(f, ", .factor = %.17g, .min_delta = %.17g, .min_lr = %.17g,\n                          .patience = %d, "
+        fputs(literal(p, cb->reduce_lr.monitor), f);
+        fprintf(f, ", .factor = %s, .min_delta = %s, .min_lr = %s,\n                          .patience = %d, "
                    ".cooldown = %d, .mode = %s},\n",
-                cb->reduce_lr.factor, cb->reduce_lr.min_delta, cb->reduce_lr.min_lr, cb->reduce_lr.patience,
+                dbl(cb->reduce_lr.factor), dbl(cb->reduce_lr.min_delta), dbl(cb->reduce_lr.min_lr), cb->reduce_lr.patience,
                 cb->reduce_lr.cooldown, modes[cb->reduce_lr.mode]);
     }
     if (cb->csv_logger.enabled) {
         fprintf(f, "            .csv_logger = {.enabled = 1, .filename = ");
-        c_string(f, cb->csv_logger.filename);
-        fprintf(f, ", .append = %d, .separator = '%s'},\n", cb->csv_logger.append,
-                cb->csv_logger.separator == '\'' ? "\\'" : cb->csv_logger.separator == '\\' ? "\\\\" :
-                fmt_str("%c", cb->csv_logger.separator));
+        fputs(literal(p, cb->csv_logger.filename), f);
+        fprintf(f, ", .append = %d, .separator = %s},\n", cb->csv_logger.append,
+                c_char_literal(a, cb->csv_logger.separator));
     }
     fprintf(f, "            .terminate_on_nan = %d,\n        },\n", cb->terminate_on_nan);
     fprintf(f, "};\n\nint main(int argc, char **argv)\n{\n    return nnrt_main(argc, argv, %s_model(), &fit);\n}\n",
@@ -2596,7 +2605,19 @@ static const char *const reserved[] = {
     /* file-scope names of P.c */
     "Weights", "point", "check_args", "slice_inputs", "slice_targets", "infer_chunk", "train_chunk",
     "apply_updates", "loss_and_grads", "weight_info", "weight_init", "layer_names", "WEIGHT_FLOATS",
-    "GRAD_FLOATS", "SLOT_FLOATS", "NUM_SLOTS", "ARENA_FLOATS", "NUM_TENSORS",
+    "GRAD_FLOATS", "SLOT_FLOATS", "NUM_SLOTS", "ARENA_FLOATS", "NUM_TENSORS", "STATE_EXTRA", "NUM_OPT_TENSORS",
+    "opt_info", "model_config", "learning_rate", "NadamStep",
+    /* ... of P_main.c (the driver) and test_P.c (--emit-test) */
+    "fit", "argc", "argv", "grad_index", "grad_value", "expected",
+    /* macros of math.h, stdint.h, stdio.h, assert.h, stddef.h, and those GNU C predefines */
+    "NAN", "INFINITY", "HUGE_VAL", "HUGE_VALF", "EOF", "BUFSIZ", "SIZE_MAX", "INT32_MAX", "INT64_MAX",
+    "UINT64_MAX", "INT_MAX", "assert", "offsetof", "isnormal", "signbit", "fpclassify", "unix", "linux",
+};
+
+/* the parameters and locals of the custom functions' helpers, which call a C hook */
+static const char *const custom_locals[] = {
+    "x", "y", "in", "dx", "dy", "xs", "ys", "t", "p", "pv", "tv", "w", "wv", "dw", "sum", "rows", "cols", "scale",
+    "beta", "y_true", "y_pred",
 };
 
 /* the parameters and locals of its functions: a buffer may not take them (a
@@ -2608,6 +2629,16 @@ static const char *const reserved_locals[] = {
     "T", "timesteps", "blk", "blk_rows", "blk_scale",
 };
 
+/* The file-scope names nncc derives from node names: the convolutions'
+ * epilogues MODE_NODE_epilogue. (The custom functions' custom_NAME_...
+ * depend on the model: lower.c checks them.) */
+static bool derived_global(const char *name)
+{
+    size_t len = strlen(name), tail = strlen("_epilogue");
+    return (!strncmp(name, "train_", 6) || !strncmp(name, "infer_", 6)) && len > tail &&
+           !strcmp(name + len - tail, "_epilogue");
+}
+
 static bool reserved_global(const char *name)
 {
     static const char *const prefixes[] = {"nnrt", "NNRT", "Nnrt", "__", "glue_"};
@@ -2617,6 +2648,8 @@ static bool reserved_global(const char *name)
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (!strcmp(name, reserved[i]))
             return true;
+    if (derived_global(name))
+        return true;
     for (int h = 0; h < H_COUNT; h++) {  /* the static helpers: "static void bias_add(" */
         const char *p = strstr(helper_code[h], "static ");
         p = p ? strchr(p + 7, ' ') : NULL;
@@ -2647,17 +2680,52 @@ bool emit_reserved_name(const char *name)
     return reserved_global(name);
 }
 
+/* P's API beside P itself: functions (spec/interfaces.md, --standalone's P_infer) */
+static const char *const api[] = {"new", "free", "load", "save", "predict", "train_step", "train_step_metrics",
+                                  "loss_grad", "grads", "evaluate", "last_error", "weights", "model",
+                                  "set_trainable", "reset_optimizer", "infer"};
+
 bool emit_reserved_prefix(const char *prefix)
 {
-    static const char *const api[] = {"new", "free", "load", "save", "predict", "train_step", "train_step_metrics",
-                                      "loss_grad", "grads", "evaluate", "last_error", "weights", "model"};
     if (reserved_global(prefix))
         return true;
-    char buf[256];
+    char buf[C_NAME_MAX + 64];
     for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
         snprintf(buf, sizeof buf, "%s_%s", prefix, api[i]);
         if (reserved_global(buf))
             return true;
     }
+    return false;
+}
+
+bool emit_api_name(const char *prefix, const char *name)
+{
+    size_t len = strlen(prefix);
+    if (strncmp(name, prefix, len) != 0)
+        return false;
+    if (name[len] == 0)
+        return true;
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++)
+        if (name[len] == '_' && !strcmp(name + len + 1, api[i]))
+            return true;
+    return false;
+}
+
+void emit_reserve_program_names(Graph *g, const char *prefix)
+{
+    strmap_put(g->arena, &g->names, prefix, (void *)prefix);
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+        const char *name = arena_printf(g->arena, "%s_%s", prefix, api[i]);
+        strmap_put(g->arena, &g->names, name, (void *)name);
+    }
+}
+
+bool emit_reserved_hook(const char *name)
+{
+    if (emit_reserved_name(name))
+        return true;
+    for (size_t i = 0; i < sizeof custom_locals / sizeof custom_locals[0]; i++)
+        if (!strcmp(name, custom_locals[i]))
+            return true;
     return false;
 }
