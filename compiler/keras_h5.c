@@ -52,6 +52,7 @@ typedef struct {
     const char *keras_version;
     const char *outputs[16];     /* the model's outputs, in order (training_config lists follow it) */
     int noutputs;
+    size_t file_size;            /* bytes: no attribute's stored value is longer */
 } Importer;
 
 static int fail(const Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -67,44 +68,121 @@ static int fail(const Importer *im, const char *fmt, ...)
 
 /* ---- HDF5: string attributes --------------------------------------------------- */
 
-/* A scalar string attribute, variable or fixed length, or NULL when absent. */
-static char *string_attr(Arena *a, hid_t obj, const char *name, int *damaged)
+/* What an attribute's type is, for messages: "a 4-byte integer", "a float". */
+static const char *type_words(Arena *a, hid_t type)
 {
-    *damaged = 0;
-    if (H5Aexists(obj, name) <= 0)
-        return NULL;
-    hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t type = attr >= 0 ? H5Aget_type(attr) : -1;
-    char *value = NULL;
-    if (type < 0 || H5Tget_class(type) != H5T_STRING) {
-        *damaged = 1;
-    } else if (H5Tis_variable_str(type) > 0) {
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mem, H5T_VARIABLE);
-        H5Tset_cset(mem, H5Tget_cset(type));
-        char *s = NULL;
-        if (H5Aread(attr, mem, &s) >= 0 && s) {
-            value = arena_strdup(a, s);
-            H5free_memory(s);
-        } else {
-            *damaged = 1;
-        }
-        H5Tclose(mem);
-    } else {
-        size_t size = H5Tget_size(type);
-        char *buf = arena_alloc(a, size + 1);
-        if (H5Aread(attr, type, buf) >= 0) {
-            buf[size] = 0;
-            value = buf;
-        } else {
-            *damaged = 1;
-        }
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        return arena_printf(a, "%zu-byte integer", H5Tget_size(type));
+    case H5T_FLOAT:
+        return arena_printf(a, "%zu-byte float", H5Tget_size(type));
+    case H5T_STRING:
+        return H5Tis_variable_str(type) > 0 ? "variable-length string" : "fixed-length string";
+    case H5T_COMPOUND:
+        return "compound (struct)";
+    case H5T_ARRAY:
+        return "HDF5 array-type";
+    case H5T_VLEN:
+        return "variable-length sequence";
+    case H5T_ENUM:
+        return "enum";
+    case H5T_REFERENCE:
+        return "reference";
+    case H5T_OPAQUE:
+        return "opaque";
+    case H5T_BITFIELD:
+        return "bitfield";
+    case H5T_TIME:
+        return "time";
+    case H5T_NO_CLASS:
+    case H5T_NCLASSES:
+        break;
     }
+    return "unknown-type";
+}
+
+/* The text of the string attribute `name` of obj (the file's root), read
+ * by its actual type and shape: Keras writes one string, fixed or variable
+ * length, as a scalar or (h5py with some versions) a 1-element array.
+ * Anything else — a number, an array of several strings, an empty array,
+ * a fixed length beyond the file's own size — is an error naming the
+ * attribute, never a read into a buffer of the wrong size. *out is NULL
+ * when the attribute is absent. */
+static int string_attr(const Importer *im, hid_t obj, const char *name, const char **out)
+{
+    int rc = -1;
+    hid_t attr = -1, type = -1, space = -1, mem = -1;
+    char *vlen[1] = {NULL};
+    *out = NULL;
+    htri_t exists = H5Aexists(obj, name);
+    if (exists == 0)
+        return 0;
+    if (exists < 0 || (attr = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (type = H5Aget_type(attr)) < 0 ||
+        (space = H5Aget_space(attr)) < 0) {
+        fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+        goto fail;
+    }
+    H5S_class_t shape = H5Sget_simple_extent_type(space);
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    bool is_string = H5Tget_class(type) == H5T_STRING;
+    const char *what = is_string ? "string" : type_words(im->a, type);
+    if (shape == H5S_NULL || count == 0) {
+        fail(im, "attribute '%s' is empty (no %s); Keras writes one string", name, what);
+        goto fail;
+    }
+    if (shape != H5S_SCALAR && shape != H5S_SIMPLE) {
+        fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+        goto fail;
+    }
+    if (count != 1) {
+        fail(im, "attribute '%s' is an array of %lld %ss; Keras writes one string", name, (long long)count, what);
+        goto fail;
+    }
+    if (!is_string) {
+        fail(im, "attribute '%s' is a %s; Keras writes a string", name, what);
+        goto fail;
+    }
+    htri_t variable = H5Tis_variable_str(type);
+    if (variable < 0 || (mem = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(mem, H5Tget_cset(type)) < 0) {
+        fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+        goto fail;
+    }
+    if (variable) {
+        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Aread(attr, mem, vlen) < 0) {
+            fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+            goto fail;
+        }
+        *out = arena_strdup(im->a, vlen[0] ? vlen[0] : "");
+    } else {
+        /* An attribute's bytes are stored in the file, uncompressed: a
+         * length beyond the file's size is a damaged header, and must not
+         * become an allocation of that size. */
+        size_t size = H5Tget_size(type);
+        if (size == 0 || size > im->file_size) {
+            fail(im, "attribute '%s' claims a %zu-byte string in a %zu-byte file: the file is damaged", name, size,
+                 im->file_size);
+            goto fail;
+        }
+        char *buf = arena_alloc(im->a, size + 1);
+        if (H5Tset_size(mem, size) < 0 || H5Tset_strpad(mem, H5T_STR_NULLPAD) < 0 || H5Aread(attr, mem, buf) < 0) {
+            fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+            goto fail;
+        }
+        *out = buf;  /* arena_alloc zeroed buf[size] */
+    }
+    rc = 0;
+fail:
+    if (vlen[0])
+        H5free_memory(vlen[0]);
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (space >= 0)
+        H5Sclose(space);
     if (type >= 0)
         H5Tclose(type);
     if (attr >= 0)
         H5Aclose(attr);
-    return value;
+    return rc;
 }
 
 /* ---- writing YAML --------------------------------------------------------------- */
@@ -782,14 +860,16 @@ bool keras_model_file(const char *path)
 
 int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
 {
-    Importer im = {a, path, NULL, 2, "", {NULL}, 0};
+    Importer im = {a, path, NULL, 2, "", {NULL}, 0, 0};
     *yaml = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return fail(&im, "cannot open: %s", strerror(errno));
     unsigned char sig[8] = {0};
     size_t got = fread(sig, 1, sizeof sig, f);
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     fclose(f);
+    im.file_size = end > 0 ? (size_t)end : 0;
     if (got >= 4 && !memcmp(sig, "PK\3\4", 4)) {
         fail(&im, "this is a Keras 3 .keras archive (a zip), not an HDF5 model file");
         hint("in Keras, load it and save it as HDF5: keras.models.load_model('m.keras').save('m.h5')");
@@ -805,18 +885,15 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
     void *data;
     H5Eget_auto2(H5E_DEFAULT, &func, &data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = -1, damaged = 0;
+    int rc = -1;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char *config = NULL, *training = NULL;
+    const char *config = NULL, *version = NULL, *training = NULL;
     if (file < 0) {
         fail(&im, "HDF5 cannot open it: the file is damaged or truncated");
         goto done;
     }
-    config = string_attr(a, file, "model_config", &damaged);
-    if (damaged) {
-        fail(&im, "the model_config attribute cannot be read: the file is damaged");
+    if (string_attr(&im, file, "model_config", &config))
         goto done;
-    }
     if (!config) {
         if (H5Aexists(file, "layer_names") > 0) {
             fail(&im, "this file holds weights only (model.save_weights), no architecture");
@@ -826,11 +903,10 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
         }
         goto done;
     }
-    int ignored;
-    const char *version = string_attr(a, file, "keras_version", &ignored);
+    if (string_attr(&im, file, "keras_version", &version) || string_attr(&im, file, "training_config", &training))
+        goto done;
     im.keras_version = version ? version : "";
     im.keras_major = version ? atoi(version) : 2;
-    training = string_attr(a, file, "training_config", &ignored);
     {
         YNode *mc = yaml_load_string(a, arena_printf(a, "%s: model_config", path), config);
         if (!mc)
