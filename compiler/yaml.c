@@ -2,11 +2,13 @@
  *
  * libyaml's event parser builds YNodes (scalar, sequence, mapping), each
  * keeping the 1-based line and column where it starts, so every later
- * phase can point at the exact token a user wrote. Anchors and aliases are
- * resolved to the same node. Duplicate mapping keys are an error (YAML
- * says so; libyaml does not check). Syntax errors come back located.
+ * phase can point at the exact token a user wrote. An alias becomes a
+ * shallow copy of its anchor's node (the children shared), located where
+ * the alias is written, so messages point at the use. Duplicate mapping
+ * keys are an error (YAML says so; libyaml does not check). Syntax errors
+ * come back located.
  *
- * Aliases are shared, not copied, but whoever walks the tree (the Keras
+ * Aliases share their children, but whoever walks the tree (the Keras
  * importer writing JSON back out, block expansion) sees a copy per use, so
  * nested aliases can make a 1 KB file stand for 10^9 nodes ("billion
  * laughs"). Every node therefore carries its expanded size, and the aliases
@@ -174,7 +176,11 @@ static YNode *use_alias(Reader *r, Loc loc, const yaml_char_t *name, YNode *targ
              "repeated layers (model-format.md)");
         return NULL;
     }
-    return target;
+    /* a shallow copy, so that a message about the value points at this use */
+    YNode *use = arena_alloc(r->arena, sizeof *use);
+    *use = *target;
+    use->loc = loc;
+    return use;
 }
 
 /* Build the node that starts with *ev (already read). */
