@@ -78,37 +78,49 @@ static int fail(const Importer *im, const char *fmt, ...)
 
 /* ---- HDF5: string attributes --------------------------------------------------- */
 
-/* What an attribute's type is, for messages: "a 4-byte integer", "a float". */
-static const char *type_words(Arena *a, hid_t type)
+/* What an attribute's type is, for messages: "an 8-byte integer", "a
+ * string"; or as the plural noun for an array of them: "integers". */
+static const char *type_words(Arena *a, hid_t type, bool plural)
 {
+    size_t size = H5Tget_size(type);
+    const char *noun = "value";
     switch (H5Tget_class(type)) {
     case H5T_INTEGER:
-        return arena_printf(a, "%zu-byte integer", H5Tget_size(type));
+        if (!plural)
+            return arena_printf(a, "a%s %zu-byte integer", size == 8 || size == 11 || size == 18 ? "n" : "", size);
+        noun = "integer";
+        break;
     case H5T_FLOAT:
-        return arena_printf(a, "%zu-byte float", H5Tget_size(type));
+        if (!plural)
+            return arena_printf(a, "a%s %zu-byte float", size == 8 || size == 11 || size == 18 ? "n" : "", size);
+        noun = "float";
+        break;
     case H5T_STRING:
-        return H5Tis_variable_str(type) > 0 ? "variable-length string" : "fixed-length string";
+        noun = "string";
+        break;
     case H5T_COMPOUND:
-        return "compound (struct)";
+        noun = "compound value";
+        break;
     case H5T_ARRAY:
-        return "HDF5 array-type";
+        noun = "HDF5 array value";
+        break;
     case H5T_VLEN:
-        return "variable-length sequence";
+        noun = "variable-length sequence";
+        break;
     case H5T_ENUM:
-        return "enum";
+        noun = "enum value";
+        break;
     case H5T_REFERENCE:
-        return "reference";
+        noun = "reference";
+        break;
     case H5T_OPAQUE:
-        return "opaque";
     case H5T_BITFIELD:
-        return "bitfield";
     case H5T_TIME:
-        return "time";
     case H5T_NO_CLASS:
     case H5T_NCLASSES:
         break;
     }
-    return "unknown-type";
+    return plural ? arena_printf(a, "%ss", noun) : arena_printf(a, "a%s %s", strchr("aeiou", noun[0]) ? "n" : "", noun);
 }
 
 /* The text of the string attribute `name` of obj (the file's root), read
@@ -135,9 +147,8 @@ static int string_attr(const Importer *im, hid_t obj, const char *name, const ch
     H5S_class_t shape = H5Sget_simple_extent_type(space);
     hssize_t count = H5Sget_simple_extent_npoints(space);
     bool is_string = H5Tget_class(type) == H5T_STRING;
-    const char *what = is_string ? "string" : type_words(im->a, type);
     if (shape == H5S_NULL || count == 0) {
-        fail(im, "attribute '%s' is empty (no %s); Keras writes one string", name, what);
+        fail(im, "attribute '%s' is empty (no %s); Keras writes one string", name, type_words(im->a, type, true));
         goto fail;
     }
     if (shape != H5S_SCALAR && shape != H5S_SIMPLE) {
@@ -145,11 +156,12 @@ static int string_attr(const Importer *im, hid_t obj, const char *name, const ch
         goto fail;
     }
     if (count != 1) {
-        fail(im, "attribute '%s' is an array of %lld %ss; Keras writes one string", name, (long long)count, what);
+        fail(im, "attribute '%s' is an array of %lld %s; Keras writes one string", name, (long long)count,
+             type_words(im->a, type, true));
         goto fail;
     }
     if (!is_string) {
-        fail(im, "attribute '%s' is a %s; Keras writes a string", name, what);
+        fail(im, "attribute '%s' is %s; Keras writes a string", name, type_words(im->a, type, false));
         goto fail;
     }
     htri_t variable = H5Tis_variable_str(type);
