@@ -8,6 +8,7 @@ models written here (a Sequential and a functional one, so the test needs
 nothing outside the repository), and checks for each:
 
   - status 1 (not 0, not 2, not a signal, not a hang of more than 20 s),
+    and no sanitizer report (under -DNNCC_SANITIZE a memory error exits 1),
   - the file's name and the expected words on stderr (the attribute, or the
     key path of the JSON value with what was expected and what was found).
 
@@ -241,6 +242,8 @@ def check(nncc, path, status, words, problems):
     name = os.path.basename(path)
     if rc is None:
         problems.append("%s: hangs (no answer in %d s)" % (name, LIMIT))
+    elif "Sanitizer" in err or "runtime error:" in err:  # a sanitized build: memory errors exit 1 too
+        problems.append("%s: %s" % (name, err.strip()[:600]))
     elif rc != status:
         problems.append("%s: exit %s, want %d: %s" % (name, rc, status, err.strip()[:300]))
     elif status == 1 and path not in err:
