@@ -405,8 +405,9 @@ static int expand_instance(Expand *x, const YNode *key, const YNode *args, const
     for (int i = 0; args && i < args->n; i++) {
         const YNode *k = ymap_key(args, i), *v = ymap_value(args, i);
         if (!strcmp(k->text, "name")) {
-            if (v->kind != Y_SCALAR)
-                return error_at(v->loc, "a layer name must be a plain name");
+            if (v->kind != Y_SCALAR || yscalar_is_null(v))
+                return error_at(v->loc, "a layer name must be a plain name, not %s",
+                                v->kind == Y_SCALAR ? "null" : v->kind == Y_SEQ ? "a list" : "a mapping");
             name = v->text;
         } else if (!strcmp(k->text, "inputs")) {
             const YNode *const *items = v->kind == Y_SEQ ? (const YNode *const *)v->items : (const YNode *const *)&v;
@@ -414,8 +415,8 @@ static int expand_instance(Expand *x, const YNode *key, const YNode *args, const
             inputs.input_names = arena_alloc(x->a, (size_t)(n + 1) * sizeof *inputs.input_names);
             inputs.input_locs = arena_alloc(x->a, (size_t)(n + 1) * sizeof *inputs.input_locs);
             for (int j = 0; j < n; j++) {
-                if (items[j]->kind != Y_SCALAR)
-                    return error_at(items[j]->loc, "inputs must be layer or input names");
+                if (items[j]->kind != Y_SCALAR || yscalar_is_null(items[j]))
+                    return error_at(items[j]->loc, "inputs must be layer or input names, not null or a collection");
                 inputs.input_names[j] = items[j]->text;
                 inputs.input_locs[j] = items[j]->loc;
             }

@@ -47,6 +47,8 @@ struct YNode {
     bool plain;                  /* scalar was unquoted (so `null`, `true` are keywords) */
     YNode **items;               /* seq: values; map: key, value, key, value ... */
     int n;                       /* seq: items; map: pairs */
+    size_t expanded;             /* nodes in it, each alias counted as a copy of its anchor; 0 while open */
+    size_t expanded_bytes;       /* its scalars' text, counted the same way */
 };
 
 /* Parse path; on a syntax error report it located and return NULL. */

@@ -1,7 +1,8 @@
 /* diag.c — user-facing diagnostics.
  *
  * `model.yaml:12:5: error: message`, then the source line and a caret under
- * the column, then an optional `hint:` line — the form of gcc and chibicc.
+ * the column (only the part around it when the line is long), then an
+ * optional `hint:` line — the form of gcc and chibicc.
  * Sources are registered as they are read so any phase can quote a line
  * from a Loc alone. Colors only when stderr is a terminal and NO_COLOR is
  * unset. This is the compiler's only global state (nncc is one process per
@@ -21,6 +22,8 @@ typedef struct {
 } Source;
 
 static Source sources[64];
+
+enum { QUOTE_MAX = 160 };        /* longer lines are quoted around the column */
 static int nsources;
 static bool quiet;
 
@@ -58,8 +61,23 @@ static void quote_line(Loc loc)
     if (!p || !*p)
         return;
     int len = (int)strcspn(p, "\n");
-    fprintf(stderr, "%5d | %.*s\n      | ", loc.line, len, p);
-    for (int c = 1; c < loc.col && c <= len; c++)
+    int col = loc.col;           /* within the part quoted */
+    const char *before = "", *after = "";
+    if (len > QUOTE_MAX) {       /* one-line JSON (a Keras model_config): the part around the column */
+        int from = col - 1 > QUOTE_MAX / 2 ? col - 1 - QUOTE_MAX / 2 : 0;
+        while (from > 0 && (p[from] & 0xC0) == 0x80)  /* not inside a UTF-8 character */
+            from--;
+        int to = from + QUOTE_MAX < len ? from + QUOTE_MAX : len;
+        while (to < len && (p[to] & 0xC0) == 0x80)
+            to++;
+        before = from > 0 ? "..." : "";
+        after = to < len ? "..." : "";
+        p += from;
+        len = to - from;
+        col -= from;
+    }
+    fprintf(stderr, "%5d | %s%.*s%s\n      | %s", loc.line, before, len, p, after, *before ? "   " : "");
+    for (int c = 1; c < col && c <= len; c++)
         fputc(p[c - 1] == '\t' ? '\t' : ' ', stderr);
     fprintf(stderr, "%s^%s\n", use_color() ? "\033[1;32m" : "", use_color() ? "\033[0m" : "");
 }

@@ -30,6 +30,14 @@
  * damaged. training_config becomes the compile section when its loss,
  * optimizer and metrics are all nncc's; otherwise it is left out (custom
  * losses must not block inference) and the YAML says why.
+ *
+ * The file may come from anyone, so nothing is read by assumption:
+ * attributes by their actual HDF5 type and shape (string_attr), JSON
+ * values by their actual kind (json_kind: a null where Keras writes an
+ * integer is an error naming the key path, "model_config:
+ * config.layers[3].inbound_nodes[0][0][1]: expected an integer, got null").
+ * What is written into the YAML is a JSON literal, a quoted string, or a
+ * name that is an identifier, so no value of the file becomes YAML syntax.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
@@ -52,6 +60,9 @@ typedef struct {
     const char *keras_version;
     const char *outputs[16];     /* the model's outputs, in order (training_config lists follow it) */
     int noutputs;
+    size_t file_size;            /* bytes: no attribute's stored value is longer */
+    const YNode *json;           /* the JSON being read, for the key paths of messages */
+    const char *json_name;       /* its attribute: "model_config" or "training_config" */
 } Importer;
 
 static int fail(const Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -67,52 +78,299 @@ static int fail(const Importer *im, const char *fmt, ...)
 
 /* ---- HDF5: string attributes --------------------------------------------------- */
 
-/* A scalar string attribute, variable or fixed length, or NULL when absent. */
-static char *string_attr(Arena *a, hid_t obj, const char *name, int *damaged)
+/* What an attribute's type is, for messages: "an 8-byte integer", "a
+ * string"; or as the plural noun for an array of them: "integers". */
+static const char *type_words(Arena *a, hid_t type, bool plural)
 {
-    *damaged = 0;
-    if (H5Aexists(obj, name) <= 0)
-        return NULL;
-    hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t type = attr >= 0 ? H5Aget_type(attr) : -1;
-    char *value = NULL;
-    if (type < 0 || H5Tget_class(type) != H5T_STRING) {
-        *damaged = 1;
-    } else if (H5Tis_variable_str(type) > 0) {
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mem, H5T_VARIABLE);
-        H5Tset_cset(mem, H5Tget_cset(type));
-        char *s = NULL;
-        if (H5Aread(attr, mem, &s) >= 0 && s) {
-            value = arena_strdup(a, s);
-            H5free_memory(s);
-        } else {
-            *damaged = 1;
-        }
-        H5Tclose(mem);
-    } else {
-        size_t size = H5Tget_size(type);
-        char *buf = arena_alloc(a, size + 1);
-        if (H5Aread(attr, type, buf) >= 0) {
-            buf[size] = 0;
-            value = buf;
-        } else {
-            *damaged = 1;
-        }
+    size_t size = H5Tget_size(type);
+    const char *noun = "value";
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        if (!plural)
+            return arena_printf(a, "a%s %zu-byte integer", size == 8 || size == 11 || size == 18 ? "n" : "", size);
+        noun = "integer";
+        break;
+    case H5T_FLOAT:
+        if (!plural)
+            return arena_printf(a, "a%s %zu-byte float", size == 8 || size == 11 || size == 18 ? "n" : "", size);
+        noun = "float";
+        break;
+    case H5T_STRING:
+        noun = "string";
+        break;
+    case H5T_COMPOUND:
+        noun = "compound value";
+        break;
+    case H5T_ARRAY:
+        noun = "HDF5 array value";
+        break;
+    case H5T_VLEN:
+        noun = "variable-length sequence";
+        break;
+    case H5T_ENUM:
+        noun = "enum value";
+        break;
+    case H5T_REFERENCE:
+        noun = "reference";
+        break;
+    case H5T_OPAQUE:
+    case H5T_BITFIELD:
+    case H5T_TIME:
+    case H5T_NO_CLASS:
+    case H5T_NCLASSES:
+        break;
     }
+    return plural ? arena_printf(a, "%ss", noun) : arena_printf(a, "a%s %s", strchr("aeiou", noun[0]) ? "n" : "", noun);
+}
+
+/* The text of the string attribute `name` of obj (the file's root), read
+ * by its actual type and shape: Keras writes one string, fixed or variable
+ * length, as a scalar or (h5py with some versions) a 1-element array.
+ * Anything else — a number, an array of several strings, an empty array,
+ * a fixed length beyond the file's own size — is an error naming the
+ * attribute, never a read into a buffer of the wrong size. *out is NULL
+ * when the attribute is absent. */
+static int string_attr(const Importer *im, hid_t obj, const char *name, const char **out)
+{
+    int rc = -1;
+    hid_t attr = -1, type = -1, space = -1, mem = -1;
+    char *vlen[1] = {NULL};
+    *out = NULL;
+    htri_t exists = H5Aexists(obj, name);
+    if (exists == 0)
+        return 0;
+    if (exists < 0 || (attr = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (type = H5Aget_type(attr)) < 0 ||
+        (space = H5Aget_space(attr)) < 0) {
+        fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+        goto fail;
+    }
+    H5S_class_t shape = H5Sget_simple_extent_type(space);
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    bool is_string = H5Tget_class(type) == H5T_STRING;
+    if (shape == H5S_NULL || count == 0) {
+        fail(im, "attribute '%s' is empty (no %s); Keras writes one string", name, type_words(im->a, type, true));
+        goto fail;
+    }
+    if (shape != H5S_SCALAR && shape != H5S_SIMPLE) {
+        fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+        goto fail;
+    }
+    if (count != 1) {
+        fail(im, "attribute '%s' is an array of %lld %s; Keras writes one string", name, (long long)count,
+             type_words(im->a, type, true));
+        goto fail;
+    }
+    if (!is_string) {
+        fail(im, "attribute '%s' is %s; Keras writes a string", name, type_words(im->a, type, false));
+        goto fail;
+    }
+    htri_t variable = H5Tis_variable_str(type);
+    if (variable < 0 || (mem = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(mem, H5Tget_cset(type)) < 0) {
+        fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+        goto fail;
+    }
+    if (variable) {
+        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Aread(attr, mem, vlen) < 0) {
+            fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+            goto fail;
+        }
+        *out = arena_strdup(im->a, vlen[0] ? vlen[0] : "");
+    } else {
+        /* An attribute's bytes are stored in the file, uncompressed: a
+         * length beyond the file's size is a damaged header, and must not
+         * become an allocation of that size. */
+        size_t size = H5Tget_size(type);
+        if (size == 0 || size > im->file_size) {
+            fail(im, "attribute '%s' claims a %zu-byte string in a %zu-byte file: the file is damaged", name, size,
+                 im->file_size);
+            goto fail;
+        }
+        char *buf = arena_alloc(im->a, size + 1);
+        if (H5Tset_size(mem, size) < 0 || H5Tset_strpad(mem, H5T_STR_NULLPAD) < 0 || H5Aread(attr, mem, buf) < 0) {
+            fail(im, "attribute '%s' cannot be read: the file is damaged", name);
+            goto fail;
+        }
+        *out = buf;  /* arena_alloc zeroed buf[size] */
+    }
+    rc = 0;
+fail:
+    if (vlen[0])
+        H5free_memory(vlen[0]);
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (space >= 0)
+        H5Sclose(space);
     if (type >= 0)
         H5Tclose(type);
     if (attr >= 0)
         H5Aclose(attr);
-    return value;
+    return rc;
+}
+
+/* ---- reading the JSON by kind ------------------------------------------------------ */
+
+/* JSON parsed as YAML: strings are quoted scalars, every other scalar is a
+ * plain one whose text says its kind. A plain word that is none of JSON's
+ * literals is not JSON; it is a kind of its own so that it is never taken
+ * for a string, a number or null. */
+typedef enum { J_NULL, J_BOOL, J_INT, J_NUMBER, J_STRING, J_WORD, J_LIST, J_OBJECT } JsonKind;
+
+static JsonKind json_kind(const YNode *v)
+{
+    if (v->kind == Y_SEQ)
+        return J_LIST;
+    if (v->kind == Y_MAP)
+        return J_OBJECT;
+    if (!v->plain)
+        return J_STRING;
+    if (yscalar_is_null(v))
+        return J_NULL;
+    if (!strcmp(v->text, "true") || !strcmp(v->text, "false"))
+        return J_BOOL;
+    char *end;
+    (void)strtoll(v->text, &end, 10);
+    if (!*end)
+        return J_INT;
+    (void)strtod(v->text, &end);
+    return *end ? J_WORD : J_NUMBER;
+}
+
+static const char *json_kind_name(JsonKind k)
+{
+    switch (k) {
+    case J_NULL:
+        return "null";
+    case J_BOOL:
+        return "a boolean";
+    case J_INT:
+        return "an integer";
+    case J_NUMBER:
+        return "a number";
+    case J_STRING:
+        return "a string";
+    case J_WORD:
+        return "an unquoted word (not JSON)";
+    case J_LIST:
+        return "a list";
+    case J_OBJECT:
+        return "an object";
+    }
+    return "?";
+}
+
+/* Append the key path from at down to want ("layers[3].config.name") to
+ * buf[len..cap); false when want is not below at. A node an alias shares is
+ * found at its first place. */
+static bool path_to(const YNode *at, const YNode *want, char *buf, size_t len, size_t cap, int depth)
+{
+    if (at == want)
+        return true;
+    if (at->kind == Y_SCALAR || depth > 256)
+        return false;
+    for (int i = 0; i < at->n; i++) {
+        const YNode *child = at->kind == Y_MAP ? ymap_value(at, i) : at->items[i];
+        int w = at->kind == Y_MAP ? snprintf(buf + len, cap - len, ".%s", ymap_key(at, i)->text)
+                                  : snprintf(buf + len, cap - len, "[%d]", i);
+        size_t end = w < 0 || (size_t)w >= cap - len ? cap - 1 : len + (size_t)w;
+        if (path_to(child, want, buf, end, cap, depth + 1))
+            return true;
+        buf[len] = 0;
+    }
+    return false;
+}
+
+/* "model_config: layers[3].inbound_nodes[0][0][1]", for messages. */
+static const char *json_path(const Importer *im, const YNode *v)
+{
+    char buf[512] = "";
+    if (!im->json || !path_to(im->json, v, buf, 0, sizeof buf, 0) || !buf[0])
+        return im->json_name;
+    return arena_printf(im->a, "%s: %s", im->json_name, buf[0] == '.' ? buf + 1 : buf);
+}
+
+static int wrong_kind(const Importer *im, const YNode *v, const char *expected)
+{
+    return fail(im, "%s: expected %s, got %s", json_path(im, v), expected, json_kind_name(json_kind(v)));
+}
+
+/* obj[key] when it is a string. *out is NULL when obj is no object, or
+ * key is absent or null; another kind is an error. */
+static int opt_string(const Importer *im, const YNode *obj, const char *key, const char **out)
+{
+    const YNode *v = obj && obj->kind == Y_MAP ? ymap_get(obj, key) : NULL;
+    *out = NULL;
+    if (!v || json_kind(v) == J_NULL)
+        return 0;
+    if (json_kind(v) != J_STRING)
+        return wrong_kind(im, v, "a string");
+    *out = v->text;
+    return 0;
+}
+
+/* obj[key] when it is a number, as its JSON text; the same contract. */
+static int opt_number(const Importer *im, const YNode *obj, const char *key, const char **out)
+{
+    const YNode *v = obj && obj->kind == Y_MAP ? ymap_get(obj, key) : NULL;
+    *out = NULL;
+    if (!v || json_kind(v) == J_NULL)
+        return 0;
+    if (json_kind(v) != J_INT && json_kind(v) != J_NUMBER)
+        return wrong_kind(im, v, "a number");
+    *out = v->text;
+    return 0;
+}
+
+static int get_int(const Importer *im, const YNode *v, long *out)
+{
+    if (json_kind(v) != J_INT)
+        return wrong_kind(im, v, "an integer");
+    errno = 0;
+    *out = strtol(v->text, NULL, 10);
+    if (errno)
+        return fail(im, "%s: the integer %s is out of range", json_path(im, v), v->text);
+    return 0;
+}
+
+/* A Keras {"class_name", "config"} object's two parts: *cls NULL when v is
+ * no object or names no class; *config NULL when absent or null. */
+static int get_class(const Importer *im, const YNode *v, const char **cls, const YNode **config)
+{
+    *cls = NULL;
+    *config = v && v->kind == Y_MAP ? ymap_get(v, "config") : NULL;
+    if (*config && json_kind(*config) == J_NULL)
+        *config = NULL;
+    return opt_string(im, v, "class_name", cls);
+}
+
+/* get_class of a value that must be such an object with an object as its
+ * config (a layer, an initializer); what: "a layer" for messages. */
+static int get_class_object(const Importer *im, const YNode *v, const char *what, const char **cls,
+                            const YNode **config)
+{
+    if (!v || json_kind(v) != J_OBJECT)
+        return v ? wrong_kind(im, v, what) : 0;
+    if (get_class(im, v, cls, config))
+        return -1;
+    if (*config && json_kind(*config) != J_OBJECT)
+        return wrong_kind(im, *config, "an object");
+    return 0;
+}
+
+/* A layer's name: its own "name", else its config's. */
+static int layer_name(const Importer *im, const YNode *layer, const YNode *cfg, const char **name)
+{
+    if (opt_string(im, layer, "name", name))
+        return -1;
+    return *name ? 0 : opt_string(im, cfg, "name", name);
 }
 
 /* ---- writing YAML --------------------------------------------------------------- */
 
-/* A scalar as YAML: numbers and keywords as they are, strings double-quoted. */
+/* A scalar as YAML: JSON's numbers and literals as they are, anything else
+ * double-quoted, so that no value becomes YAML syntax. */
 static void put_scalar(FILE *out, const YNode *v)
 {
-    if (v->plain) {
+    if (v->plain && json_kind(v) != J_WORD) {
         fputs(v->text, out);
         return;
     }
@@ -128,10 +386,31 @@ static void put_scalar(FILE *out, const YNode *v)
     fputc('"', out);
 }
 
+/* Text inside a # comment: a line break would end the comment and make the
+ * rest (a name from the file) YAML. */
+static void put_comment(FILE *out, const char *s)
+{
+    for (; *s; s++)
+        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, out);
+}
+
 static void put_string(FILE *out, const char *s)
 {
     YNode v = {.kind = Y_SCALAR, .text = s, .plain = false};
     put_scalar(out, &v);
+}
+
+/* A class name as a YAML key: bare when it is an identifier (GlorotUniform),
+ * else quoted, so that a name from the file stays one key. */
+static void put_class_key(FILE *out, const char *s)
+{
+    bool ident = isalpha((unsigned char)*s) || *s == '_';
+    for (const char *p = s; *p && ident; p++)
+        ident = isalnum((unsigned char)*p) || *p == '_';
+    if (ident)
+        fputs(s, out);
+    else
+        put_string(out, s);
 }
 
 /* Any JSON value as YAML flow text. */
@@ -162,20 +441,7 @@ static void put_value(FILE *out, const YNode *v)
     }
 }
 
-/* ---- reading the JSON ------------------------------------------------------------ */
-
-static const char *str_of(const YNode *map, const char *key)
-{
-    const YNode *v = map && map->kind == Y_MAP ? ymap_get(map, key) : NULL;
-    return v && v->kind == Y_SCALAR && !yscalar_is_null(v) ? v->text : NULL;
-}
-
-/* A Keras {"class_name", "config"} object's two parts. */
-static const char *class_of(const YNode *v, const YNode **config)
-{
-    *config = v && v->kind == Y_MAP ? ymap_get(v, "config") : NULL;
-    return str_of(v, "class_name");
-}
+/* ---- reading the model ------------------------------------------------------------ */
 
 /* A reference to output `tensor` of layer `name`, as nncc writes it. */
 static const char *reference(Arena *a, const char *name, long tensor)
@@ -186,8 +452,14 @@ static const char *reference(Arena *a, const char *name, long tensor)
 /* The shape after the batch axis of a batch_input_shape / batch_shape list. */
 static int put_batch_shape(const Importer *im, const YNode *shape, const char *layer)
 {
-    if (!shape || shape->kind != Y_SEQ || shape->n < 2)
-        return fail(im, "layer '%s': its input shape is not a list [batch, ...]", layer);
+    if (!shape || shape->kind != Y_SEQ || shape->n < 2) {
+        if (shape && shape->kind != Y_SEQ)
+            return wrong_kind(im, shape, "a list [batch, dims...]");
+        return fail(im, "layer '%s': its input shape is not a list [batch, dims...]", layer);
+    }
+    for (int i = 0; i < shape->n; i++)
+        if (json_kind(shape->items[i]) != J_INT && json_kind(shape->items[i]) != J_NULL)
+            return wrong_kind(im, shape->items[i], "an integer or null");
     fputc('[', im->out);
     for (int i = 1; i < shape->n; i++) {
         fputs(i > 1 ? ", " : "", im->out);
@@ -201,68 +473,92 @@ static int put_batch_shape(const Importer *im, const YNode *shape, const char *l
 
 /* Keras initializer {"class_name": "RandomNormal", "config": {...}} as nncc's
  * {RandomNormal: {mean: .., stddev: ..}}: only the arguments nncc knows. */
-static void put_initializer(FILE *out, const YNode *v)
+static int put_initializer(const Importer *im, const YNode *v)
 {
+    FILE *out = im->out;
     const YNode *cfg;
-    const char *cls = class_of(v, &cfg);
-    if (!cls) {
+    const char *cls;
+    if (v->kind == Y_MAP && get_class_object(im, v, "an initializer object", &cls, &cfg))
+        return -1;
+    if (v->kind != Y_MAP || !cls) {
         put_value(out, v);
-        return;
+        return 0;
     }
     static const char *const known[] = {"mean", "stddev", "minval", "maxval", "value", "scale", "mode",
                                         "distribution", "gain", NULL};
-    fprintf(out, "{%s: {", cls);
+    fputc('{', out);
+    put_class_key(out, cls);
+    fputs(": {", out);
     int n = 0;
-    for (int i = 0; cfg && cfg->kind == Y_MAP && i < cfg->n; i++)
+    for (int i = 0; cfg && i < cfg->n; i++)
         for (int k = 0; known[k]; k++)
             if (!strcmp(ymap_key(cfg, i)->text, known[k]) && !yscalar_is_null(ymap_value(cfg, i))) {
                 fprintf(out, "%s%s: ", n++ ? ", " : "", known[k]);
                 put_value(out, ymap_value(cfg, i));
             }
     fputs("}}", out);
+    return 0;
 }
 
 /* Keras regularizer {"class_name": "L1L2", "config": {"l1": 0, "l2": 0.01}} as {l1_l2: {l1:, l2:}}. */
-static void put_regularizer(FILE *out, const YNode *v)
+static int put_regularizer(const Importer *im, const YNode *v)
 {
     const YNode *cfg;
-    const char *cls = class_of(v, &cfg);
-    const char *l1 = str_of(cfg, "l1"), *l2 = str_of(cfg, "l2");
-    if (!cls) {
-        put_value(out, v);
-        return;
+    const char *cls, *l1, *l2;
+    if (v->kind == Y_MAP && get_class_object(im, v, "a regularizer object", &cls, &cfg))
+        return -1;
+    if (v->kind != Y_MAP || !cls) {
+        put_value(im->out, v);
+        return 0;
     }
-    fprintf(out, "{l1_l2: {l1: %s, l2: %s}}", l1 ? l1 : "0", l2 ? l2 : "0");
+    if (opt_number(im, cfg, "l1", &l1) || opt_number(im, cfg, "l2", &l2))
+        return -1;
+    fprintf(im->out, "{l1_l2: {l1: %s, l2: %s}}", l1 ? l1 : "0", l2 ? l2 : "0");
+    return 0;
 }
 
-static void put_constraint(FILE *out, const YNode *v)
+static int put_constraint(const Importer *im, const YNode *v)
 {
+    FILE *out = im->out;
     const YNode *cfg;
-    const char *cls = class_of(v, &cfg);
-    if (!cls) {
+    const char *cls;
+    if (v->kind == Y_MAP && get_class_object(im, v, "a constraint object", &cls, &cfg))
+        return -1;
+    if (v->kind != Y_MAP || !cls) {
         put_value(out, v);
-        return;
+        return 0;
     }
     static const char *const known[] = {"max_value", "min_value", "rate", "axis", NULL};
-    fprintf(out, "{%s: {", cls);
+    fputc('{', out);
+    put_class_key(out, cls);
+    fputs(": {", out);
     int n = 0;
-    for (int i = 0; cfg && cfg->kind == Y_MAP && i < cfg->n; i++)
+    for (int i = 0; cfg && i < cfg->n; i++)
         for (int k = 0; known[k]; k++)
             if (!strcmp(ymap_key(cfg, i)->text, known[k])) {
                 fprintf(out, "%s%s: ", n++ ? ", " : "", known[k]);
                 put_value(out, ymap_value(cfg, i));
             }
     fputs("}}", out);
+    return 0;
 }
 
-/* A Keras activation: a name, or a Keras 3 serialized object. */
-static const char *activation_name(const YNode *v)
+/* A Keras activation: a name, or a Keras 3 serialized object
+ * {"class_name", "config": {"name": ...}}; *name NULL when it is neither. */
+static int activation_name(const Importer *im, const YNode *v, const char **name)
 {
     const YNode *cfg;
-    const char *cls = class_of(v, &cfg);
-    if (cls && str_of(cfg, "name"))
-        return str_of(cfg, "name");
-    return v->kind == Y_SCALAR ? v->text : NULL;
+    const char *cls;
+    *name = NULL;
+    if (json_kind(v) == J_STRING) {
+        *name = v->text;
+        return 0;
+    }
+    if (json_kind(v) != J_OBJECT)
+        return wrong_kind(im, v, "an activation name");
+    if (get_class_object(im, v, "an activation", &cls, &cfg))
+        return -1;
+    return cls ? opt_string(im, cfg, "name", name) : 0;
 }
 
 /* A BatchNormalization axis: Keras 2 writes [3]. */
@@ -276,7 +572,7 @@ static void put_axis(FILE *out, const YNode *v)
 /* The config keys of class cls that nncc's class takes, converted; every
  * other key is Keras bookkeeping (dtype, trainable, seeds, ...) that does
  * not change the computation, or is checked by name here. */
-static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg)
+static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg, const char *name)
 {
     FILE *out = im->out;
     for (int i = 0; cfg && cfg->kind == Y_MAP && i < cfg->n; i++) {
@@ -286,8 +582,14 @@ static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg)
         for (const ArgSpec *s = cls->args; s && s->name; s++)
             if (!strcmp(s->name, key))
                 spec = s;
-        if (!strcmp(key, "trainable") && v->kind == Y_SCALAR && (!strcmp(v->text, "false") || !strcmp(v->text, "0"))) {
-            fputs(", trainable: false", out);
+        /* booleans: JSON's, or Keras 1's 0 and 1 */
+        bool is_bool = json_kind(v) == J_BOOL || (json_kind(v) == J_INT && (!strcmp(v->text, "0") || !strcmp(v->text, "1")));
+        bool truth = is_bool && (!strcmp(v->text, "true") || !strcmp(v->text, "1"));
+        if (!strcmp(key, "trainable")) {
+            if (!is_bool && json_kind(v) != J_NULL)
+                return wrong_kind(im, v, "true or false");
+            if (is_bool && !truth)
+                fputs(", trainable: false", out);
             continue;
         }
         if (!spec || yscalar_is_null(v))  /* null: the default (no regularizer, no constraint) */
@@ -295,28 +597,36 @@ static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg)
         if (spec->type == ARG_NODE)
             continue;  /* TimeDistributed's layer: written by the caller */
         fprintf(out, ", %s: ", key);
+        const char *act;
         switch (spec->type) {
         case ARG_BOOL:
-            fputs(v->kind == Y_SCALAR && (!strcmp(v->text, "true") || !strcmp(v->text, "1")) ? "true" : "false", out);
+            if (!is_bool)
+                return wrong_kind(im, v, "true or false");
+            fputs(truth ? "true" : "false", out);
             break;
         case ARG_INITIALIZER:
-            put_initializer(out, v);
+            if (put_initializer(im, v))
+                return -1;
             break;
         case ARG_REGULARIZER:
-            put_regularizer(out, v);
+            if (put_regularizer(im, v))
+                return -1;
             break;
         case ARG_CONSTRAINT:
-            put_constraint(out, v);
+            if (put_constraint(im, v))
+                return -1;
             break;
         case ARG_ACTIVATION:
-            if (!activation_name(v))
-                return fail(im, "layer '%s': an activation nncc cannot read", str_of(cfg, "name"));
-            if (!strcmp(activation_name(v), "hard_sigmoid") && im->keras_major >= 3) {
+            if (activation_name(im, v, &act))
+                return -1;
+            if (!act)
+                return fail(im, "layer '%s': an activation nncc cannot read", name);
+            if (!strcmp(act, "hard_sigmoid") && im->keras_major >= 3) {
                 fail(im, "layer '%s': Keras 3's hard_sigmoid is relu6(x + 3) / 6, not Keras 2's clip(0.2 x + 0.5), "
-                         "which nncc implements", str_of(cfg, "name"));
+                         "which nncc implements", name);
                 return -1;
             }
-            put_string(out, activation_name(v));
+            put_string(out, act);
             break;
         case ARG_INT:
             if (!strcmp(key, "axis"))
@@ -335,46 +645,55 @@ static int put_args(const Importer *im, const LayerClass *cls, const YNode *cfg)
     return 0;
 }
 
-/* Keras class names nncc spells as another class, with a fixed argument. */
-static const char *alias_class(Arena *a, const char *keras, const YNode *cfg, const char **extra)
+/* Keras class names nncc spells as another class, with a fixed argument:
+ * *ours is that class, or NULL when nncc has no equivalent. */
+static int alias_class(const Importer *im, const char *keras, const YNode *cfg, const char **ours, const char **extra)
 {
     *extra = NULL;
+    *ours = keras;
     if (!strcmp(keras, "ReLU")) {
-        const char *mv = str_of(cfg, "max_value"), *ns = str_of(cfg, "negative_slope");
-        const char *th = str_of(cfg, "threshold");
-        if ((mv && strcmp(mv, "null")) || (ns && atof(ns) != 0) || (th && atof(th) != 0))
-            return NULL;
+        const char *mv, *ns, *th;
+        if (opt_number(im, cfg, "max_value", &mv) || opt_number(im, cfg, "negative_slope", &ns) ||
+            opt_number(im, cfg, "threshold", &th))
+            return -1;
+        if (mv || (ns && atof(ns) != 0) || (th && atof(th) != 0)) {
+            *ours = NULL;
+            return 0;
+        }
         *extra = "activation: relu";
-        return "Activation";
-    }
-    if (!strcmp(keras, "Softmax")) {
+        *ours = "Activation";
+    } else if (!strcmp(keras, "Softmax")) {
         *extra = "activation: softmax";
-        return "Activation";
+        *ours = "Activation";
+    } else if (!strcmp(keras, "LeakyReLU")) {
+        const char *alpha, *slope;
+        if (opt_number(im, cfg, "alpha", &alpha) || opt_number(im, cfg, "negative_slope", &slope))
+            return -1;
+        alpha = alpha ? alpha : slope;
+        *extra = arena_printf(im->a, "activation: {leaky_relu: {alpha: %s}}", alpha ? alpha : "0.3");
+        *ours = "Activation";
+    } else if (!strcmp(keras, "InputLayer")) {
+        *ours = NULL;
     }
-    if (!strcmp(keras, "LeakyReLU")) {
-        const char *alpha = str_of(cfg, "alpha") ? str_of(cfg, "alpha") : str_of(cfg, "negative_slope");
-        *extra = arena_printf(a, "activation: {leaky_relu: {alpha: %s}}", alpha ? alpha : "0.3");
-        return "Activation";
-    }
-    if (!strcmp(keras, "InputLayer"))
-        return NULL;
-    return keras;
+    return 0;
 }
 
 /* One layer of the list: `  - Class: {name: .., inputs: .., args}`. inputs: the references it reads. */
 static int put_layer(const Importer *im, const YNode *layer, const char *name, const char *const *inputs, int nin)
 {
     const YNode *cfg;
-    const char *keras = class_of(layer, &cfg);
+    const char *keras, *extra, *ours;
+    if (get_class_object(im, layer, "a layer object", &keras, &cfg))
+        return -1;
     if (!keras)
-        return fail(im, "model_config: a layer without class_name");
+        return fail(im, "%s: layer '%s' has no class_name", json_path(im, layer), name);
     if (!strcmp(keras, "Lambda")) {
         fail(im, "layer '%s' is a Lambda layer: it holds Python code, which nncc cannot compile", name);
         hint("rewrite it as Keras layers, or as a custom: function of the YAML model (docs/model-format.md)");
         return -1;
     }
-    const char *extra;
-    const char *ours = alias_class(im->a, keras, cfg, &extra);
+    if (alias_class(im, keras, cfg, &ours, &extra))
+        return -1;
     const LayerClass *cls = ours ? layer_class_find(ours) : NULL;
     if (!cls) {
         fail(im, "layer '%s' has class %s, which nncc does not support%s", name, keras,
@@ -394,7 +713,7 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
     }
     if (extra)
         fprintf(im->out, ", %s", extra);
-    if (put_args(im, cls, cfg))
+    if (put_args(im, cls, cfg, name))
         return -1;
     /* standalone Keras 2 (not tf.keras) GRUs default to reset_after false */
     if (!strcmp(cls->name, "GRU") && !ymap_get(cfg, "reset_after") && im->keras_major == 2 &&
@@ -402,7 +721,9 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
         fputs(", reset_after: false", im->out);
     if (!strcmp(cls->name, "TimeDistributed")) {
         const YNode *inner = ymap_get(cfg, "layer"), *icfg;
-        const char *icls = class_of(inner, &icfg);
+        const char *icls;
+        if (get_class_object(im, inner, "a layer object", &icls, &icfg))
+            return -1;
         const LayerClass *ic = icls ? layer_class_find(icls) : NULL;
         if (!ic) {
             fail(im, "layer '%s' wraps a %s, which nncc does not support", name, icls ? icls : "(no class)");
@@ -415,8 +736,12 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
         FILE *mem = open_memstream(&buf, &len);
         Importer inner_im = *im;
         inner_im.out = mem;
-        put_args(&inner_im, ic, icfg);
+        int bad = put_args(&inner_im, ic, icfg, name);
         fclose(mem);
+        if (bad) {
+            free(buf);
+            return -1;
+        }
         fputs(len > 2 ? buf + 2 : "", im->out);
         free(buf);
         fputs("}}", im->out);
@@ -427,33 +752,64 @@ static int put_layer(const Importer *im, const YNode *layer, const char *name, c
 
 /* ---- the model --------------------------------------------------------------------- */
 
+/* A tensor as Keras names it, [layer, node_index, tensor_index, ...]: in
+ * inbound_nodes, keras_history, input_layers and output_layers. */
+static int layer_tensor(const Importer *im, const YNode *t, const char **layer, long *node, long *tensor)
+{
+    if (json_kind(t) != J_LIST)
+        return wrong_kind(im, t, "a list [layer, node_index, tensor_index]");
+    if (t->n < 3)
+        return fail(im, "%s: expected a list [layer, node_index, tensor_index], got %d item%s", json_path(im, t),
+                    t->n, t->n == 1 ? "" : "s");
+    if (json_kind(t->items[0]) != J_STRING)
+        return wrong_kind(im, t->items[0], "a layer name");
+    *layer = t->items[0]->text;
+    return get_int(im, t->items[1], node) || get_int(im, t->items[2], tensor) ? -1 : 0;
+}
+
 /* Keras 2 inbound node [name, node_index, tensor_index, kwargs], or a
  * Keras 3 __keras_tensor__: its layer and tensor. */
 static int tensor_ref(const Importer *im, const YNode *t, const char *layer, const char **out)
 {
-    const YNode *hist = NULL;
-    if (t->kind == Y_MAP) {
+    const YNode *hist = t;
+    if (json_kind(t) == J_OBJECT) {
         const YNode *cfg;
-        const char *cls = class_of(t, &cfg);
-        if (cls && !strcmp(cls, "__keras_tensor__"))
-            hist = ymap_get(cfg, "keras_history");
-    } else if (t->kind == Y_SEQ) {
-        hist = t;
+        const char *cls;
+        if (get_class_object(im, t, "a tensor", &cls, &cfg))
+            return -1;
+        if (!cls || strcmp(cls, "__keras_tensor__") || !cfg || !(hist = ymap_get(cfg, "keras_history")))
+            return fail(im, "%s: layer '%s': an input in inbound_nodes that nncc cannot read", json_path(im, t), layer);
     }
-    if (!hist || hist->kind != Y_SEQ || hist->n < 3 || hist->items[0]->kind != Y_SCALAR)
-        return fail(im, "layer '%s': an input in inbound_nodes that nncc cannot read", layer);
-    if (atol(hist->items[1]->text) != 0)
-        return fail(im, "layer '%s' reads '%s' from its call number %s: shared layers (called more than once) are "
-                        "not supported", layer, hist->items[0]->text, hist->items[1]->text);
-    *out = reference(im->a, hist->items[0]->text, atol(hist->items[2]->text));
+    const char *source;
+    long node, tensor;
+    if (layer_tensor(im, hist, &source, &node, &tensor))
+        return -1;
+    if (node != 0)
+        return fail(im, "layer '%s' reads '%s' from its call number %ld: shared layers (called more than once) are "
+                        "not supported", layer, source, node);
+    if (tensor < 0)
+        return fail(im, "%s: a tensor index must not be negative", json_path(im, hist->items[2]));
+    *out = reference(im->a, source, tensor);
     return 0;
+}
+
+/* refs[*n++] = the tensor t, at most 16 of them. */
+static int add_ref(const Importer *im, const YNode *t, const char *layer, const char **refs, int *n)
+{
+    if (*n == 16)
+        return fail(im, "layer '%s' has more than 16 inputs, nncc's limit", layer);
+    return tensor_ref(im, t, layer, &refs[(*n)++]);
 }
 
 /* The references a functional layer reads, from its one inbound node. */
 static int inbound(const Importer *im, const YNode *nodes, const char *layer, const char **refs, int *n)
 {
     *n = 0;
-    if (!nodes || nodes->kind != Y_SEQ || nodes->n == 0)
+    if (!nodes || json_kind(nodes) == J_NULL)
+        return 0;
+    if (json_kind(nodes) != J_LIST)
+        return wrong_kind(im, nodes, "a list of inbound nodes");
+    if (nodes->n == 0)
         return 0;
     if (nodes->n > 1)
         return fail(im, "layer '%s' is called %d times: shared layers are not supported", layer, nodes->n);
@@ -464,22 +820,22 @@ static int inbound(const Importer *im, const YNode *nodes, const char *layer, co
         if (kwargs && kwargs->kind == Y_MAP && ymap_get(kwargs, "initial_state"))
             return fail(im, "layer '%s' is called with initial_state: not supported in imported models", layer);
         if (!args || args->kind != Y_SEQ || args->n < 1)
-            return fail(im, "layer '%s': inbound_nodes without args", layer);
+            return fail(im, "%s: layer '%s': inbound_nodes without args", json_path(im, node), layer);
         const YNode *first = args->items[0];
         const YNode *const *list = first->kind == Y_SEQ ? (const YNode *const *)first->items : &first;
         int count = first->kind == Y_SEQ ? first->n : 1;
-        for (int i = 0; i < count && *n < 16; i++)
-            if (tensor_ref(im, list[i], layer, &refs[(*n)++]))
+        for (int i = 0; i < count; i++)
+            if (add_ref(im, list[i], layer, refs, n))
                 return -1;
         return 0;
     }
     if (node->kind != Y_SEQ)
-        return fail(im, "layer '%s': inbound_nodes that nncc cannot read", layer);
-    for (int i = 0; i < node->n && *n < 16; i++) {  /* Keras 2: [[name, node, tensor, kwargs], ...] */
+        return wrong_kind(im, node, "an inbound node (a list of tensors, or Keras 3's {args, kwargs})");
+    for (int i = 0; i < node->n; i++) {  /* Keras 2: [[name, node, tensor, kwargs], ...] */
         const YNode *t = node->items[i];
         if (t->kind == Y_SEQ && t->n >= 4 && t->items[3]->kind == Y_MAP && ymap_get(t->items[3], "initial_state"))
             return fail(im, "layer '%s' is called with initial_state: not supported in imported models", layer);
-        if (tensor_ref(im, t, layer, &refs[(*n)++]))
+        if (add_ref(im, t, layer, refs, n))
             return -1;
     }
     return 0;
@@ -516,16 +872,30 @@ static const YNode *input_shape_of(const YNode *cfg)
     return s ? s : cfg && cfg->kind == Y_MAP ? ymap_get(cfg, "batch_shape") : NULL;
 }
 
+/* A list the model's config must hold under key. */
+static int need_list(const Importer *im, const YNode *config, const char *key, const YNode **out)
+{
+    *out = ymap_get(config, key);
+    if (!*out)
+        return fail(im, "model_config: the model has no '%s'", key);
+    return json_kind(*out) == J_LIST ? 0 : wrong_kind(im, *out, "a list");
+}
+
 /* Sequential: a bare list (Keras <= 2.1) or {name, layers}. */
 static int put_sequential(Importer *im, const YNode *config)
 {
-    const YNode *layers = config->kind == Y_SEQ ? config : ymap_get(config, "layers");
-    if (!layers || layers->kind != Y_SEQ || layers->n == 0)
-        return fail(im, "model_config: a Sequential model without layers");
-    fprintf(im->out, "name: %s\ninputs:\n", model_name(im->a, config->kind == Y_MAP ? str_of(config, "name") : NULL));
+    const YNode *layers = config;
+    const char *model, *cls0, *name0;
     const YNode *cfg0;
-    const char *cls0 = class_of(layers->items[0], &cfg0);
-    const char *name0 = str_of(cfg0, "name");
+    if (json_kind(config) != J_LIST && json_kind(config) != J_OBJECT)
+        return wrong_kind(im, config, "an object or a list of layers");
+    if (config->kind == Y_MAP && (need_list(im, config, "layers", &layers) || opt_string(im, config, "name", &model)))
+        return -1;
+    if (layers->n == 0)
+        return fail(im, "model_config: a Sequential model without layers");
+    fprintf(im->out, "name: %s\ninputs:\n", model_name(im->a, config->kind == Y_MAP ? model : NULL));
+    if (get_class_object(im, layers->items[0], "a layer object", &cls0, &cfg0) || opt_string(im, cfg0, "name", &name0))
+        return -1;
     int first = 0;
     if (cls0 && !strcmp(cls0, "InputLayer")) {
         if (put_input(im, name0 ? name0 : "input_1", input_shape_of(cfg0), name0 ? name0 : "input"))
@@ -544,10 +914,11 @@ static int put_sequential(Importer *im, const YNode *config)
     fputs("layers:\n", im->out);
     for (int i = first; i < layers->n; i++) {
         const YNode *cfg;
-        const char *cls = class_of(layers->items[i], &cfg);
-        const char *name = str_of(cfg, "name");
+        const char *cls, *name;
+        if (get_class_object(im, layers->items[i], "a layer object", &cls, &cfg) || opt_string(im, cfg, "name", &name))
+            return -1;
         if (!name)
-            return fail(im, "model_config: layer %d has no name", i);
+            return fail(im, "%s: the layer has no name", json_path(im, layers->items[i]));
         if (cls && !strcmp(cls, "InputLayer"))
             return fail(im, "layer '%s': an InputLayer inside a Sequential model", name);
         if (put_layer(im, layers->items[i], name, NULL, 0))
@@ -561,26 +932,31 @@ static int put_sequential(Importer *im, const YNode *config)
 /* Model / Functional: layers with inbound_nodes, input_layers and output_layers in order. */
 static int put_functional(Importer *im, const YNode *config)
 {
-    const YNode *layers = ymap_get(config, "layers"), *ins = ymap_get(config, "input_layers"),
-                *outs = ymap_get(config, "output_layers");
-    if (!layers || layers->kind != Y_SEQ || !ins || ins->kind != Y_SEQ || !outs || outs->kind != Y_SEQ)
-        return fail(im, "model_config: a functional model needs layers, input_layers and output_layers");
-    fprintf(im->out, "name: %s\ninputs:\n", model_name(im->a, str_of(config, "name")));
+    const YNode *layers, *ins, *outs;
+    const char *model;
+    if (json_kind(config) != J_OBJECT)
+        return wrong_kind(im, config, "an object");
+    if (need_list(im, config, "layers", &layers) || need_list(im, config, "input_layers", &ins) ||
+        need_list(im, config, "output_layers", &outs) || opt_string(im, config, "name", &model))
+        return -1;
+    fprintf(im->out, "name: %s\ninputs:\n", model_name(im->a, model));
     /* a single input or output may be written as one [name, 0, 0] instead of a list of them */
     const YNode *const *in_list = (const YNode *const *)ins->items;
     int nins = ins->n;
     if (nins && ins->items[0]->kind == Y_SCALAR)
         in_list = &ins, nins = 1;
     for (int i = 0; i < nins; i++) {
-        const YNode *t = in_list[i];
-        if (t->kind != Y_SEQ || t->n < 1)
-            return fail(im, "model_config: input_layers entry %d is not [name, node, tensor]", i);
-        const char *want = t->items[0]->text;
+        const char *want, *name;
+        long node, tensor;
+        if (layer_tensor(im, in_list[i], &want, &node, &tensor))
+            return -1;
         const YNode *shape = NULL;
         for (int j = 0; j < layers->n; j++) {
             const YNode *cfg;
-            class_of(layers->items[j], &cfg);
-            const char *name = str_of(layers->items[j], "name") ? str_of(layers->items[j], "name") : str_of(cfg, "name");
+            const char *cls;
+            if (get_class_object(im, layers->items[j], "a layer object", &cls, &cfg) ||
+                layer_name(im, layers->items[j], cfg, &name))
+                return -1;
             if (name && !strcmp(name, want))
                 shape = input_shape_of(cfg);
         }
@@ -592,10 +968,12 @@ static int put_functional(Importer *im, const YNode *config)
     fputs("layers:\n", im->out);
     for (int i = 0; i < layers->n; i++) {
         const YNode *cfg;
-        const char *cls = class_of(layers->items[i], &cfg);
-        const char *name = str_of(layers->items[i], "name") ? str_of(layers->items[i], "name") : str_of(cfg, "name");
+        const char *cls, *name;
+        if (get_class_object(im, layers->items[i], "a layer object", &cls, &cfg) ||
+            layer_name(im, layers->items[i], cfg, &name))
+            return -1;
         if (!name)
-            return fail(im, "model_config: layer %d has no name", i);
+            return fail(im, "%s: the layer has no name", json_path(im, layers->items[i]));
         if (cls && !strcmp(cls, "InputLayer"))
             continue;
         const char *refs[16];
@@ -613,11 +991,14 @@ static int put_functional(Importer *im, const YNode *config)
         out_list = &outs, nouts = 1;
     fputs("outputs: [", im->out);
     for (int i = 0; i < nouts; i++) {
-        const YNode *t = out_list[i];
-        if (t->kind != Y_SEQ || t->n < 3)
-            return fail(im, "model_config: output_layers entry %d is not [name, node, tensor]", i);
+        const char *layer;
+        long node, tensor;
+        if (layer_tensor(im, out_list[i], &layer, &node, &tensor))
+            return -1;
+        if (tensor < 0)
+            return fail(im, "%s: a tensor index must not be negative", json_path(im, out_list[i]->items[2]));
         fputs(i ? ", " : "", im->out);
-        const char *ref = reference(im->a, t->items[0]->text, atol(t->items[2]->text));
+        const char *ref = reference(im->a, layer, tensor);
         put_string(im->out, ref);
         if (im->noutputs < 16)
             im->outputs[im->noutputs++] = ref;
@@ -652,52 +1033,76 @@ static bool known_metric(const char *name)
     return false;
 }
 
-/* A loss entry: a name, or a Keras 3 {"class_name", "config": {"name": ...}} object. */
+/* A loss or metric entry: a name, or a Keras 3 {"class_name", "config":
+ * {"name": ...}} object; NULL when it is neither. training_config never
+ * blocks inference, so an entry of another kind is not an error: like a
+ * custom loss, it leaves the compile section out and the YAML says why. */
 static const char *loss_name(const YNode *v)
 {
-    if (!v)
+    if (!v || json_kind(v) == J_STRING)
+        return v ? v->text : NULL;
+    if (json_kind(v) != J_OBJECT)
         return NULL;
-    if (v->kind == Y_SCALAR)
-        return v->text;
-    const YNode *cfg;
-    const char *cls = class_of(v, &cfg);
-    const char *n = str_of(cfg, "name");
-    return n ? n : cls;
+    const YNode *cls = ymap_get(v, "class_name"), *cfg = ymap_get(v, "config");
+    const YNode *name = cfg && cfg->kind == Y_MAP ? ymap_get(cfg, "name") : NULL;
+    if (name && json_kind(name) == J_STRING)
+        return name->text;
+    return cls && json_kind(cls) == J_STRING ? cls->text : NULL;
 }
 
-static void put_compile(const Importer *im, const char *json)
+/* Why the loss entry v keeps training_config out, or NULL when it is nncc's. */
+static const char *loss_unknown(const Importer *im, const YNode *v)
+{
+    const char *name = loss_name(v);
+    if (!name)
+        return v ? arena_printf(im->a, "its loss at %s is %s, not a loss name", json_path(im, v),
+                                json_kind_name(json_kind(v)))
+                 : "it has no loss";
+    return known_loss(name) ? NULL : arena_printf(im->a, "its loss '%s' is custom", name);
+}
+
+static int put_compile(Importer *im, const char *json)
 {
     FILE *out = im->out;
-    YNode *tc = json ? yaml_load_string(im->a, arena_printf(im->a, "%s: training_config", im->path), json) : NULL;
-    if (!tc || tc->kind != Y_MAP)
-        return;
+    if (!json)
+        return 0;
+    YNode *tc = yaml_load_string(im->a, arena_printf(im->a, "%s: training_config", im->path), json);
+    if (!tc)
+        return -1;
+    im->json = tc;
+    im->json_name = "training_config";
+    if (json_kind(tc) != J_OBJECT) {
+        fprintf(out, "# training_config is left out: it is %s, not an object\n", json_kind_name(json_kind(tc)));
+        return 0;
+    }
     const char *why = NULL;
     const YNode *loss = ymap_get(tc, "loss"), *opt = ymap_get(tc, "optimizer_config");
-    const YNode *ocfg;
-    const char *ocls = class_of(opt, &ocfg);
+    const YNode *ocfg = opt && opt->kind == Y_MAP ? ymap_get(opt, "config") : NULL;
+    const YNode *oclass = opt && opt->kind == Y_MAP ? ymap_get(opt, "class_name") : NULL;
+    const char *ocls = oclass && json_kind(oclass) == J_STRING ? oclass->text : NULL;
     if (ocls && !strncmp(ocls, "Custom>", 7))
         ocls += 7;
     bool opt_ok = false;
     for (int i = 0; ocls && i < OPT_COUNT; i++)
         opt_ok |= !strcasecmp(optimizer_info[i].name, ocls);
     if (!opt_ok)
-        why = arena_printf(im->a, "its optimizer %s is not one of nncc's", ocls ? ocls : "(none)");
-    if (loss && loss->kind == Y_MAP && !ymap_get(loss, "class_name")) {
+        why = ocls ? arena_printf(im->a, "its optimizer %s is not one of nncc's", ocls) : "it names no optimizer";
+    if (!why && loss && loss->kind == Y_MAP && !ymap_get(loss, "class_name")) {
         for (int i = 0; i < loss->n && !why; i++)
-            if (!loss_name(ymap_value(loss, i)) || !known_loss(loss_name(ymap_value(loss, i))))
-                why = arena_printf(im->a, "its loss '%s' is custom", loss_name(ymap_value(loss, i)));
-    } else if (loss && loss->kind == Y_SEQ) {  /* one per output, in output order */
+            why = loss_unknown(im, ymap_value(loss, i));
+    } else if (!why && loss && loss->kind == Y_SEQ) {  /* one per output, in output order */
         if (loss->n != im->noutputs)
             why = arena_printf(im->a, "it lists %d losses for %d outputs", loss->n, im->noutputs);
         for (int i = 0; i < loss->n && !why; i++)
-            if (!loss_name(loss->items[i]) || !known_loss(loss_name(loss->items[i])))
-                why = arena_printf(im->a, "its loss '%s' is custom", loss_name(loss->items[i]));
-    } else if (!loss_name(loss) || !known_loss(loss_name(loss))) {
-        why = arena_printf(im->a, "its loss '%s' is custom", loss_name(loss) ? loss_name(loss) : "(none)");
+            why = loss_unknown(im, loss->items[i]);
+    } else if (!why) {
+        why = loss_unknown(im, loss);
     }
     if (why) {
-        fprintf(out, "# training_config is left out: %s (nncc compiles the model for inference)\n", why);
-        return;
+        fputs("# training_config is left out: ", out);
+        put_comment(out, why);
+        fputs(" (nncc compiles the model for inference)\n", out);
+        return 0;
     }
     fputs("compile:\n  loss: ", out);
     if (loss->kind == Y_MAP && !ymap_get(loss, "class_name")) {
@@ -748,8 +1153,8 @@ static void put_compile(const Importer *im, const char *json)
         const YNode *v = ymap_value(ocfg, i);
         if (!strcmp(k, "lr"))
             k = "learning_rate";  /* Keras <= 2.2 */
-        if (v->kind != Y_SCALAR || yscalar_is_null(v))
-            continue;
+        if (json_kind(v) != J_INT && json_kind(v) != J_NUMBER && json_kind(v) != J_BOOL)
+            continue;  /* null, or a schedule object nncc does not read: the default */
         if (!strcmp(k, "weight_decay") && strcmp(canonical, "AdamW") != 0)
             continue;
         for (int a = 0; args[a]; a++)
@@ -772,6 +1177,7 @@ static void put_compile(const Importer *im, const char *json)
         if (written)
             fputs("]\n", out);
     }
+    return 0;
 }
 
 /* ---- the entry point ------------------------------------------------------------------ */
@@ -784,14 +1190,16 @@ bool keras_model_file(const char *path)
 
 int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
 {
-    Importer im = {a, path, NULL, 2, "", {NULL}, 0};
+    Importer im = {a, path, NULL, 2, "", {NULL}, 0, 0, NULL, "model_config"};
     *yaml = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return fail(&im, "cannot open: %s", strerror(errno));
     unsigned char sig[8] = {0};
     size_t got = fread(sig, 1, sizeof sig, f);
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     fclose(f);
+    im.file_size = end > 0 ? (size_t)end : 0;
     if (got >= 4 && !memcmp(sig, "PK\3\4", 4)) {
         fail(&im, "this is a Keras 3 .keras archive (a zip), not an HDF5 model file");
         hint("in Keras, load it and save it as HDF5: keras.models.load_model('m.keras').save('m.h5')");
@@ -807,18 +1215,15 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
     void *data;
     H5Eget_auto2(H5E_DEFAULT, &func, &data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = -1, damaged = 0;
+    int rc = -1;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char *config = NULL, *training = NULL;
+    const char *config = NULL, *version = NULL, *training = NULL;
     if (file < 0) {
         fail(&im, "HDF5 cannot open it: the file is damaged or truncated");
         goto done;
     }
-    config = string_attr(a, file, "model_config", &damaged);
-    if (damaged) {
-        fail(&im, "the model_config attribute cannot be read: the file is damaged");
+    if (string_attr(&im, file, "model_config", &config))
         goto done;
-    }
     if (!config) {
         if (H5Aexists(file, "layer_names") > 0) {
             fail(&im, "this file holds weights only (model.save_weights), no architecture");
@@ -828,31 +1233,41 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
         }
         goto done;
     }
-    int ignored;
-    const char *version = string_attr(a, file, "keras_version", &ignored);
+    if (string_attr(&im, file, "keras_version", &version) || string_attr(&im, file, "training_config", &training))
+        goto done;
     im.keras_version = version ? version : "";
     im.keras_major = version ? atoi(version) : 2;
-    training = string_attr(a, file, "training_config", &ignored);
     {
         YNode *mc = yaml_load_string(a, arena_printf(a, "%s: model_config", path), config);
         if (!mc)
             goto done;
+        im.json = mc;
         const YNode *cfg;
-        const char *cls = class_of(mc, &cfg);
+        const char *cls;
+        if (json_kind(mc) != J_OBJECT) {
+            fail(&im, "model_config is %s, not a Keras {class_name, config} object", json_kind_name(json_kind(mc)));
+            goto done;
+        }
+        if (get_class(&im, mc, &cls, &cfg))
+            goto done;
         if (!cls || !cfg) {
-            fail(&im, "model_config is not a Keras {class_name, config} object");
+            fail(&im, "model_config is not a Keras {class_name, config} object: it has no %s",
+                 cls ? "config" : "class_name");
             goto done;
         }
         char *buf = NULL;
         size_t len = 0;
         im.out = open_memstream(&buf, &len);
-        fprintf(im.out, "# %s: converted by nncc from Keras %s's model_config\n", path, im.keras_version);
+        fputs("# ", im.out);
+        put_comment(im.out, arena_printf(a, "%s: converted by nncc from Keras %s's model_config", path,
+                                         im.keras_version));
+        fputc('\n', im.out);
         int r = !strcmp(cls, "Sequential")                         ? put_sequential(&im, cfg)
               : !strcmp(cls, "Functional") || !strcmp(cls, "Model") ? put_functional(&im, cfg)
                                                                     : fail(&im, "model_config: a %s, not a Sequential "
                                                                                 "or functional model", cls);
         if (r == 0)
-            put_compile(&im, training);
+            r = put_compile(&im, training);
         fclose(im.out);
         if (r == 0) {
             *yaml = arena_strdup(a, buf);

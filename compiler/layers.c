@@ -435,10 +435,53 @@ static int parse_constraint(const YNode *v, Constraint *out)
 
 /* ---- argument values ---------------------------------------------------------- */
 
+/* What an argument of spec's type is written as, for messages. */
+static const char *arg_expected(const ArgSpec *spec)
+{
+    switch (spec->type) {
+    case ARG_INT:
+        return "an integer";
+    case ARG_FLOAT:
+        return "a number";
+    case ARG_BOOL:
+        return "true or false";
+    case ARG_STRING:  /* Keras's two string arguments; the lowering checks the value */
+        return !strcmp(spec->name, "padding")       ? "one of valid, same"
+               : !strcmp(spec->name, "data_format") ? "channels_last"
+                                                    : "a name";
+    case ARG_SHAPE:
+        return "a list of integers like [3, 3]";
+    case ARG_ACTIVATION:
+        return "an activation such as relu";
+    case ARG_INITIALIZER:
+        return "an initializer such as glorot_uniform";
+    case ARG_REGULARIZER:
+        return "a regularizer such as {l2: 0.01}";
+    case ARG_CONSTRAINT:
+        return "a constraint such as max_norm";
+    case ARG_NODE:
+        return "a layer like {Dense: {units: 10}}";
+    }
+    return "a value";
+}
+
+/* null (also ~ and an empty value, as through an empty anchor) means
+ * "none" only where that is the argument's default — no regularizer, no
+ * constraint, pooling strides of the pool size — and for activations,
+ * where Keras reads None as linear. Everywhere else it is refused here,
+ * once for every type, so that no reader below meets a null it did not
+ * expect. */
+static bool null_allowed(const ArgSpec *spec)
+{
+    return spec->type == ARG_ACTIVATION || (spec->dflt && !strcmp(spec->dflt, "null"));
+}
+
 int parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out)
 {
     out->spec = spec;
     out->loc = v->loc;
+    if (yscalar_is_null(v) && !null_allowed(spec))
+        return error_at(v->loc, "%s is null; expected %s", spec->name, arg_expected(spec));
     switch (spec->type) {
     case ARG_INT:
         return to_long_named(v, &out->i, spec->name);
@@ -447,11 +490,11 @@ int parse_arg(Arena *a, const ArgSpec *spec, const YNode *v, ArgValue *out)
     case ARG_BOOL:
         return to_bool(v, &out->b, spec->name);
     case ARG_STRING:
-        if (yscalar_is_null(v)) {
+        if (yscalar_is_null(v)) {  /* a null default */
             out->s = NULL;
             return 0;
         }
-        if (want_scalar(v, "a name"))
+        if (want_scalar(v, arg_expected(spec)))
             return -1;
         out->s = arena_strdup(a, v->text);
         return 0;

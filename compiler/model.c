@@ -68,10 +68,15 @@ static Loc key_loc(const YNode *map, const char *key)
     return map->loc;
 }
 
+/* v is of the kind the reader needs; a scalar that is null (null, ~, or an
+ * empty value, as through an empty anchor) is refused too: every scalar
+ * read through here is a name, a path or an expression, which null is not. */
 static int expect_kind(const YNode *v, YKind kind, const char *what)
 {
     if (v->kind != kind)
         return error_at(v->loc, "%s must be a %s, not a %s", what, ykind_name(kind), ykind_name(v->kind));
+    if (kind == Y_SCALAR && yscalar_is_null(v))
+        return error_at(v->loc, "%s is null; expected a value", what);
     return 0;
 }
 
@@ -563,7 +568,7 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
             l->state_names = arena_alloc(a, (size_t)n * sizeof *l->state_names);
             l->state_locs = arena_alloc(a, (size_t)n * sizeof *l->state_locs);
             for (int j = 0; j < n; j++) {
-                if (items[j]->kind != Y_SCALAR) {
+                if (items[j]->kind != Y_SCALAR || yscalar_is_null(items[j])) {
                     error_at(items[j]->loc, "initial_state names the layer outputs that start the recurrence");
                     hint("write a block list, or quote: initial_state: [\"encoder[1]\", \"encoder[2]\"]");
                     return -1;
@@ -575,7 +580,7 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
             continue;
         }
         if (!strcmp(k->text, "inputs")) {
-            if (v->kind == Y_SCALAR) {
+            if (v->kind == Y_SCALAR && !yscalar_is_null(v)) {
                 l->ninputs = 1;
                 l->input_names = arena_alloc(a, sizeof *l->input_names);
                 l->input_locs = arena_alloc(a, sizeof *l->input_locs);

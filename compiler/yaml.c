@@ -2,9 +2,20 @@
  *
  * libyaml's event parser builds YNodes (scalar, sequence, mapping), each
  * keeping the 1-based line and column where it starts, so every later
- * phase can point at the exact token a user wrote. Anchors and aliases are
- * resolved to the same node. Duplicate mapping keys are an error (YAML
- * says so; libyaml does not check). Syntax errors come back located.
+ * phase can point at the exact token a user wrote. An alias becomes a
+ * shallow copy of its anchor's node (the children shared), located where
+ * the alias is written, so messages point at the use. Duplicate mapping
+ * keys are an error (YAML says so; libyaml does not check). Syntax errors
+ * come back located.
+ *
+ * Aliases share their children, but whoever walks the tree (the Keras
+ * importer writing JSON back out, block expansion) sees a copy per use, so
+ * nested aliases can make a 1 KB file stand for 10^9 nodes ("billion
+ * laughs"). Every node therefore carries its expanded size, and the aliases
+ * of one document may stand for at most MAX_ALIAS_NODES nodes and
+ * MAX_ALIAS_BYTES of scalar text in all, through at most MAX_ALIASES
+ * aliases; an alias to a collection that is still open (a cycle) is refused.
+ * Real models use a handful of aliases; these limits are generous for them.
  */
 #include "compiler.h"
 
@@ -24,9 +35,17 @@ typedef struct {
     int nanchors;
     int depth;                   /* open collections: bounded so that no file can overflow the stack */
     const char *text;            /* the source, to describe the character a syntax error stops at */
+    size_t aliases;              /* aliases read so far */
+    size_t alias_nodes;          /* nodes they stand for (the sum of their anchors' expanded sizes) */
+    size_t alias_bytes;          /* scalar text they stand for */
 } Reader;
 
 enum { MAX_DEPTH = 200 };
+
+/* The alias budget (docs/model-format.md, "Anchors and aliases"). */
+#define MAX_ALIASES ((size_t)100000)
+#define MAX_ALIAS_NODES ((size_t)1000000)
+#define MAX_ALIAS_BYTES ((size_t)64 << 20)
 
 static Loc mark_loc(const Reader *r, yaml_mark_t m)
 {
@@ -135,6 +154,35 @@ static void remember_anchor(Reader *r, const yaml_char_t *anchor, YNode *n)
         r->anchors[r->nanchors++] = (typeof(r->anchors[0])){arena_strdup(r->arena, (const char *)anchor), n};
 }
 
+/* The node an alias stands for, within the budget of the file's aliases. */
+static YNode *use_alias(Reader *r, Loc loc, const yaml_char_t *name, YNode *target)
+{
+    if (target->expanded == 0) {
+        error_at(loc, "YAML alias '*%s' is inside the collection its anchor names: it would contain itself", name);
+        return NULL;
+    }
+    r->aliases++;
+    r->alias_nodes += target->expanded;
+    r->alias_bytes += target->expanded_bytes;
+    if (r->aliases > MAX_ALIASES) {
+        error_at(loc, "more than %zu YAML aliases in one file", MAX_ALIASES);
+        hint("write the repeated values out, or use a block with repeat: for repeated layers (model-format.md)");
+        return NULL;
+    }
+    if (r->alias_nodes > MAX_ALIAS_NODES || r->alias_bytes > MAX_ALIAS_BYTES) {
+        error_at(loc, "the YAML aliases so far stand for more than %s (each use counts as a copy of its anchor)",
+                 r->alias_nodes > MAX_ALIAS_NODES ? "1000000 values" : "64 MB of text");
+        hint("aliases of aliases multiply; write the repeated values out, or use a block with repeat: for "
+             "repeated layers (model-format.md)");
+        return NULL;
+    }
+    /* a shallow copy, so that a message about the value points at this use */
+    YNode *use = arena_alloc(r->arena, sizeof *use);
+    *use = *target;
+    use->loc = loc;
+    return use;
+}
+
 /* Build the node that starts with *ev (already read). */
 static YNode *build(Reader *r, yaml_event_t *ev)
 {
@@ -145,12 +193,14 @@ static YNode *build(Reader *r, yaml_event_t *ev)
         n->kind = Y_SCALAR;
         n->text = arena_strdup(r->arena, (const char *)ev->data.scalar.value);
         n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        n->expanded = 1;
+        n->expanded_bytes = ev->data.scalar.length;
         remember_anchor(r, ev->data.scalar.anchor, n);
         return n;
     case YAML_ALIAS_EVENT:
         for (int i = r->nanchors - 1; i >= 0; i--)
             if (strcmp(r->anchors[i].name, (const char *)ev->data.alias.anchor) == 0)
-                return r->anchors[i].node;
+                return use_alias(r, n->loc, ev->data.alias.anchor, r->anchors[i].node);
         error_at(n->loc, "YAML alias '*%s' names no anchor defined before it", ev->data.alias.anchor);
         return NULL;
     case YAML_SEQUENCE_START_EVENT:
@@ -193,6 +243,11 @@ static YNode *build(Reader *r, yaml_event_t *ev)
             push(r->arena, n, item, &cap, count++);
         }
         n->n = map ? count / 2 : count;
+        n->expanded = 1;
+        for (int i = 0; i < count; i++) {  /* each term is within the alias budget: no overflow */
+            n->expanded += n->items[i]->expanded;
+            n->expanded_bytes += n->items[i]->expanded_bytes;
+        }
         return n;
     }
     case YAML_NO_EVENT:

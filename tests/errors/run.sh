@@ -72,12 +72,22 @@ check_run() {
             text=$(sed -n "${line}p" "$file")
             quote=$(sed -n 2p "$err")
             caret=$(sed -n 3p "$err")
-            [ "$quote" = "$(printf '%5d | %s' "$line" "$text")" ] ||
+            local before="" after="" from=0 to
+            if [ "${#text}" -gt 160 ]; then  # diag.c quotes 160 characters around the column (ASCII here)
+                [ $((col - 1)) -gt 80 ] && from=$((col - 1 - 80))
+                to=$((from + 160))
+                [ "$to" -lt "${#text}" ] && after=... || to=${#text}
+                [ "$from" -gt 0 ] && before=...
+                text=${text:from:to-from}
+                col=$((col - from))
+            fi
+            [ "$quote" = "$(printf '%5d | %s%s%s' "$line" "$before" "$text" "$after")" ] ||
                 why+=" [$label: does not quote line $line: '$(printf %.120s "$quote")']"
             n=$((col - 1))
             [ "$n" -le "${#text}" ] || n=${#text}
             prefix=${text:0:n}
             prefix=${prefix//[!$'\t']/ }
+            [ -n "$before" ] && prefix="   $prefix"
             [ "$caret" = "      | $prefix^" ] ||
                 why+=" [$label: caret not under column $col: '$(printf %.120s "$caret")']"
         elif grep -q '^ *[0-9]* | ' "$err"; then
