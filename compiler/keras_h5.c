@@ -34,6 +34,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "compiler.h"
+#include "h5open.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -774,6 +775,100 @@ static void put_compile(const Importer *im, const char *json)
 
 /* ---- the entry point ------------------------------------------------------------------ */
 
+/* What the importer reads with libhdf5: the root's string attributes. */
+enum { ROOT_READ, ROOT_UNOPENED, ROOT_CONFIG_DAMAGED };
+typedef struct {
+    int status;                  /* ROOT_* */
+    const char *config, *version, *training;  /* the attributes; NULL when absent */
+    int weights_only;            /* no model_config, but layer_names: a save_weights file */
+} RootAttrs;
+
+static void read_root_attrs(Arena *a, const char *path, RootAttrs *r)
+{
+    NnrtH5Quiet quiet;
+    nnrt_h5_quiet(&quiet);
+    int damaged = 0, ignored;
+    *r = (RootAttrs){ROOT_READ, NULL, NULL, NULL, 0};
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        r->status = ROOT_UNOPENED;
+        goto done;
+    }
+    r->config = string_attr(a, file, "model_config", &damaged);
+    if (damaged) {
+        r->status = ROOT_CONFIG_DAMAGED;
+        goto done;
+    }
+    if (!r->config) {
+        r->weights_only = H5Aexists(file, "layer_names") > 0;
+        goto done;
+    }
+    r->version = string_attr(a, file, "keras_version", &ignored);
+    r->training = string_attr(a, file, "training_config", &ignored);
+done:
+    if (file >= 0)
+        H5Fclose(file);
+    nnrt_h5_restore(&quiet);
+}
+
+/* The child's side of read_root_attrs_isolated: status, weights_only, then
+ * each string as a presence byte, a length and its bytes. */
+static int put_root_attrs(void *ctx, FILE *out)
+{
+    const char *path = ctx;
+    Arena a = {0};
+    RootAttrs r;
+    read_root_attrs(&a, path, &r);
+    int32_t head[2] = {r.status, r.weights_only};
+    if (fwrite(head, sizeof head, 1, out) != 1)
+        return -1;
+    const char *strings[3] = {r.config, r.version, r.training};
+    for (int i = 0; i < 3; i++) {
+        unsigned char present = strings[i] != NULL;
+        uint64_t len = present ? strlen(strings[i]) : 0;
+        if (fwrite(&present, 1, 1, out) != 1 || fwrite(&len, sizeof len, 1, out) != 1 ||
+            fwrite(present ? strings[i] : "", 1, len, out) != len)
+            return -1;
+    }
+    return 0;
+}
+
+/* read_root_attrs in a child process (runtime/h5guard.c): a file that
+ * crashes or hangs libhdf5 ends in a message, not in nncc's crash. */
+static int read_root_attrs_isolated(Arena *a, const char *path, RootAttrs *r)
+{
+    char *buf = NULL, err[1024];
+    size_t len = 0;
+    if (nnrt_h5_isolated(path, put_root_attrs, (void *)path, 0, &buf, &len, err, sizeof err) < 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    NnrtWire w = {buf, len, 0};
+    int32_t head[2];
+    int ok = nnrt_wire_take(&w, head, sizeof head) == 0;
+    const char **strings[3] = {&r->config, &r->version, &r->training};
+    for (int i = 0; ok && i < 3; i++) {
+        unsigned char present;
+        uint64_t n;
+        ok = nnrt_wire_take(&w, &present, 1) == 0 && nnrt_wire_take(&w, &n, sizeof n) == 0 && n <= w.len - w.at;
+        if (ok) {
+            char *s = present ? arena_alloc(a, n + 1) : NULL;
+            if (s) {
+                memcpy(s, w.buf + w.at, n);
+                s[n] = '\0';
+            }
+            w.at += n;
+            *strings[i] = s;
+        }
+    }
+    free(buf);
+    if (!ok || w.at != w.len)
+        return error_plain("%s: the process reading it sent a short answer", path);
+    r->status = head[0];
+    r->weights_only = head[1];
+    return 0;
+}
+
 bool keras_model_file(const char *path)
 {
     const char *ext = strrchr(path, '.');
@@ -801,24 +896,26 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
              "(e.g. by a text-mode copy)");
         return -1;
     }
-    H5E_auto2_t func;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &func, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = -1, damaged = 0;
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char *config = NULL, *training = NULL;
-    if (file < 0) {
+    char err[1024];
+    if (nnrt_h5_precheck(path, "a Keras .h5 model file", err, sizeof err) < 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    int rc = -1;
+    RootAttrs root = {0};
+    if (read_root_attrs_isolated(a, path, &root) < 0)
+        return -1;
+    const char *config = root.config, *training = root.training;
+    if (root.status == ROOT_UNOPENED) {
         fail(&im, "HDF5 cannot open it: the file is damaged or truncated");
         goto done;
     }
-    config = string_attr(a, file, "model_config", &damaged);
-    if (damaged) {
+    if (root.status == ROOT_CONFIG_DAMAGED) {
         fail(&im, "the model_config attribute cannot be read: the file is damaged");
         goto done;
     }
     if (!config) {
-        if (H5Aexists(file, "layer_names") > 0) {
+        if (root.weights_only) {
             fail(&im, "this file holds weights only (model.save_weights), no architecture");
             hint("describe the model in YAML and load these weights with --weights %s", path);
         } else {
@@ -826,11 +923,9 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
         }
         goto done;
     }
-    int ignored;
-    const char *version = string_attr(a, file, "keras_version", &ignored);
+    const char *version = root.version;
     im.keras_version = version ? version : "";
     im.keras_major = version ? atoi(version) : 2;
-    training = string_attr(a, file, "training_config", &ignored);
     {
         YNode *mc = yaml_load_string(a, arena_printf(a, "%s: model_config", path), config);
         if (!mc)
@@ -859,8 +954,5 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
         free(buf);
     }
 done:
-    if (file >= 0)
-        H5Fclose(file);
-    H5Eset_auto2(H5E_DEFAULT, func, data);
     return rc;
 }
