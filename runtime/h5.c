@@ -14,9 +14,10 @@
  * name ("Adam/dense/kernel/m:0", a <f4 dataset nested by '/'), as
  * save_optimizer_weights_to_hdf5_group does. A list over 64512 bytes is
  * split into name0, name1, ... as Keras does. The file is built under a
- * temporary name beside the target and renamed into place only after it was
- * closed and synced, so the target is either the old file or the complete
- * new one. Time stamps are off: equal weights give byte-identical files.
+ * temporary name beside the target ("<path>.<pid>.<n>.tmp") and renamed
+ * into place only after it was closed and synced, so the target is either
+ * the old file or the complete new one; a save first removes the
+ * temporaries of earlier saves to the same path whose process is gone. Time stamps are off: equal weights give byte-identical files.
  *
  * Load finds the layer groups (model_weights/, or the root for save_weights
  * files), then for each NnrtWeightInfo opens the group named by its layer and
@@ -35,6 +36,17 @@
  * Keras 3's layout, a changed model) is "not ours": 0 and the caller's state
  * untouched, since a fresh optimizer is always a valid start.
  *
+ * Every dataset saved carries nncc_crc32, zlib's CRC-32 of its stored
+ * bytes; a load verifies it when present (Keras's files have none), so a
+ * changed value in an nncc file is an error, not a silently wrong model.
+ * Loaded weights holding NaN or Inf are refused (the first one named, with
+ * its index) unless the policy allows them. The file's bytes are checked
+ * before libhdf5 reads it (h5guard.c), contiguous data must lie inside the
+ * file, and with the isolate policy the libhdf5 part of a load
+ * (read_weights, read_optimizer) runs in a child process that sends the
+ * scratch block back: the caller's memory never depends on libhdf5 having
+ * survived a hostile file.
+ *
  * Invariants: HDF5's own error printing is off for the length of each call
  * (and restored after), every HDF5 call is checked, and every failure becomes
  * one line in err naming the file.
@@ -43,7 +55,9 @@
 #include "nnrt.h"
 #include "h5open.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
@@ -545,6 +559,52 @@ fail:
     return rc;
 }
 
+/* Removes what interrupted saves to `path` left: "<path>.<pid>.<n>.tmp"
+ * files whose process no longer runs (a kill -9 or a power cut mid-save).
+ * A live process's file is its save in progress and stays. Best effort: a
+ * folder that cannot be listed leaves them. */
+static void remove_stale_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dir_len = slash ? (size_t)(slash - path) : 0, base_len = strlen(base);
+    char *dir_name = malloc(dir_len + 2);
+    if (!dir_name)
+        return;
+    if (slash)
+        snprintf(dir_name, dir_len + 2, "%.*s", (int)(dir_len ? dir_len : 1), path);
+    else
+        snprintf(dir_name, 2, ".");
+    DIR *dir = opendir(dir_name);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0 || name[base_len] != '.')
+            continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(name + base_len + 1, &end, 10);
+        if (errno || pid <= 0 || *end != '.' || end == name + base_len + 1)
+            continue;
+        const char *attempt = end + 1;
+        strtol(attempt, &end, 10);
+        if (end == attempt || strcmp(end, ".tmp") != 0 || (pid_t)pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;            /* running (or not ours to ask): its save may be in progress */
+        size_t full_len = dir_len + strlen(name) + 2;
+        char *full = malloc(full_len);
+        if (full) {
+            snprintf(full, full_len, "%s/%s", dir_name, name);
+            remove(full);
+            free(full);
+        }
+    }
+    if (dir)
+        closedir(dir);
+    free(dir_name);
+}
+
 int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_layers,
                  const NnrtWeightInfo *weights, size_t num_weights, const float *block,
                  const char *model_config_json, const NnrtOptimizerState *opt, char *err, size_t errlen)
@@ -574,6 +634,7 @@ int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_la
         set_err(err, errlen, "%s: out of memory", path);
         goto fail;
     }
+    remove_stale_temporaries(path);
     rc = NNRT_EIO;
     int fd = -1;
     for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
