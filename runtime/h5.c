@@ -251,45 +251,6 @@ fail:
     return rc;
 }
 
-/* Size in bytes of the file holding obj, 0 when unknown. */
-static hsize_t file_size_of(hid_t obj)
-{
-    hsize_t size = 0;
-    hid_t file = H5Iget_file_id(obj);
-    if (file < 0 || H5Fget_filesize(file, &size) < 0)
-        size = 0;
-    if (file >= 0)
-        H5Fclose(file);
-    return size;
-}
-
-/* Whether libhdf5 may read the dataset's npoints elements: an element of
- * 1 to 8 bytes, and contiguous data that lies inside the file (damaged
- * files put it anywhere). Chunked and compact data are bounded by the
- * model's shape, which the caller has matched. 1 yes, 0 no, -1 HDF5 error. */
-static int storage_fits(hid_t ds, hid_t type, hssize_t npoints)
-{
-    size_t elem = H5Tget_size(type);
-    if (npoints < 0 || elem == 0)
-        return -1;
-    if (elem > 8)
-        return 0;
-    hid_t dcpl = H5Dget_create_plist(ds);
-    if (dcpl < 0)
-        return -1;
-    H5D_layout_t layout = H5Pget_layout(dcpl);
-    H5Pclose(dcpl);
-    if (layout < 0)
-        return -1;
-    if (layout != H5D_CONTIGUOUS)
-        return 1;
-    haddr_t offset = H5Dget_offset(ds);
-    if (offset == HADDR_UNDEF)   /* never written: libhdf5 reads the fill value */
-        return 1;
-    hsize_t size = file_size_of(ds), bytes = (hsize_t)npoints * elem;
-    return size && offset <= size && bytes <= size - offset;
-}
-
 /* ---- writing ------------------------------------------------------------ */
 
 static int write_vlen_string(hid_t obj, const char *name, const char *value, H5T_cset_t cset)
@@ -789,7 +750,7 @@ static int read_string_attr(hid_t obj, const char *name, StrList *out)
     /* each name takes at least a byte of the file (fixed: its width): a
      * damaged dataspace must not make us allocate more */
     size_t min_bytes = H5Tget_size(ftype) ? H5Tget_size(ftype) : 1;
-    hsize_t file_size = file_size_of(obj);
+    hsize_t file_size = nnrt_h5_file_size(obj);
     if (H5Tis_variable_str(ftype) > 0)
         min_bytes = 1;
     if (n > file_size / min_bytes)
@@ -1093,7 +1054,7 @@ static int read_weight(const LayerCursor *c, hid_t root, const NnrtWeightInfo *w
         goto fail;
     }
     hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    int fits = storage_fits(ds, type, npoints);
+    int fits = nnrt_h5_storage_fits(ds, type, npoints);
     if (fits < 0)
         goto hdf5_fail;
     if (!fits) {
@@ -1413,7 +1374,7 @@ static int read_iterations(hid_t group, const char *name, int64_t *out, char *no
         rc = NNRT_EMISMATCH;
         goto fail;
     }
-    if (storage_fits(ds, type, 1) != 1)
+    if (nnrt_h5_storage_fits(ds, type, 1) != 1)
         goto fail;
     if (cls == H5T_INTEGER) {
         if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ||
@@ -1482,7 +1443,7 @@ static int read_slot(hid_t group, const char *name, const NnrtWeightInfo *s, flo
         goto fail;
     }
     hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    if (storage_fits(ds, type, npoints) != 1 ||
+    if (nnrt_h5_storage_fits(ds, type, npoints) != 1 ||
         (npoints > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) ||
         verify_crc(ds, type, H5T_IEEE_F32LE, dst, (size_t)npoints, sizeof(float)) != 0)
         goto fail;

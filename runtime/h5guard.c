@@ -154,6 +154,46 @@ fail:
     return rc;
 }
 
+/* ---- datasets --------------------------------------------------------- */
+
+hsize_t nnrt_h5_file_size(hid_t obj)
+{
+    hsize_t size = 0;
+    hid_t file = H5Iget_file_id(obj);
+    if (file < 0 || H5Fget_filesize(file, &size) < 0)
+        size = 0;
+    if (file >= 0)
+        H5Fclose(file);
+    return size;
+}
+
+int nnrt_h5_storage_fits(hid_t ds, hid_t type, hssize_t npoints)
+{
+    size_t elem = H5Tget_size(type);
+    if (npoints < 0 || elem == 0)
+        return -1;
+    if (elem > 8)
+        return 0;
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0)
+        return -1;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    H5Pclose(dcpl);
+    if (layout < 0)
+        return -1;
+    if (layout == H5D_CHUNKED) {     /* compressed: at most deflate's ratio, 1032:1, over what is stored */
+        hsize_t stored = H5Dget_storage_size(ds);
+        return (hsize_t)npoints * elem <= 1100 * stored + ((hsize_t)64 << 20);
+    }
+    if (layout != H5D_CONTIGUOUS)
+        return 1;
+    haddr_t offset = H5Dget_offset(ds);
+    if (offset == HADDR_UNDEF)   /* never written: libhdf5 reads the fill value */
+        return 1;
+    hsize_t size = nnrt_h5_file_size(ds), bytes = (hsize_t)npoints * elem;
+    return size && offset <= size && bytes <= size - offset;
+}
+
 /* ---- the child process ---------------------------------------------------- */
 
 static const char done_marker[8] = "nnrtDONE";

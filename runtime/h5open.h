@@ -33,6 +33,15 @@ hid_t nnrt_h5_open_read(const char *path, const char *expected, int *rc, char *e
  * "a Keras .h5 weights file"; NULL: an HDF5 file). */
 int nnrt_h5_precheck(const char *path, const char *expected, char *err, size_t errlen);
 
+/* Size in bytes of the file holding obj, 0 when unknown. */
+hsize_t nnrt_h5_file_size(hid_t obj);
+
+/* Whether libhdf5 may read npoints elements of the dataset: an element of
+ * 1 to 8 bytes; contiguous data inside the file (damaged files put it
+ * anywhere); chunked data no more than 1100 times what is stored (deflate
+ * expands at most 1032:1) plus 64 MiB. 1 yes, 0 no, -1 HDF5 error. */
+int nnrt_h5_storage_fits(hid_t ds, hid_t type, hssize_t npoints);
+
 /* The read run in a child process: writes its whole result to out and
  * returns >= 0, or < 0 (nothing usable written). */
 typedef int (*NnrtIsolatedRead)(void *ctx, FILE *out);

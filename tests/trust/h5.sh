@@ -172,5 +172,26 @@ expect_status 0
 [ -e out/tiny_mlp.h5.keep.tmp ] || problem "a file not named like a temporary was removed"
 finish "D18: a save removes stale temporaries of the same path only"
 
+# HDF5 data files go through the same guard
+"$python" - <<'EOF' || exit 2
+import h5py, numpy as np
+with h5py.File("data.h5", "w") as f:
+    f["x"] = np.load("tiny_x.npy")
+    f["y"] = np.load("tiny_y.npy")
+text = open("tiny_mlp.yaml").read().replace("{format: npy, x: tiny_x.npy, y: tiny_y.npy}", "{format: hdf5, path: %s, x: x, y: y}")
+open("h5data.yaml", "w").write(text % "data.h5")
+open("h5segv.yaml", "w").write(text % "segv.h5")
+EOF
+cp "$here/libhdf5_segv.h5" segv.h5
+run data_ok train h5data.yaml --epochs 1 --out out4 --quiet
+expect_status 0
+finish "HDF5 data: a sound file trains (read in the child process)"
+run data_segv train h5segv.yaml --epochs 1 --out out5 --quiet
+expect_status 1
+has "$err" "segv.h5"
+[ "$seconds" -le 20 ] || problem "took $seconds s"
+quiet_hdf5
+finish "HDF5 data: a damaged file is refused, exit 1"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
