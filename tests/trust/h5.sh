@@ -180,18 +180,17 @@ with h5py.File("data.h5", "w") as f:
     f["y"] = np.load("tiny_y.npy")
 text = open("tiny_mlp.yaml").read().replace("{format: npy, x: tiny_x.npy, y: tiny_y.npy}", "{format: hdf5, path: %s, x: x, y: y}")
 open("h5data.yaml", "w").write(text % "data.h5")
-open("h5segv.yaml", "w").write(text % "segv.h5")
+open("h5cut.yaml", "w").write(text % "cut.h5")
 EOF
-cp "$here/libhdf5_segv.h5" segv.h5
+head -c 3000 data.h5 >cut.h5
 run data_ok train h5data.yaml --epochs 1 --out out4 --quiet
 expect_status 0
 finish "HDF5 data: a sound file trains (read in the child process)"
-run data_segv train h5segv.yaml --epochs 1 --out out5 --quiet
+run data_cut train h5cut.yaml --epochs 1 --out out5 --quiet
 expect_status 1
-has "$err" "segv.h5"
-[ "$seconds" -le 20 ] || problem "took $seconds s"
+has "$err" "cut.h5: damaged or truncated: its HDF5 superblock says the file ends at byte"
 quiet_hdf5
-finish "HDF5 data: a damaged file is refused, exit 1"
+finish "HDF5 data: a truncated file is refused before libhdf5 reads it"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
