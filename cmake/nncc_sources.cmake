@@ -4,7 +4,7 @@
 
 # libnncc_rt: what generated code links.
 set(NNRT_SOURCES runtime/rng.c runtime/init.c runtime/kernels.c runtime/conv.c runtime/norm.c runtime/rnn.c runtime/h5.c
-    runtime/data.c runtime/fit.c runtime/history.c runtime/main.c)
+    runtime/data.c runtime/fit.c runtime/history.c runtime/main.c runtime/h5guard.c)
 
 # nncc_core: the compiler without its command line (compiler/main.c).
 set(NNCC_CORE_SOURCES
@@ -15,4 +15,4 @@ set(NNCC_CORE_SOURCES
   compiler/build.c compiler/summary.c
   ir/arena.c ir/graph.c ir/ops.c ir/autodiff.c ir/verify.c ir/print.c ir/cquote.c
   backends/c/emit.c backends/c/standalone.c
-  runtime/h5.c)  # --standalone reads --weights with the runtime's HDF5 reader
+  runtime/h5.c runtime/h5guard.c)  # --standalone reads --weights with the runtime's HDF5 reader

@@ -42,6 +42,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "compiler.h"
+#include "h5open.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,6 +64,8 @@ typedef struct {
     size_t file_size;            /* bytes: no attribute's stored value is longer */
     const YNode *json;           /* the JSON being read, for the key paths of messages */
     const char *json_name;       /* its attribute: "model_config" or "training_config" */
+    char *captured;              /* when set, fail() writes its message here instead of printing it: */
+    size_t captured_size;        /* the child of read_root_attrs_isolated, whose stderr goes nowhere */
 } Importer;
 
 static int fail(const Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -73,6 +76,10 @@ static int fail(const Importer *im, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (im->captured) {
+        snprintf(im->captured, im->captured_size, "%s: %s", im->path, msg);
+        return -1;
+    }
     return error_plain("%s: %s", im->path, msg);
 }
 
@@ -1182,6 +1189,108 @@ static int put_compile(Importer *im, const char *json)
 
 /* ---- the entry point ------------------------------------------------------------------ */
 
+/* What the importer reads with libhdf5: the root's string attributes. */
+enum { ROOT_READ, ROOT_UNOPENED, ROOT_ATTRIBUTE_ERROR };
+typedef struct {
+    int status;                  /* ROOT_* */
+    const char *config, *version, *training;  /* the attributes; NULL when absent */
+    const char *error;           /* ROOT_ATTRIBUTE_ERROR: string_attr's message */
+    int weights_only;            /* no model_config, but layer_names: a save_weights file */
+} RootAttrs;
+
+/* What the child needs: the file, and its size for string_attr's bound. */
+typedef struct {
+    const char *path;
+    size_t file_size;
+} RootFile;
+
+static void read_root_attrs(Arena *a, const RootFile *f, RootAttrs *r)
+{
+    NnrtH5Quiet quiet;
+    nnrt_h5_quiet(&quiet);
+    char msg[1024] = "";
+    Importer im = {.a = a, .path = f->path, .file_size = f->file_size, .captured = msg, .captured_size = sizeof msg};
+    *r = (RootAttrs){ROOT_READ, NULL, NULL, NULL, NULL, 0};
+    hid_t file = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        r->status = ROOT_UNOPENED;
+        goto done;
+    }
+    if (string_attr(&im, file, "model_config", &r->config))
+        goto failed;
+    if (!r->config) {
+        r->weights_only = H5Aexists(file, "layer_names") > 0;
+        goto done;
+    }
+    if (string_attr(&im, file, "keras_version", &r->version) || string_attr(&im, file, "training_config", &r->training))
+        goto failed;
+    goto done;
+failed:
+    r->status = ROOT_ATTRIBUTE_ERROR;
+    r->error = arena_strdup(a, msg);
+done:
+    if (file >= 0)
+        H5Fclose(file);
+    nnrt_h5_restore(&quiet);
+}
+
+/* The child's side of read_root_attrs_isolated: status, weights_only, then
+ * each string as a presence byte, a length and its bytes. */
+static int put_root_attrs(void *ctx, FILE *out)
+{
+    Arena a = {0};
+    RootAttrs r;
+    read_root_attrs(&a, ctx, &r);
+    int32_t head[2] = {r.status, r.weights_only};
+    if (fwrite(head, sizeof head, 1, out) != 1)
+        return -1;
+    const char *strings[4] = {r.config, r.version, r.training, r.error};
+    for (int i = 0; i < 4; i++) {
+        unsigned char present = strings[i] != NULL;
+        uint64_t len = present ? strlen(strings[i]) : 0;
+        if (fwrite(&present, 1, 1, out) != 1 || fwrite(&len, sizeof len, 1, out) != 1 ||
+            fwrite(present ? strings[i] : "", 1, len, out) != len)
+            return -1;
+    }
+    return 0;
+}
+
+/* read_root_attrs in a child process (runtime/h5guard.c): a file that
+ * crashes or hangs libhdf5 ends in a message, not in nncc's crash. */
+static int read_root_attrs_isolated(Arena *a, const RootFile *f, RootAttrs *r)
+{
+    char *buf = NULL, err[1024];
+    size_t len = 0;
+    if (nnrt_h5_isolated(f->path, put_root_attrs, (void *)f, 0, &buf, &len, err, sizeof err) < 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    NnrtWire w = {buf, len, 0};
+    int32_t head[2];
+    int ok = nnrt_wire_take(&w, head, sizeof head) == 0;
+    const char **strings[4] = {&r->config, &r->version, &r->training, &r->error};
+    for (int i = 0; ok && i < 4; i++) {
+        unsigned char present;
+        uint64_t n;
+        ok = nnrt_wire_take(&w, &present, 1) == 0 && nnrt_wire_take(&w, &n, sizeof n) == 0 && n <= w.len - w.at;
+        if (ok) {
+            char *s = present ? arena_alloc(a, n + 1) : NULL;
+            if (s) {
+                memcpy(s, w.buf + w.at, n);
+                s[n] = '\0';
+            }
+            w.at += n;
+            *strings[i] = s;
+        }
+    }
+    free(buf);
+    if (!ok || w.at != w.len)
+        return error_plain("%s: the process reading it sent a short answer", f->path);
+    r->status = head[0];
+    r->weights_only = head[1];
+    return 0;
+}
+
 bool keras_model_file(const char *path)
 {
     const char *ext = strrchr(path, '.');
@@ -1211,21 +1320,27 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
              "(e.g. by a text-mode copy)");
         return -1;
     }
-    H5E_auto2_t func;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &func, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    char err[1024];
+    if (nnrt_h5_precheck(path, "a Keras .h5 model file", err, sizeof err) < 0) {
+        error_plain("%s", err);
+        return -1;
+    }
     int rc = -1;
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    const char *config = NULL, *version = NULL, *training = NULL;
-    if (file < 0) {
+    RootAttrs root = {0};
+    RootFile rf = {path, im.file_size};
+    if (read_root_attrs_isolated(a, &rf, &root) < 0)
+        return -1;
+    const char *config = root.config, *training = root.training;
+    if (root.status == ROOT_UNOPENED) {
         fail(&im, "HDF5 cannot open it: the file is damaged or truncated");
         goto done;
     }
-    if (string_attr(&im, file, "model_config", &config))
+    if (root.status == ROOT_ATTRIBUTE_ERROR) {
+        error_plain("%s", root.error);
         goto done;
+    }
     if (!config) {
-        if (H5Aexists(file, "layer_names") > 0) {
+        if (root.weights_only) {
             fail(&im, "this file holds weights only (model.save_weights), no architecture");
             hint("describe the model in YAML and load these weights with --weights %s", path);
         } else {
@@ -1233,8 +1348,7 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
         }
         goto done;
     }
-    if (string_attr(&im, file, "keras_version", &version) || string_attr(&im, file, "training_config", &training))
-        goto done;
+    const char *version = root.version;
     im.keras_version = version ? version : "";
     im.keras_major = version ? atoi(version) : 2;
     {
@@ -1276,8 +1390,5 @@ int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
         free(buf);
     }
 done:
-    if (file >= 0)
-        H5Fclose(file);
-    H5Eset_auto2(H5E_DEFAULT, func, data);
     return rc;
 }

@@ -71,6 +71,8 @@ static const char usage[] =
     "  --standalone         inference on one sample for C99 and <math.h> alone: P_infer, no\n"
     "                       runtime library; needs --weights W.h5, compiled in as constants\n"
     "  --weights W.h5       with --standalone: the Keras-layout weights to compile in\n"
+    "  --allow-nonfinite    load weights holding NaN or Inf (refused by default; also for\n"
+    "                       train, evaluate and predict)\n"
     "  --quiet              no progress notes\n"
     "run options (train, evaluate, predict, check):\n"
     "  --out DIR            where the generated C, program and results go (default ./nncc-out/NAME)\n"
@@ -96,6 +98,7 @@ typedef struct {
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
     bool report, emit_ir, march_native, max_batch_given, no_fuse, no_fold, emit_test, emit_yaml, standalone;
+    bool allow_nonfinite;        /* --allow-nonfinite: NaN/Inf weights load */
     float *standalone_block;     /* --standalone: the weights of --weights, BatchNormalizations folded in */
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
@@ -207,6 +210,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->c_source = next;
         } else if (!strcmp(s, "--standalone")) {
             a->standalone = true;
+        } else if (!strcmp(s, "--allow-nonfinite")) {
+            a->allow_nonfinite = true;
         } else if (s[0] == '-' && s[1]) {
             error_plain("unknown option '%s'", s);
             hint("nncc --help lists the commands and options");
@@ -247,6 +252,9 @@ static int parse_args(int argc, char **argv, Args *a)
     if (a->weights && !runs && !a->standalone)
         return error_plain("--weights goes with --standalone when compiling (the weights as constants), "
                            "or with train, evaluate and predict");
+    if (a->allow_nonfinite && !a->standalone && !(runs && strcmp(a->command, "check") != 0))
+        return error_plain("--allow-nonfinite goes with the weights it lets through: train, evaluate, predict, "
+                           "or --standalone --weights");
     if ((a->ndata > 0) != (a->ntargets > 0))
         return error_plain("--data and --targets go together (one --data per model input, one --targets per output)");
     return 0;
@@ -632,6 +640,8 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
         error_plain("check starts from the model's initializers; it takes no --weights");
         return 1;
     }
+    if (a->allow_nonfinite)  /* also for a fit: section's weights_from */
+        args[n++] = "--allow-nonfinite";
     if (!strcmp(a->command, "train")) {
         args[n++] = "--out";
         args[n++] = (char *)dir;
@@ -868,6 +878,8 @@ int main(int argc, char **argv)
     Args a = {0};
     if (parse_args(argc, argv, &a))
         return 1;
+    /* .h5 files may come from anyone: libhdf5 reads them in a child process (docs/security.md) */
+    nnrt_h5_set_policy(&(NnrtH5Policy){.isolate = 1, .allow_nonfinite = a.allow_nonfinite});
     Arena arena = {0};
     if (a.emit_yaml) {  /* a Keras model as the YAML it compiles as */
         char *text = NULL;

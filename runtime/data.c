@@ -709,22 +709,15 @@ static int hdf5_dataset_exists(hid_t file, const char *name)
     return is_dataset;
 }
 
-int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *err, size_t errlen)
+/* libhdf5's part of nnrt_hdf5_load. */
+static int read_hdf5_dataset(const char *path, const char *dataset, NnrtArray *out, char *err, size_t errlen)
 {
     int rc = NNRT_EINVAL;
     hid_t file = -1, ds = -1, type = -1, space = -1;
     void *data = NULL;
     int64_t *wide = NULL;
     NnrtArray a = {0};
-    NnrtH5Quiet quiet;
 
-    if (err && errlen)
-        err[0] = '\0';
-    if (!path || !dataset || !*dataset || !out) {
-        set_err(err, errlen, "nnrt_hdf5_load: bad arguments");
-        return NNRT_EINVAL;
-    }
-    nnrt_h5_quiet(&quiet);
     if ((file = nnrt_h5_open_read(path, "an HDF5 data file", &rc, err, errlen)) < 0)
         goto fail;
     if (!hdf5_dataset_exists(file, dataset)) {
@@ -753,6 +746,12 @@ int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *
     for (int i = 0; i < rank; i++)
         a.shape[i] = (int64_t)dims[i];
     size_t count, bytes;
+    int fits = nnrt_h5_storage_fits(ds, type, H5Sget_simple_extent_npoints(space));
+    if (fits != 1) {
+        set_err(err, errlen, "%s: dataset '%s' declares more data than the file holds; the file is damaged", path,
+                dataset);
+        goto fail;
+    }
     rc = NNRT_ENOMEM;
     if (checked_size(rank, a.shape, 8, &count, &bytes) < 0 || !(data = malloc(count ? count * 4 : 1))) {
         set_err(err, errlen, "%s: dataset '%s' is too large for memory", path, dataset);
@@ -806,6 +805,91 @@ fail:
     if (file >= 0) H5Fclose(file);
     free(data);
     free(wide);
+    return rc;
+}
+
+typedef struct {
+    const char *path, *dataset;
+    char err[512];
+} DatasetJob;
+
+/* In the child: rc, err, then dtype, rank, shape and the elements. */
+static int read_hdf5_dataset_child(void *ctx, FILE *out)
+{
+    DatasetJob *j = ctx;
+    NnrtArray a = {0};
+    int32_t head[3];
+    head[0] = read_hdf5_dataset(j->path, j->dataset, &a, j->err, sizeof j->err);
+    head[1] = (int32_t)a.dtype;
+    head[2] = a.rank;
+    uint32_t len = (uint32_t)strlen(j->err);
+    size_t n = head[0] == NNRT_OK ? nnrt_array_count(&a) : 0;
+    int ok = fwrite(head, sizeof head, 1, out) == 1 && fwrite(&len, sizeof len, 1, out) == 1 &&
+             fwrite(j->err, 1, len, out) == len && fwrite(a.shape, sizeof a.shape, 1, out) == 1 &&
+             (n == 0 || fwrite(a.data, 4, n, out) == n);
+    nnrt_array_free(&a);
+    return ok ? 0 : -1;
+}
+
+/* read_hdf5_dataset in a child process (h5guard.c). */
+static int read_hdf5_dataset_isolated(const char *path, const char *dataset, NnrtArray *out, char *err,
+                                      size_t errlen)
+{
+    DatasetJob job = {path, dataset, ""};
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = nnrt_h5_isolated(path, read_hdf5_dataset_child, &job, 0, &buf, &len, err, errlen);
+    if (rc < 0)
+        return rc;
+    NnrtWire w = {buf, len, 0};
+    int32_t head[3];
+    uint32_t err_len = 0;
+    NnrtArray a = {0};
+    size_t count = 0, bytes = 0;
+    int ok = nnrt_wire_take(&w, head, sizeof head) == 0 && nnrt_wire_take(&w, &err_len, sizeof err_len) == 0 &&
+             err_len <= w.len - w.at;
+    if (ok) {
+        set_err(err, errlen, "%.*s", (int)err_len, w.buf + w.at);
+        w.at += err_len;
+        a.dtype = head[1] == NNRT_I32 ? NNRT_I32 : NNRT_F32;
+        a.rank = head[2];
+        ok = nnrt_wire_take(&w, a.shape, sizeof a.shape) == 0 && a.rank >= 0 && a.rank <= NNRT_MAX_RANK;
+    }
+    if (ok && head[0] == NNRT_OK) {
+        ok = checked_size(a.rank, a.shape, 4, &count, &bytes) == 0 && bytes == w.len - w.at;
+        if (ok && !(a.data = malloc(bytes ? bytes : 1))) {
+            free(buf);
+            set_err(err, errlen, "%s: dataset '%s' is too large for memory", path, dataset);
+            return NNRT_ENOMEM;
+        }
+        if (ok)
+            nnrt_wire_take(&w, a.data, bytes);
+    }
+    free(buf);
+    if (!ok || w.at != w.len) {
+        free(a.data);
+        set_err(err, errlen, "%s: the process reading it sent a short answer", path);
+        return NNRT_EIO;
+    }
+    if (head[0] == NNRT_OK)
+        *out = a;
+    return head[0];
+}
+
+int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *err, size_t errlen)
+{
+    NnrtH5Quiet quiet;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !dataset || !*dataset || !out) {
+        set_err(err, errlen, "nnrt_hdf5_load: bad arguments");
+        return NNRT_EINVAL;
+    }
+    nnrt_h5_quiet(&quiet);
+    int rc = nnrt_h5_precheck(path, "an HDF5 data file", err, errlen);
+    if (rc == NNRT_OK)
+        rc = nnrt_h5_get_policy().isolate ? read_hdf5_dataset_isolated(path, dataset, out, err, errlen)
+                                          : read_hdf5_dataset(path, dataset, out, err, errlen);
     nnrt_h5_restore(&quiet);
     return rc;
 }

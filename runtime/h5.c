@@ -14,9 +14,10 @@
  * name ("Adam/dense/kernel/m:0", a <f4 dataset nested by '/'), as
  * save_optimizer_weights_to_hdf5_group does. A list over 64512 bytes is
  * split into name0, name1, ... as Keras does. The file is built under a
- * temporary name beside the target and renamed into place only after it was
- * closed and synced, so the target is either the old file or the complete
- * new one. Time stamps are off: equal weights give byte-identical files.
+ * temporary name beside the target ("<path>.<pid>.<n>.tmp") and renamed
+ * into place only after it was closed and synced, so the target is either
+ * the old file or the complete new one; a save first removes the
+ * temporaries of earlier saves to the same path whose process is gone. Time stamps are off: equal weights give byte-identical files.
  *
  * Load finds the layer groups (model_weights/, or the root for save_weights
  * files), then for each NnrtWeightInfo opens the group named by its layer and
@@ -35,6 +36,17 @@
  * Keras 3's layout, a changed model) is "not ours": 0 and the caller's state
  * untouched, since a fresh optimizer is always a valid start.
  *
+ * Every dataset saved carries nncc_crc32, zlib's CRC-32 of its stored
+ * bytes; a load verifies it when present (Keras's files have none), so a
+ * changed value in an nncc file is an error, not a silently wrong model.
+ * Loaded weights holding NaN or Inf are refused (the first one named, with
+ * its index) unless the policy allows them. The file's bytes are checked
+ * before libhdf5 reads it (h5guard.c), contiguous data must lie inside the
+ * file, and with the isolate policy the libhdf5 part of a load
+ * (read_weights, read_optimizer) runs in a child process that sends the
+ * scratch block back: the caller's memory never depends on libhdf5 having
+ * survived a hostile file.
+ *
  * Invariants: HDF5's own error printing is off for the length of each call
  * (and restored after), every HDF5 call is checked, and every failure becomes
  * one line in err naming the file.
@@ -43,7 +55,9 @@
 #include "nnrt.h"
 #include "h5open.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
@@ -51,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define KERAS_VERSION "2.15.0"           /* Keras special-cases only "1" */
 #define KERAS_BACKEND "tensorflow"
@@ -101,7 +116,10 @@ static const char *h5_detail(char *buf, size_t len)
 
 void nnrt_h5_quiet(NnrtH5Quiet *q)
 {
-    q->saved = H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0;
+    /* off even when the caller's handler cannot be saved (HDF5 out of memory) */
+    q->saved = H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data) >= 0;
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
+        q->saved = 0;
     H5Eclear2(H5E_DEFAULT);
 }
 
@@ -112,20 +130,15 @@ void nnrt_h5_restore(const NnrtH5Quiet *q)
         H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
 }
 
-/* Opens `path` read-only as HDF5 (HDF5's own error printing already off).
- * On failure returns a negative id, *rc says why (NNRT_EIO: the file cannot
+/* Opens `path` read-only as HDF5 (HDF5's own error printing already off)
+ * after nnrt_h5_precheck has looked at its superblock. On failure returns a negative id, *rc says why (NNRT_EIO: the file cannot
  * be read; NNRT_EFORMAT: not HDF5, damaged or truncated) and err names the
  * file and what it was expected to be. Shared with data.c (h5open.h). */
 hid_t nnrt_h5_open_read(const char *path, const char *expected, int *rc, char *err, size_t errlen)
 {
     char detail[256];
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        *rc = NNRT_EIO;
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+    if ((*rc = nnrt_h5_precheck(path, expected, err, errlen)) < 0)
         return H5I_INVALID_HID;
-    }
-    fclose(probe);
     *rc = NNRT_EFORMAT;
     htri_t is_hdf5 = is_hdf5_file(path);
     if (is_hdf5 == 0) {
@@ -161,6 +174,81 @@ static size_t weight_count(const NnrtWeightInfo *w, int *ok)
             n *= (size_t)w->shape[i];
     }
     return *ok ? n : 0;
+}
+
+/* ---- checksums and storage -------------------------------------------- */
+
+/* Every dataset nncc writes carries this scalar uint32 attribute: zlib's
+ * CRC-32 of the dataset's bytes as stored (little-endian). A Keras file has
+ * none and loads unchecked. */
+#define CRC_ATTR "nncc_crc32"
+
+static int little_endian_host(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* CRC-32 of n elements of `size` bytes each, in little-endian byte order. */
+static uint32_t crc_le(const void *data, size_t n, size_t size)
+{
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+    const unsigned char *p = data;
+    if (little_endian_host())
+        return (uint32_t)crc32_z(crc, p, n * size);
+    unsigned char swapped[8];
+    for (size_t i = 0; i < n; i++, p += size) {
+        for (size_t b = 0; b < size; b++)
+            swapped[b] = p[size - 1 - b];
+        crc = crc32_z(crc, swapped, size);
+    }
+    return (uint32_t)crc;
+}
+
+static int write_crc(hid_t ds, const void *data, size_t n, size_t size)
+{
+    int rc = -1;
+    uint32_t crc = crc_le(data, n, size);
+    hid_t space = -1, attr = -1;
+    if ((space = H5Screate(H5S_SCALAR)) < 0 ||
+        (attr = H5Acreate2(ds, CRC_ATTR, H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, H5T_NATIVE_UINT32, &crc) < 0)
+        goto fail;
+    rc = 0;
+fail:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+/* Checks the dataset's CRC_ATTR, when it has one, against the n elements
+ * read into mem: 0 (absent or equal), 1 (differs, or the file's type is not
+ * the file_type nncc writes), -1 (HDF5 error). */
+static int verify_crc(hid_t ds, hid_t type, hid_t file_type, const void *mem, size_t n, size_t size)
+{
+    htri_t has = H5Aexists(ds, CRC_ATTR);
+    if (has <= 0)
+        return has < 0 ? -1 : 0;
+    int rc = -1;
+    uint32_t want = 0;
+    hid_t attr = -1, atype = -1, space = -1;
+    if ((attr = H5Aopen(ds, CRC_ATTR, H5P_DEFAULT)) < 0 || (atype = H5Aget_type(attr)) < 0 ||
+        (space = H5Aget_space(attr)) < 0)
+        goto fail;
+    rc = 1;
+    if (H5Tget_class(atype) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1 ||
+        H5Tequal(type, file_type) <= 0)
+        goto fail;
+    if (H5Aread(attr, H5T_NATIVE_UINT32, &want) < 0) {
+        rc = -1;
+        goto fail;
+    }
+    rc = crc_le(mem, n, size) != want;
+fail:
+    if (space >= 0) H5Sclose(space);
+    if (atype >= 0) H5Tclose(atype);
+    if (attr >= 0) H5Aclose(attr);
+    return rc;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -290,7 +378,10 @@ static int write_dataset(hid_t group, const char *name, int rank, const int64_t 
         goto fail;
     if ((ds = H5Dcreate2(parent, part, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
         goto fail;
-    if (H5Sget_simple_extent_npoints(space) > 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    hssize_t npoints = H5Sget_simple_extent_npoints(space);
+    if (npoints < 0 || (npoints > 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        goto fail;
+    if (write_crc(ds, data, (size_t)npoints, H5Tget_size(file_type)) < 0)
         goto fail;
     rc = 0;
 fail:
@@ -429,6 +520,52 @@ fail:
     return rc;
 }
 
+/* Removes what interrupted saves to `path` left: "<path>.<pid>.<n>.tmp"
+ * files whose process no longer runs (a kill -9 or a power cut mid-save).
+ * A live process's file is its save in progress and stays. Best effort: a
+ * folder that cannot be listed leaves them. */
+static void remove_stale_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dir_len = slash ? (size_t)(slash - path) : 0, base_len = strlen(base);
+    char *dir_name = malloc(dir_len + 2);
+    if (!dir_name)
+        return;
+    if (slash)
+        snprintf(dir_name, dir_len + 2, "%.*s", (int)(dir_len ? dir_len : 1), path);
+    else
+        snprintf(dir_name, 2, ".");
+    DIR *dir = opendir(dir_name);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0 || name[base_len] != '.')
+            continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(name + base_len + 1, &end, 10);
+        if (errno || pid <= 0 || *end != '.' || end == name + base_len + 1)
+            continue;
+        const char *attempt = end + 1;
+        strtol(attempt, &end, 10);
+        if (end == attempt || strcmp(end, ".tmp") != 0 || (pid_t)pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;            /* running (or not ours to ask): its save may be in progress */
+        size_t full_len = dir_len + strlen(name) + 2;
+        char *full = malloc(full_len);
+        if (full) {
+            snprintf(full, full_len, "%s/%s", dir_name, name);
+            remove(full);
+            free(full);
+        }
+    }
+    if (dir)
+        closedir(dir);
+    free(dir_name);
+}
+
 int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_layers,
                  const NnrtWeightInfo *weights, size_t num_weights, const float *block,
                  const char *model_config_json, const NnrtOptimizerState *opt, char *err, size_t errlen)
@@ -458,6 +595,7 @@ int nnrt_h5_save(const char *path, const char *const *layer_names, size_t num_la
         set_err(err, errlen, "%s: out of memory", path);
         goto fail;
     }
+    remove_stale_temporaries(path);
     rc = NNRT_EIO;
     int fd = -1;
     for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
@@ -609,6 +747,14 @@ static int read_string_attr(hid_t obj, const char *name, StrList *out)
         rc = n == 0 ? NNRT_OK : NNRT_EFORMAT;
         goto fail;
     }
+    /* each name takes at least a byte of the file (fixed: its width): a
+     * damaged dataspace must not make us allocate more */
+    size_t min_bytes = H5Tget_size(ftype) ? H5Tget_size(ftype) : 1;
+    hsize_t file_size = nnrt_h5_file_size(obj);
+    if (H5Tis_variable_str(ftype) > 0)
+        min_bytes = 1;
+    if (n > file_size / min_bytes)
+        goto fail;
     if ((mtype = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0)
         goto fail;
     htri_t is_vlen = H5Tis_variable_str(ftype);
@@ -907,10 +1053,26 @@ static int read_weight(const LayerCursor *c, hid_t root, const NnrtWeightInfo *w
         rc = NNRT_EMISMATCH;
         goto fail;
     }
-    if (H5Sget_simple_extent_npoints(space) > 0 &&
-        H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
+    hssize_t npoints = H5Sget_simple_extent_npoints(space);
+    int fits = nnrt_h5_storage_fits(ds, type, npoints);
+    if (fits < 0)
+        goto hdf5_fail;
+    if (!fits) {
+        set_err(err, errlen, "%s: weight '%s' of layer '%s' is stored past the end of the file (or in %zu-byte "
+                "floats); the file is truncated or damaged", path, file_name, w->layer, H5Tget_size(type));
+        goto fail;
+    }
+    if (npoints > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
         set_err(err, errlen, "%s: cannot read weight '%s' of layer '%s' (HDF5: %s); the file may be truncated",
                 path, file_name, w->layer, h5_detail(detail, sizeof detail));
+        goto fail;
+    }
+    int crc = verify_crc(ds, type, H5T_IEEE_F32LE, dst, (size_t)npoints, sizeof(float));
+    if (crc < 0)
+        goto hdf5_fail;
+    if (crc > 0) {
+        set_err(err, errlen, "%s: weight '%s' of layer '%s' does not match its " CRC_ATTR " checksum: the file "
+                "was damaged or changed after nncc saved it", path, file_name, w->layer);
         goto fail;
     }
     rc = NNRT_OK;
@@ -925,16 +1087,191 @@ fail:
     return rc;
 }
 
+/* One weights load: the model's table, the scratch block the file's values
+ * go to (weight i at at[i]), and what the read found. The read itself
+ * (read_weights) touches only scratch, ok, missing, first and err, so it
+ * can run in a child process and send them back. */
+typedef struct {
+    const char *path;
+    const NnrtWeightInfo *weights;
+    size_t num_weights;
+    const size_t *at;            /* [num_weights]: offset of weight i in scratch */
+    size_t total;                /* floats in scratch */
+    float *scratch;
+    unsigned char *ok;           /* [num_weights]: weight i was read */
+    size_t missing;              /* weights of the model the file lacks (or has in another shape) */
+    char first[512];             /* why the first of them is missing */
+    char *err;
+    size_t errlen;
+} LoadJob;
+
+/* libhdf5's part of a load: every weight of the table found in the file is
+ * read into scratch and checked against its checksum. */
+static int read_weights(LoadJob *j)
+{
+    int rc;
+    hid_t file = -1, root = -1;
+    LayerCursor cursor = {NULL, -1, {0}, 0};
+    char detail[256], note[512];
+    const char *path = j->path;
+    char *err = j->err;
+    size_t errlen = j->errlen;
+
+    if ((file = nnrt_h5_open_read(path, "a Keras .h5 weights file", &rc, err, errlen)) < 0)
+        goto fail;
+    if ((rc = open_weights_root(file, &root, path, err, errlen)) < 0)
+        goto fail;
+    if ((rc = check_keras_version(root, path, err, errlen)) < 0)
+        goto fail;
+    for (size_t i = 0; i < j->num_weights; i++) {
+        const NnrtWeightInfo *w = &j->weights[i];
+        if (!cursor.layer || strcmp(cursor.layer, w->layer)) {
+            if ((rc = cursor_open(&cursor, root, w->layer)) < 0) {
+                if (rc == NNRT_EFORMAT)
+                    set_err(err, errlen, "%s: cannot read layer group '%s' (HDF5: %s)", path, w->layer,
+                            h5_detail(detail, sizeof detail));
+                else
+                    set_err(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+        }
+        rc = read_weight(&cursor, root, w, j->scratch + j->at[i], path, note, sizeof note, err, errlen);
+        if (rc == NNRT_EMISMATCH) {
+            if (!j->missing++)
+                snprintf(j->first, sizeof j->first, "%s", note);
+            continue;
+        }
+        if (rc < 0)
+            goto fail;
+        j->ok[i] = 1;
+    }
+    rc = NNRT_OK;
+fail:
+    cursor_close(&cursor);
+    if (root >= 0) H5Gclose(root);
+    if (file >= 0) H5Fclose(file);
+    return rc;
+}
+
+/* A string on the wire: its length, then its bytes. */
+static int put_string(FILE *out, const char *s)
+{
+    uint32_t n = (uint32_t)strlen(s);
+    return fwrite(&n, sizeof n, 1, out) == 1 && fwrite(s, 1, n, out) == n ? 0 : -1;
+}
+
+static int take_string(NnrtWire *w, char *dst, size_t cap)
+{
+    uint32_t n;
+    if (nnrt_wire_take(w, &n, sizeof n) < 0 || n > w->len - w->at)
+        return -1;
+    size_t keep = n < cap ? n : cap - 1;
+    memcpy(dst, w->buf + w->at, keep);
+    dst[keep] = '\0';
+    w->at += n;
+    return 0;
+}
+
+/* In the child: read_weights, then rc, err, missing, first, ok[] and the
+ * scratch block down the pipe. */
+static int read_weights_child(void *ctx, FILE *out)
+{
+    LoadJob *j = ctx;
+    int32_t rc = read_weights(j);
+    uint64_t missing = j->missing;
+    if (fwrite(&rc, sizeof rc, 1, out) != 1 || put_string(out, j->err ? j->err : "") < 0 ||
+        fwrite(&missing, sizeof missing, 1, out) != 1 || put_string(out, j->first) < 0 ||
+        fwrite(j->ok, 1, j->num_weights, out) != j->num_weights ||
+        fwrite(j->scratch, sizeof(float), j->total, out) != j->total)
+        return -1;
+    return 0;
+}
+
+/* read_weights in a child process (nnrt_h5_isolated); the same results in
+ * the parent's job. */
+static int read_weights_isolated(LoadJob *j)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = nnrt_h5_isolated(j->path, read_weights_child, j, j->total * sizeof(float), &buf, &len, j->err,
+                              j->errlen);
+    if (rc < 0)
+        return rc;
+    NnrtWire w = {buf, len, 0};
+    int32_t child_rc;
+    uint64_t missing;
+    char ignored[1];
+    if (nnrt_wire_take(&w, &child_rc, sizeof child_rc) < 0 ||
+        take_string(&w, j->err && j->errlen ? j->err : ignored, j->err && j->errlen ? j->errlen : 1) < 0 ||
+        nnrt_wire_take(&w, &missing, sizeof missing) < 0 || take_string(&w, j->first, sizeof j->first) < 0 ||
+        nnrt_wire_take(&w, j->ok, j->num_weights) < 0 ||
+        nnrt_wire_take(&w, j->scratch, j->total * sizeof(float)) < 0 || w.at != w.len) {
+        set_err(j->err, j->errlen, "%s: the process reading it sent a short answer", j->path);
+        free(buf);
+        return NNRT_EIO;
+    }
+    free(buf);
+    j->missing = (size_t)missing;
+    return child_rc;
+}
+
+/* "[3, 17]": the index of flat element k in a tensor of that shape. */
+static void format_index(char *buf, size_t len, size_t k, int rank, const int64_t *shape)
+{
+    int64_t index[NNRT_MAX_RANK];
+    for (int d = rank - 1; d >= 0; d--) {
+        index[d] = shape[d] > 0 ? (int64_t)(k % (size_t)shape[d]) : 0;
+        k = shape[d] > 0 ? k / (size_t)shape[d] : k;
+    }
+    format_shape(buf, len, rank, index);
+}
+
+/* NNRT_EFORMAT naming the first NaN or Inf among the loaded weights, unless
+ * the policy allows them. */
+static int check_finite(const LoadJob *j)
+{
+    if (nnrt_h5_get_policy().allow_nonfinite)
+        return NNRT_OK;
+    for (size_t i = 0; i < j->num_weights; i++) {
+        const NnrtWeightInfo *w = &j->weights[i];
+        int valid;
+        size_t n = j->ok[i] ? weight_count(w, &valid) : 0;
+        const float *v = j->scratch + j->at[i];
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(v[k])) {
+                char where[160];
+                format_index(where, sizeof where, k, w->rank, w->shape);
+                set_err(j->err, j->errlen, "%s: weight '%s' of layer '%s' holds %s at index %s (the first); "
+                        "pass --allow-nonfinite to load it anyway", j->path, w->name, w->layer,
+                        isnan(v[k]) ? "NaN" : v[k] > 0 ? "+Inf" : "-Inf", where);
+                return NNRT_EFORMAT;
+            }
+    }
+    return NNRT_OK;
+}
+
+/* "dense, dense_1, ..." : the layers the model expects weights for. */
+static void join_model_layers(char *buf, size_t len, const NnrtWeightInfo *weights, size_t n)
+{
+    size_t used = 0, shown = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < len; i++) {
+        if (i && !strcmp(weights[i].layer, weights[i - 1].layer))
+            continue;
+        if (shown++ == 6) {
+            snprintf(buf + used, len - used, ", ...");
+            return;
+        }
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", weights[i].layer);
+    }
+}
+
 int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_weights,
                  float *block, int strict, unsigned char *loaded, char *err, size_t errlen)
 {
     int rc = NNRT_EINVAL;
-    hid_t file = -1, root = -1;
-    float *scratch = NULL;
     size_t *at = NULL;
-    unsigned char *ok = NULL;
-    LayerCursor cursor = {NULL, -1, {0}, 0};
-    char detail[256], note[512] = "", first[512] = "";
+    LoadJob job = {.path = path, .weights = weights, .num_weights = num_weights, .err = err, .errlen = errlen};
     NnrtH5Quiet quiet;
 
     if (err && errlen)
@@ -949,82 +1286,63 @@ int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_wei
 
     /* scratch layout: weight i at at[i], in table order */
     rc = NNRT_ENOMEM;
-    if (!(at = malloc((num_weights + 1) * sizeof *at)) || !(ok = calloc(num_weights + 1, 1))) {
+    if (!(at = malloc((num_weights + 1) * sizeof *at)) || !(job.ok = calloc(num_weights + 1, 1))) {
         set_err(err, errlen, "%s: out of memory", path);
         goto fail;
     }
-    size_t total = 0;
+    job.at = at;
     for (size_t i = 0; i < num_weights; i++) {
         int valid;
         size_t n = weight_count(&weights[i], &valid);
-        if (!valid || !weights[i].layer || !weights[i].name || n > SIZE_MAX / sizeof(float) - total) {
+        if (!valid || !weights[i].layer || !weights[i].name || n > SIZE_MAX / sizeof(float) - job.total) {
             set_err(err, errlen, "nnrt_h5_load: weight %zu has a bad name or shape", i);
             rc = NNRT_EINVAL;
             goto fail;
         }
-        at[i] = total;
-        total += n;
+        at[i] = job.total;
+        job.total += n;
     }
-    if (!(scratch = malloc((total ? total : 1) * sizeof *scratch))) {
-        set_err(err, errlen, "%s: out of memory (%zu weights)", path, total);
+    if (!(job.scratch = calloc(job.total ? job.total : 1, sizeof *job.scratch))) {
+        set_err(err, errlen, "%s: out of memory (%zu weights)", path, job.total);
         goto fail;
     }
 
-    if ((file = nnrt_h5_open_read(path, "a Keras .h5 weights file", &rc, err, errlen)) < 0)
+    if ((rc = nnrt_h5_precheck(path, "a Keras .h5 weights file", err, errlen)) < 0)
         goto fail;
-    if ((rc = open_weights_root(file, &root, path, err, errlen)) < 0)
+    rc = nnrt_h5_get_policy().isolate ? read_weights_isolated(&job) : read_weights(&job);
+    if (rc < 0 || (rc = check_finite(&job)) < 0)
         goto fail;
-    if ((rc = check_keras_version(root, path, err, errlen)) < 0)
+    size_t missing = job.missing;
+    if (num_weights && missing == num_weights) {
+        char layers[256];
+        join_model_layers(layers, sizeof layers, weights, num_weights);
+        set_err(err, errlen, "%s: none of the model's %zu weights is in the file (the model's layers: %s); first: %s",
+                path, num_weights, layers, job.first);
+        rc = NNRT_EMISMATCH;
         goto fail;
-
-    size_t missing = 0;
-    for (size_t i = 0; i < num_weights; i++) {
-        const NnrtWeightInfo *w = &weights[i];
-        if (!cursor.layer || strcmp(cursor.layer, w->layer)) {
-            if ((rc = cursor_open(&cursor, root, w->layer)) < 0) {
-                if (rc == NNRT_EFORMAT)
-                    set_err(err, errlen, "%s: cannot read layer group '%s' (HDF5: %s)", path, w->layer,
-                            h5_detail(detail, sizeof detail));
-                else
-                    set_err(err, errlen, "%s: out of memory", path);
-                goto fail;
-            }
-        }
-        rc = read_weight(&cursor, root, w, scratch + at[i], path, note, sizeof note, err, errlen);
-        if (rc == NNRT_EMISMATCH) {
-            if (!missing++)
-                snprintf(first, sizeof first, "%s", note);
-            continue;
-        }
-        if (rc < 0)
-            goto fail;
-        ok[i] = 1;
     }
     if (strict && missing) {
         set_err(err, errlen, "%s: %zu of %zu weights do not match the model; first: %s", path, missing,
-                num_weights, first);
+                num_weights, job.first);
         rc = NNRT_EMISMATCH;
         goto fail;
     }
     for (size_t i = 0; i < num_weights; i++) {
-        if (!ok[i])
+        if (!job.ok[i])
             continue;
         int valid;
-        memcpy(block + weights[i].offset, scratch + at[i], weight_count(&weights[i], &valid) * sizeof(float));
+        memcpy(block + weights[i].offset, job.scratch + at[i], weight_count(&weights[i], &valid) * sizeof(float));
         if (loaded)
             loaded[i] = 1;
     }
     if (missing)
         set_err(err, errlen, "%s: loaded %zu of %zu weights; first skipped: %s", path, num_weights - missing,
-                num_weights, first);
+                num_weights, job.first);
     rc = NNRT_OK;
 fail:
-    cursor_close(&cursor);
-    if (root >= 0) H5Gclose(root);
-    if (file >= 0) H5Fclose(file);
-    free(scratch);
+    free(job.scratch);
     free(at);
-    free(ok);
+    free(job.ok);
     nnrt_h5_restore(&quiet);
     return rc;
 }
@@ -1056,8 +1374,11 @@ static int read_iterations(hid_t group, const char *name, int64_t *out, char *no
         rc = NNRT_EMISMATCH;
         goto fail;
     }
+    if (nnrt_h5_storage_fits(ds, type, 1) != 1)
+        goto fail;
     if (cls == H5T_INTEGER) {
-        if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ||
+            verify_crc(ds, type, H5T_STD_I64LE, out, 1, sizeof *out) != 0)
             goto fail;
     } else {
         double v;
@@ -1121,7 +1442,10 @@ static int read_slot(hid_t group, const char *name, const NnrtWeightInfo *s, flo
         rc = NNRT_EMISMATCH;
         goto fail;
     }
-    if (H5Sget_simple_extent_npoints(space) > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+    hssize_t npoints = H5Sget_simple_extent_npoints(space);
+    if (nnrt_h5_storage_fits(ds, type, npoints) != 1 ||
+        (npoints > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) ||
+        verify_crc(ds, type, H5T_IEEE_F32LE, dst, (size_t)npoints, sizeof(float)) != 0)
         goto fail;
     rc = NNRT_OK;
 fail:
@@ -1147,44 +1471,31 @@ static void describe_foreign_state(char *buf, size_t len, const StrList *names)
         snprintf(buf, len, "an optimizer state in another layout (first entry '%s')", first);
 }
 
-int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err, size_t errlen)
+/* One optimizer-state load; read_optimizer fills scratch (slot i at at[i]),
+ * iterations and err, so it can run in a child process like read_weights. */
+typedef struct {
+    const char *path;
+    const NnrtOptimizerState *opt;
+    const size_t *at;
+    size_t total;
+    float *scratch;
+    int64_t iterations;
+    char *err;
+    size_t errlen;
+} OptimizerJob;
+
+/* libhdf5's part: 1 with scratch and iterations set, 0 when the file holds
+ * no state of ours (err says why), negative on a damaged file. */
+static int read_optimizer(OptimizerJob *j)
 {
     int rc = NNRT_EINVAL;
     hid_t file = -1, group = -1;
     StrList names = {0};
-    float *scratch = NULL;
-    size_t *at = NULL;
+    const NnrtOptimizerState *opt = j->opt;
+    const char *path = j->path;
+    char *err = j->err;
+    size_t errlen = j->errlen;
     char detail[256], note[512] = "", iter[MAX_NAME + 16], list[256];
-    NnrtH5Quiet quiet;
-
-    if (err && errlen)
-        err[0] = '\0';
-    if (!path || !opt || !opt->optimizer || !opt->optimizer[0] || (opt->num_slots && (!opt->slots || !opt->state))) {
-        set_err(err, errlen, "nnrt_h5_load_optimizer: bad arguments");
-        return NNRT_EINVAL;
-    }
-    if (!(at = malloc((opt->num_slots + 1) * sizeof *at))) {
-        set_err(err, errlen, "%s: out of memory", path);
-        return NNRT_ENOMEM;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < opt->num_slots; i++) {
-        int valid;
-        size_t n = weight_count(&opt->slots[i], &valid);
-        if (!valid || !opt->slots[i].name || n > SIZE_MAX / sizeof(float) - total) {
-            set_err(err, errlen, "nnrt_h5_load_optimizer: slot %zu has a bad name or shape", i);
-            free(at);
-            return NNRT_EINVAL;
-        }
-        at[i] = total;
-        total += n;
-    }
-    if (!(scratch = malloc((total ? total : 1) * sizeof *scratch))) {
-        set_err(err, errlen, "%s: out of memory (%zu optimizer floats)", path, total);
-        free(at);
-        return NNRT_ENOMEM;
-    }
-    nnrt_h5_quiet(&quiet);
 
     if ((file = nnrt_h5_open_read(path, "a Keras .h5 file", &rc, err, errlen)) < 0)
         goto fail;
@@ -1232,8 +1543,7 @@ int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err,
                 "afresh", path, opt->optimizer, names.n - 1, opt->num_slots);
         goto fail;
     }
-    int64_t iterations = 0;
-    if ((rc = read_iterations(group, names.s[k_iter], &iterations, note, sizeof note)) < 0)
+    if ((rc = read_iterations(group, names.s[k_iter], &j->iterations, note, sizeof note)) < 0)
         goto read_failed;
     for (size_t i = 0; i < opt->num_slots; i++) {
         const NnrtWeightInfo *s = &opt->slots[i];
@@ -1245,14 +1555,9 @@ int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err,
             rc = 0;
             goto fail;
         }
-        if ((rc = read_slot(group, names.s[k], s, scratch + at[i], note, sizeof note)) < 0)
+        if ((rc = read_slot(group, names.s[k], s, j->scratch + j->at[i], note, sizeof note)) < 0)
             goto read_failed;
     }
-    for (size_t i = 0; i < opt->num_slots; i++) {
-        int valid;
-        memcpy(opt->state + opt->slots[i].offset, scratch + at[i], weight_count(&opt->slots[i], &valid) * sizeof(float));
-    }
-    opt->iterations = iterations;
     rc = 1;
     goto fail;
 
@@ -1270,7 +1575,104 @@ fail:
     strlist_free(&names);
     if (group >= 0) H5Gclose(group);
     if (file >= 0) H5Fclose(file);
-    free(scratch);
+    return rc;
+}
+
+/* In the child: read_optimizer, then rc, err, iterations and scratch. */
+static int read_optimizer_child(void *ctx, FILE *out)
+{
+    OptimizerJob *j = ctx;
+    int32_t rc = read_optimizer(j);
+    if (fwrite(&rc, sizeof rc, 1, out) != 1 || put_string(out, j->err ? j->err : "") < 0 ||
+        fwrite(&j->iterations, sizeof j->iterations, 1, out) != 1 ||
+        fwrite(j->scratch, sizeof(float), j->total, out) != j->total)
+        return -1;
+    return 0;
+}
+
+static int read_optimizer_isolated(OptimizerJob *j)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = nnrt_h5_isolated(j->path, read_optimizer_child, j, j->total * sizeof(float), &buf, &len, j->err,
+                              j->errlen);
+    if (rc < 0)
+        return rc;
+    NnrtWire w = {buf, len, 0};
+    int32_t child_rc;
+    char ignored[1];
+    if (nnrt_wire_take(&w, &child_rc, sizeof child_rc) < 0 ||
+        take_string(&w, j->err && j->errlen ? j->err : ignored, j->err && j->errlen ? j->errlen : 1) < 0 ||
+        nnrt_wire_take(&w, &j->iterations, sizeof j->iterations) < 0 ||
+        nnrt_wire_take(&w, j->scratch, j->total * sizeof(float)) < 0 || w.at != w.len) {
+        set_err(j->err, j->errlen, "%s: the process reading it sent a short answer", j->path);
+        free(buf);
+        return NNRT_EIO;
+    }
+    free(buf);
+    return child_rc;
+}
+
+int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err, size_t errlen)
+{
+    int rc = NNRT_EINVAL;
+    size_t *at = NULL;
+    OptimizerJob job = {.path = path, .opt = opt, .err = err, .errlen = errlen};
+    NnrtH5Quiet quiet;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !opt || !opt->optimizer || !opt->optimizer[0] || (opt->num_slots && (!opt->slots || !opt->state))) {
+        set_err(err, errlen, "nnrt_h5_load_optimizer: bad arguments");
+        return NNRT_EINVAL;
+    }
+    nnrt_h5_quiet(&quiet);
+    rc = NNRT_ENOMEM;
+    if (!(at = malloc((opt->num_slots + 1) * sizeof *at))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    job.at = at;
+    for (size_t i = 0; i < opt->num_slots; i++) {
+        int valid;
+        size_t n = weight_count(&opt->slots[i], &valid);
+        if (!valid || !opt->slots[i].name || n > SIZE_MAX / sizeof(float) - job.total) {
+            set_err(err, errlen, "nnrt_h5_load_optimizer: slot %zu has a bad name or shape", i);
+            rc = NNRT_EINVAL;
+            goto fail;
+        }
+        at[i] = job.total;
+        job.total += n;
+    }
+    if (!(job.scratch = calloc(job.total ? job.total : 1, sizeof *job.scratch))) {
+        set_err(err, errlen, "%s: out of memory (%zu optimizer floats)", path, job.total);
+        goto fail;
+    }
+    if ((rc = nnrt_h5_precheck(path, "a Keras .h5 file", err, errlen)) < 0)
+        goto fail;
+    rc = nnrt_h5_get_policy().isolate ? read_optimizer_isolated(&job) : read_optimizer(&job);
+    if (rc != 1)
+        goto fail;
+    for (size_t i = 0; i < opt->num_slots && !nnrt_h5_get_policy().allow_nonfinite; i++) {
+        int valid;
+        size_t n = weight_count(&opt->slots[i], &valid);
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(job.scratch[at[i] + k])) {
+                set_err(err, errlen, "%s: optimizer slot '%s' holds NaN or Inf at flat index %zu; the optimizer "
+                        "starts afresh", path, opt->slots[i].name, k);
+                rc = 0;
+                goto fail;
+            }
+    }
+    for (size_t i = 0; i < opt->num_slots; i++) {
+        int valid;
+        memcpy(opt->state + opt->slots[i].offset, job.scratch + at[i],
+               weight_count(&opt->slots[i], &valid) * sizeof(float));
+    }
+    opt->iterations = job.iterations;
+    rc = 1;
+fail:
+    free(job.scratch);
     free(at);
     nnrt_h5_restore(&quiet);
     return rc;

@@ -58,6 +58,7 @@ typedef struct {
     const char *outputs[NNRT_MAX_IO];    /* --output */
     const char *dump;                    /* check --dump: write loss, gradients, outputs; no probes */
     const char *reference;               /* check --reference: compare them with a dump */
+    int allow_nonfinite;                 /* --allow-nonfinite: load NaN/Inf weights */
 } Options;
 
 static void error(const char *fmt, ...)
@@ -95,7 +96,9 @@ static void usage(FILE *f, const char *program)
             "      compares loss, gradients and outputs (before and after a training step)\n"
             "      with a --dump of another build of the model (nncc check: the unfused one)\n"
             "\n"
-            "--data/--input take one file per model input, --targets/--output one per output.\n",
+            "--data/--input take one file per model input, --targets/--output one per output.\n"
+            "--allow-nonfinite (train, evaluate, predict) loads weights holding NaN or Inf,\n"
+            "which are refused by default.\n",
             program);
 }
 
@@ -121,15 +124,16 @@ static int parse_u64(const char *s, uint64_t *out)
 /* ---- command line -------------------------------------------------------- */
 
 enum { OPT_EPOCHS = 1, OPT_OUT = 2, OPT_WEIGHTS = 4, OPT_SEED = 8, OPT_DATA = 16,
-       OPT_TARGETS = 32, OPT_INPUT = 64, OPT_OUTPUT = 128, OPT_DUMP = 256, OPT_REFERENCE = 512 };
+       OPT_TARGETS = 32, OPT_INPUT = 64, OPT_OUTPUT = 128, OPT_DUMP = 256, OPT_REFERENCE = 512,
+       OPT_ALLOW_NONFINITE = 1024 };
 
 static const struct {
     const char *name;
     int allowed;                         /* OPT_* flags the command takes */
 } commands[] = {
-    {"train", OPT_EPOCHS | OPT_OUT | OPT_WEIGHTS | OPT_SEED},
-    {"evaluate", OPT_WEIGHTS | OPT_DATA | OPT_TARGETS},
-    {"predict", OPT_WEIGHTS | OPT_INPUT | OPT_OUTPUT},
+    {"train", OPT_EPOCHS | OPT_OUT | OPT_WEIGHTS | OPT_SEED | OPT_ALLOW_NONFINITE},
+    {"evaluate", OPT_WEIGHTS | OPT_DATA | OPT_TARGETS | OPT_ALLOW_NONFINITE},
+    {"predict", OPT_WEIGHTS | OPT_INPUT | OPT_OUTPUT | OPT_ALLOW_NONFINITE},
     {"check", OPT_SEED | OPT_DUMP | OPT_REFERENCE},
 };
 
@@ -140,7 +144,7 @@ static const struct {
     {"--epochs", OPT_EPOCHS}, {"--out", OPT_OUT}, {"--weights", OPT_WEIGHTS},
     {"--seed", OPT_SEED}, {"--data", OPT_DATA}, {"--targets", OPT_TARGETS},
     {"--input", OPT_INPUT}, {"--output", OPT_OUTPUT}, {"--dump", OPT_DUMP},
-    {"--reference", OPT_REFERENCE},
+    {"--reference", OPT_REFERENCE}, {"--allow-nonfinite", OPT_ALLOW_NONFINITE},
 };
 
 static int is_help(const char *arg)
@@ -179,6 +183,10 @@ static int parse_options(int argc, char **argv, Options *o)
         if (!(flag & allowed)) {
             error("%s does not take '%s'", o->command, arg);
             return 1;
+        }
+        if (flag == OPT_ALLOW_NONFINITE) {   /* the one option without a value */
+            o->allow_nonfinite = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             error("%s needs a value", arg);
@@ -1092,6 +1100,8 @@ int nnrt_main(int argc, char **argv, const NnrtModel *model, const NnrtFitConfig
         usage(stderr, program);
         return STATUS_INPUT;
     }
+    /* weights files may come from anyone: libhdf5 reads them in a child process */
+    nnrt_h5_set_policy(&(NnrtH5Policy){.isolate = 1, .allow_nonfinite = o.allow_nonfinite});
     int train = !strcmp(o.command, "train"), evaluate = !strcmp(o.command, "evaluate");
     int predict = !strcmp(o.command, "predict");
     if ((train && (!model->train_step || !model->evaluate || !model->save || !model->load_partial)) ||

@@ -324,6 +324,23 @@ int nnrt_h5_load_optimizer(const char *path, NnrtOptimizerState *opt, char *err,
 int nnrt_h5_load(const char *path, const NnrtWeightInfo *weights, size_t num_weights,
                  float *block, int strict, unsigned char *loaded, char *err, size_t errlen);
 
+/* How the loaders treat files from elsewhere (docs/security.md), for the
+ * whole process; set it before loading. Every load checks the file's bytes
+ * before libhdf5 reads it, verifies the nncc_crc32 checksums nncc writes,
+ * and refuses NaN and Inf weights (NNRT_EFORMAT naming the weight and the
+ * first bad index) unless allow_nonfinite. With isolate, libhdf5 reads the
+ * file in a child process (fork) under a time limit, so a file that
+ * crashes or hangs libhdf5 gives NNRT_EFORMAT "the file is damaged" instead
+ * of ending the caller; the program nncc builds sets it. */
+typedef struct {
+    int isolate;                 /* read HDF5 files in a child process */
+    int allow_nonfinite;         /* accept NaN and Inf weights */
+    double time_limit;           /* isolate: seconds per file; 0: NNCC_HDF5_TIME_LIMIT or 20 s + 1 s per 20 MB */
+} NnrtH5Policy;
+
+void nnrt_h5_set_policy(const NnrtH5Policy *policy);
+NnrtH5Policy nnrt_h5_get_policy(void);
+
 /* ---- data.c: datasets and array files --------------------------------- */
 
 /* A float32 or int32 array with its shape; data owned (free with nnrt_array_free). */
