@@ -421,8 +421,8 @@ static int check_sample_size(const ModelInput *in, Loc loc)
     int64_t values;
     if (shape_elements(&in->shape, 1, &values) && fits_c_int(values))
         return 0;
-    error_at(loc, "input '%s' has more values per sample than the generated C's int holds (%d)", in->name, INT_MAX);
-    hint("the kernels count elements in int; a shape this big needs a smaller input");
+    error_at(loc, "input '%s' has more values per sample than nncc handles (%d)", in->name, INT_MAX);
+    hint("the generated C counts elements in int");
     return -1;
 }
 
