@@ -23,7 +23,9 @@
  * HDF5: one dataset per array, named by its path in the file (h5py's
  * f["x_train"]); float types are read as float32 and integer types as
  * 64-bit then narrowed to int32 with a range check (HDF5 itself would clamp
- * silently); HDF5 converts byte order and chunked or compressed layouts.
+ * silently); HDF5 converts byte order and chunked or compressed layouts. A
+ * contiguous dataset's extent must end within the file before its memory is
+ * allocated (chunked data may be compressed, so its size is not bounded so).
  *
  * CSV: read line by line with gzgets (gzipped or plain alike). skip_rows
  * lines go unread, then the header when there is one; blank lines are
@@ -829,8 +831,23 @@ int nnrt_hdf5_load(const char *path, const char *dataset, NnrtArray *out, char *
     for (int i = 0; i < rank; i++)
         a.shape[i] = (int64_t)dims[i];
     size_t count, bytes;
+    rc = NNRT_EFORMAT;
+    if (checked_size(rank, a.shape, 8, &count, &bytes) < 0) {
+        set_err(err, errlen, "%s: dataset '%s' has a shape too large to hold", path, dataset);
+        goto fail;
+    }
+    /* a contiguous dataset's data lies in the file: its extent must end within it */
+    haddr_t at = H5Dget_offset(ds);
+    size_t need = count * H5Tget_size(type);  /* element sizes are at most 16: no overflow past checked_size */
+    struct stat st;
+    if (at != HADDR_UNDEF && stat(path, &st) == 0 && ((unsigned long long)st.st_size < at ||
+                                                      (unsigned long long)st.st_size - at < need)) {
+        set_err(err, errlen, "%s: truncated dataset '%s': its shape declares %zu bytes of data at offset %llu, the "
+                "file has %lld bytes", path, dataset, need, (unsigned long long)at, (long long)st.st_size);
+        goto fail;
+    }
     rc = NNRT_ENOMEM;
-    if (checked_size(rank, a.shape, 8, &count, &bytes) < 0 || !(data = malloc(count ? count * 4 : 1))) {
+    if (!(data = malloc(count ? count * 4 : 1))) {
         set_err(err, errlen, "%s: dataset '%s' is too large for memory", path, dataset);
         goto fail;
     }

@@ -11,8 +11,10 @@ add_test(NAME trust_caps
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(trust_caps PROPERTIES TIMEOUT 600)
 # trust_data_headers: nnrt_npy_load and nnrt_idx_load on headers declaring more
-# than the file holds, under a 512 MiB address-space limit.
+# than the file holds, and nnrt_hdf5_load on a dataset patched to run past its
+# file, under a 512 MiB address-space limit.
 add_executable(test_data_headers ${CMAKE_CURRENT_LIST_DIR}/test_data_headers.c)
 target_link_libraries(test_data_headers PRIVATE nncc_rt_static
                       ${HDF5_C_LIBRARIES} ${OPENBLAS_LIB} ZLIB::ZLIB m)
+target_include_directories(test_data_headers PRIVATE ${HDF5_INCLUDE_DIRS})
 add_test(NAME trust_data_headers COMMAND test_data_headers)

@@ -162,6 +162,10 @@ refused kernel_dim "$here/kernel_dim_huge.yaml:5:43: error: kernel_size: dimensi
     summary "$here/kernel_dim_huge.yaml"
 finish "a kernel_size dimension beyond int is refused at that dimension"
 
+refused window "$here/window_span_huge.yaml:5:5: error: Conv1D 'conv1d': the window (70000 with dilation 70000) over an input of 100 spans more than the generated C's int holds" \
+    summary "$here/window_span_huge.yaml"
+finish "a dilated window whose span overflows int is refused at its layer"
+
 refused tensor "$here/tensor_too_big.yaml:6:5: error: Dense 'dense' makes a tensor (B,100000000) of more values than the generated C's int holds (2147483647) at batch 32" \
     summary "$here/tensor_too_big.yaml"
 run tensor_batch_1 summary "$here/tensor_too_big.yaml" --max-batch 1 --inference-only

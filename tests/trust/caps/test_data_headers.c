@@ -4,7 +4,8 @@
  * Writes small .npy and IDX files by hand into a temporary folder: headers
  * declaring gigabytes or terabytes over a few bytes of data, a header length
  * past the end of the file, data a few bytes short or long, a shape whose
- * product overflows. Each load must fail with NNRT_EFORMAT and the message
+ * product overflows; an HDF5 file whose contiguous dataset's shape is patched
+ * to run far past the end of the file. Each load must fail with NNRT_EFORMAT and the message
  * that names both sizes, run under an address-space limit of 512 MiB so
  * that a loader allocating what the header asks fails the test instead of
  * succeeding on a big machine (not under AddressSanitizer, whose shadow
@@ -21,6 +22,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include <hdf5.h>
 
 #include "../../check.h"
 
@@ -130,7 +133,38 @@ int main(void)
     expect("a well-formed IDX (10, 4) loads", rc == 0 && a.rank == 2 && a.shape[0] == 10 && a.shape[1] == 4);
     nnrt_array_free(&a);
 
-    const char *names[] = {"huge.npy", "short.npy", "long.npy", "header_len.npy", "overflow.npy", "good.npy",
+    /* HDF5: a contiguous (291, 4) float dataset, then 291 patched to 0x0123456789 (the
+       dimension and its maximum) in the file's bytes */
+    hid_t file = H5Fcreate(path_of("d.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {291, 4};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t ds = H5Dcreate2(file, "x", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    static float values[291 * 4];
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+    H5Dclose(ds);
+    H5Sclose(space);
+    H5Fclose(file);
+    rc = nnrt_hdf5_load(path_of("d.h5"), "x", &a, err, sizeof err);
+    expect("a well-formed HDF5 dataset (291, 4) loads", rc == 0 && a.shape[0] == 291 && a.shape[1] == 4);
+    nnrt_array_free(&a);
+    FILE *f = fopen(path_of("d.h5"), "rb");
+    unsigned char bytes[65536];
+    size_t n = f ? fread(bytes, 1, sizeof bytes, f) : 0, patched = 0;
+    if (f)
+        fclose(f);
+    const unsigned char from[8] = {0x23, 0x01}, to[8] = {0x89, 0x67, 0x45, 0x23, 0x01};
+    for (size_t i = 0; i + 8 <= n; i++)
+        if (!memcmp(bytes + i, from, 8)) {
+            memcpy(bytes + i, to, 8);
+            patched++;
+        }
+    write_bytes("d_bad.h5", bytes, n);
+    expect("the HDF5 file has the dimension to patch", patched >= 1);
+    refused("HDF5 dataset whose extent runs past the file: truncated, nothing allocated",
+            nnrt_hdf5_load(path_of("d_bad.h5"), "x", &a, err, sizeof err), err,
+            "truncated dataset 'x': its shape declares 78187493520 bytes of data at offset");
+
+    const char *names[] = {"d.h5", "d_bad.h5", "huge.npy", "short.npy", "long.npy", "header_len.npy", "overflow.npy", "good.npy",
                            "huge.idx", "short.idx", "good.idx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path_of(names[i]));
