@@ -12,7 +12,7 @@ set(NNCC_CORE_SOURCES
   compiler/blocks.c compiler/expr.c
   compiler/model.c compiler/keras_h5.c compiler/keras_json.c compiler/lower.c
   compiler/chooks.c compiler/pass_fold_bn.c compiler/pass_cse.c compiler/pass_fuse.c compiler/pass_fuse_sgd.c compiler/pass_plan.c
-  compiler/build.c compiler/summary.c
+  compiler/build.c compiler/summary.c compiler/limits.c
   ir/arena.c ir/graph.c ir/ops.c ir/autodiff.c ir/verify.c ir/print.c ir/cquote.c
   backends/c/emit.c backends/c/standalone.c
   runtime/h5.c runtime/h5guard.c)  # --standalone reads --weights with the runtime's HDF5 reader

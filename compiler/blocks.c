@@ -10,6 +10,13 @@
  * a custom layer's weights. Default names count per class within each
  * scope, Keras style (dense, dense_1, ...). The instance's last layer also
  * answers to the instance's name.
+ *
+ * Expansion is where a few lines of YAML become many layers (a repeat of
+ * 100000, blocks using blocks twice, 32 deep), so it is bounded as it goes
+ * (limits.c): the layer count at each layer added, and the items visited
+ * (layers, repeat rounds, ifs, block uses) at 64 per allowed layer, so that
+ * nested repeats of nothing stop early too. cond arithmetic is checked for
+ * overflow.
  */
 #include "compiler.h"
 
@@ -28,6 +35,7 @@ typedef struct {
     const char *last;            /* full name of the last layer added */
     int depth;                   /* instance nesting, against a block using itself */
     int cap;
+    int64_t steps;               /* items visited, against limits()->layers * 64 */
 } Expand;
 
 typedef struct {
@@ -125,10 +133,20 @@ static long cond_atom(Cond *c)
     return cond_fail(c, *c->p ? "expected an integer, a $parameter or '('" : "the expression ends too early");
 }
 
+/* a op b, or a located error when it overflows a long */
+static long cond_checked(Cond *c, char op, long a, long b)
+{
+    long v = 0;
+    bool overflow = op == '+' ? __builtin_add_overflow(a, b, &v)
+                    : op == '-' ? __builtin_sub_overflow(a, b, &v)
+                                : __builtin_mul_overflow(a, b, &v);
+    return overflow ? cond_fail(c, "integer out of range") : v;
+}
+
 static long cond_unary(Cond *c)
 {
     if (accept(c, "-"))
-        return -cond_unary(c);
+        return cond_checked(c, '-', 0, cond_unary(c));
     if (accept(c, "!") || accept(c, "not"))
         return !cond_unary(c);
     return cond_atom(c);
@@ -139,12 +157,14 @@ static long cond_product(Cond *c)
     long v = cond_unary(c);
     for (;;) {
         if (accept(c, "*"))
-            v *= cond_unary(c);
+            v = cond_checked(c, '*', v, cond_unary(c));
         else if (accept(c, "/") || accept(c, "%")) {
             char op = c->p[-1];
             long d = cond_unary(c);
             if (d == 0)
                 return cond_fail(c, "division by zero");
+            if (d == -1)  /* LONG_MIN / -1 overflows */
+                d = 1, v = cond_checked(c, '-', 0, v);
             v = op == '/' ? v / d : v % d;
         } else
             return v;
@@ -156,9 +176,9 @@ static long cond_sum(Cond *c)
     long v = cond_product(c);
     for (;;) {
         if (accept(c, "+"))
-            v += cond_product(c);
+            v = cond_checked(c, '+', v, cond_product(c));
         else if (accept(c, "-"))
-            v -= cond_product(c);
+            v = cond_checked(c, '-', v, cond_product(c));
         else
             return v;
     }
@@ -316,6 +336,12 @@ static int add_layer(Expand *x, Layer *l)
     for (int j = 0; j < x->m->ninputs; j++)
         if (!strcmp(l->name, x->m->inputs[j].name))
             return error_at(l->loc, "layer name '%s' is already an input's name", l->name);
+    if (x->m->nlayers >= limits()->layers) {
+        error_at(l->loc, "the model expands to more than %lld layers", (long long)limits()->layers);
+        hint("repeat, if and blocks multiply the layers they hold; if the model is meant to be this big, "
+             "raise the cap with --max-layers N");
+        return -1;
+    }
     strmap_put(x->a, &x->names, l->name, l);
     if (x->m->nlayers == x->cap) {
         x->cap = x->cap ? 2 * x->cap : 64;
@@ -333,6 +359,21 @@ static int add_layer(Expand *x, Layer *l)
 
 static int expand_items(Expand *x, const YNode *seq, Scope *sc);
 
+/* One more item visited; the budget is 64 per allowed layer. */
+static int expansion_step(Expand *x, Loc loc)
+{
+    int64_t budget;
+    if (!size_mul(limits()->layers, 64, &budget))
+        budget = INT64_MAX;
+    if (++x->steps <= budget)
+        return 0;
+    error_at(loc, "expanding the layers visits more than %lld items (repeats of nothing, or of ifs not taken?)",
+             (long long)budget);
+    hint("the budget is 64 items per layer of --max-layers (now %lld); raise it with --max-layers N if the "
+         "model is meant to be this big", (long long)limits()->layers);
+    return -1;
+}
+
 static int expand_repeat(Expand *x, const YNode *key, const YNode *v, Scope *sc)
 {
     if (v->kind != Y_MAP)
@@ -349,7 +390,7 @@ static int expand_repeat(Expand *x, const YNode *key, const YNode *v, Scope *sc)
     if (n < 0 || n > 100000)
         return error_at(times->loc, "times must be between 0 and 100000, not %ld", n);
     for (long i = 0; i < n; i++)
-        if (expand_items(x, layers, sc))
+        if (expansion_step(x, key->loc) || expand_items(x, layers, sc))
             return -1;
     return 0;
 }
@@ -520,6 +561,8 @@ static int expand_items(Expand *x, const YNode *seq, Scope *sc)
         return error_at(seq->loc, "expected a list of layers (each item starting with '- ')");
     for (int i = 0; i < seq->n; i++) {
         const YNode *item = seq->items[i];
+        if (expansion_step(x, item->loc))
+            return -1;
         if (item->kind == Y_MAP && item->n == 1) {
             const YNode *key = ymap_key(item, 0), *v = ymap_value(item, 0);
             int rc = 0;

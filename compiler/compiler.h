@@ -35,6 +35,28 @@ void warning_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 
 void diag_set_quiet(bool quiet);
 bool diag_quiet(void);
 
+/* ---- limits.c: caps on what a model may make nncc build ------------------ */
+
+/* Each cap is checked where its quantity grows; exceeding one is a user
+ * error naming the option that raises it. */
+typedef struct {
+    int64_t model_bytes;         /* --max-model-bytes: the model file's YAML (a Keras file's, converted) */
+    int64_t layers;              /* --max-layers: layers after repeat/if/blocks expansion */
+    int64_t weights;             /* --max-weights: weight values in all */
+    int64_t arena_bytes;         /* --max-arena-bytes: one graph's planned activation arena */
+    int64_t code_bytes;          /* --max-code-bytes: each generated C file */
+} Limits;
+
+extern const Limits limits_default;
+void limits_set(const Limits *l);            /* main, before compiling */
+const Limits *limits(void);                  /* the defaults unless set */
+/* Overflow-checked size arithmetic: false when a factor is negative or the
+ * product does not fit int64. */
+bool size_mul(int64_t a, int64_t b, int64_t *out);
+bool shape_elements(const Shape *s, int64_t batch, int64_t *out);   /* batch * prod(dims) */
+/* The runtime's kernels take sizes as int: element counts, batch included, must fit. */
+bool fits_c_int(int64_t elements);
+
 /* ---- yaml.c: the YAML tree ------------------------------------------------ */
 
 typedef enum { Y_SCALAR, Y_SEQ, Y_MAP } YKind;
@@ -221,6 +243,7 @@ struct Model {
     OptimizerSpec optimizer;
     FitSpec fit;
     Loc fit_loc;
+    StrMap *defaults;            /* an argument's Keras default text -> its YAML, parsed once per model */
 };
 
 int model_parse(Arena *a, const char *path, Model *m);

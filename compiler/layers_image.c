@@ -11,6 +11,7 @@
  */
 #include "compiler.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* ---- shared window geometry ----------------------------------------------- */
@@ -57,14 +58,20 @@ static int padding_arg(const Layer *l, bool causal_ok, Padding *pad)
  * step t sees input steps t, t - d, ... only. */
 static int axis_geometry(const Layer *l, int in, int k, int s, int d, Padding pad, int *out, int *before)
 {
-    int span = (k - 1) * d + 1;
+    /* k, d and in fit int (model.c, lower.c), so this fits int64; the kernels index the padded input
+       (in + span) and step by the dilation in int, so that much must fit an int too */
+    int64_t span64 = (int64_t)(k - 1) * d + 1;
+    if ((int64_t)in + span64 + d > INT_MAX)
+        return error_at(l->loc, "%s '%s': the window (%d with dilation %d) over an input of %d spans more than the "
+                        "generated C's int holds", l->cls->name, l->name, k, d, in);
+    int span = (int)span64;
     if (pad == PAD_CAUSAL) {
         *out = (in - 1) / s + 1;
         *before = span - 1;
     } else if (pad == PAD_SAME) {
-        *out = (in + s - 1) / s;
-        int total = (*out - 1) * s + span - in;
-        *before = total > 0 ? total / 2 : 0;
+        *out = (int)(((int64_t)in + s - 1) / s);
+        int64_t total = (int64_t)(*out - 1) * s + span - in;
+        *before = total > 0 ? (int)(total / 2) : 0;
     } else {
         if (in < span)
             return error_at(l->loc, "%s '%s': the window (%d with dilation %d) is larger than the input (%d); "

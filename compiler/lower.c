@@ -9,12 +9,16 @@
  * format.md §2), so Sequential and functional models take the same path.
  * A softmax (or sigmoid) output feeding a cross-entropy loss is computed
  * from its logits, as Keras does.
+ * Sizes are bounded as the graph grows (limits.c): each weight and each
+ * tensor (at the compiled batch) must fit the int the kernels count in, and
+ * the weights together --max-weights, checked as each layer adds them.
  */
 #include "backend.h"
 #include "compiler.h"
 #include "nnrt.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -56,6 +60,18 @@ Node *lower_weight(Lower *lw, Layer *l, const char *name, const Shape *shape, co
     /* a layer inside a block instance saves into the instance's group: "unit/conv2d/kernel" */
     const char *wname = l->local ? arena_printf(lw->arena, "%s/%s", l->local, name) : name;
     Weight *w = weight_find(lw->g->weights, l->group, wname);
+    int64_t values, total;
+    if (!w && (!shape_elements(shape, 1, &values) || !fits_c_int(values))) {
+        error_at(l->loc, "%s '%s': weight '%s' %s has more values than the generated C's int holds (%d)",
+                 l->cls->name, l->name, name, shape_str(lw->arena, shape, false), INT_MAX);
+        return NULL;
+    }
+    if (!w && (total = (int64_t)lw->g->weights->total + values) > limits()->weights) {
+        error_at(l->loc, "%s '%s' brings the model's weights to %lld values, more than %lld", l->cls->name, l->name,
+                 (long long)total, (long long)limits()->weights);
+        hint("raise the cap with --max-weights N if the model is meant to be this big");
+        return NULL;
+    }
     if (!w)
         w = weight_add(lw->arena, lw->g->weights, l->group, wname, shape, init, trainable, l->loc);
     Node *n = node_new(lw->g, OP_WEIGHT, 0, NULL);
@@ -90,6 +106,30 @@ Node *lower_activation(Lower *lw, Layer *l, Node *x, Activation act, const char 
 }
 
 /* ---- one graph -------------------------------------------------------------------- */
+
+/* The nodes a layer made (from first on) must fit the generated C: each
+ * buffer's elements at the compiled batch in an int, its scratch within
+ * --max-arena-bytes (so that planning sums stay far from overflow). */
+static int check_layer_sizes(Graph *g, const Layer *l, int first)
+{
+    for (int i = first; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        int64_t values;
+        if (!shape_elements(&n->shape, n->batched ? (int64_t)g->max_batch : 1, &values) || !fits_c_int(values)) {
+            error_at(l->loc, "%s '%s' makes a tensor %s of more values than the generated C's int holds (%d) at "
+                     "batch %zu", l->cls->name, l->name, shape_str(g->arena, &n->shape, n->batched), INT_MAX,
+                     g->max_batch);
+            hint("a smaller layer, input or --max-batch fits");
+            return -1;
+        }
+        if (n->workspace > (uint64_t)limits()->arena_bytes / sizeof(float)) {
+            error_at(l->loc, "%s '%s' needs %zu bytes of scratch, more than the arena may hold (--max-arena-bytes "
+                     "%lld)", l->cls->name, l->name, n->workspace * sizeof(float), (long long)limits()->arena_bytes);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 typedef struct {
     const char *name;
@@ -257,7 +297,7 @@ static int lower_graph(Arena *a, Model *m, Program *p, Graph *g)
         Node *out = NULL;
         int first = g->nnodes;
         lw.nmore = 0;
-        if (l->cls->lower(&lw, l, in, nin, &out))
+        if (l->cls->lower(&lw, l, in, nin, &out) || check_layer_sizes(g, l, first))
             return -1;
         assert(out);
         if (out->id >= first && (!out->name || strcmp(out->name, l->name) != 0))
@@ -527,10 +567,20 @@ int lower_model(Arena *a, Model *m, const CompileOptions *opt, Program *p)
             if (!strcmp(p->infer->nodes[k]->name, p->outputs[i].buffer))
                 p->outputs[i].vtime = p->infer->nodes[k]->vtime;
     ir_verify(p->infer);
+    /* each layer's parameter count, from its group's weights (chained per group, so that a model of
+       thousands of layers is not layers x weights string compares) */
+    const WeightSet *ws = p->weights;
+    int *next_in_group = arena_alloc(a, (size_t)(ws->n + 1) * sizeof *next_in_group);
+    StrMap first_in_group = {0};
+    for (int w = ws->n - 1; w >= 0; w--) {
+        intptr_t first = (intptr_t)strmap_get(&first_in_group, ws->items[w]->layer);
+        next_in_group[w] = (int)first - 1;
+        strmap_put(a, &first_in_group, ws->items[w]->layer, (void *)(intptr_t)(w + 1));
+    }
     for (int i = 0; i < m->nlayers; i++) {
         Layer *l = m->layers[i];
         l->params = l->trainable_params = 0;
-        for (int w = 0; w < p->weights->n; w++)
+        for (int w = (int)(intptr_t)strmap_get(&first_in_group, l->group) - 1; w >= 0; w = next_in_group[w])
             if (!strcmp(p->weights->items[w]->layer, l->group) &&
                 (!l->local || !strncmp(p->weights->items[w]->name, l->local, strlen(l->local))) &&
                 (!l->local || p->weights->items[w]->name[strlen(l->local)] == '/')) {

@@ -21,8 +21,13 @@
  * Commands that run the model (train, evaluate, predict, check) then build
  * the generated code with the system C compiler and run it.
  *
+ * Every stage is bounded (limits.c): --max-model-bytes, --max-layers and
+ * --max-weights as the model is read and lowered, --max-arena-bytes once
+ * the memory is planned, --max-code-bytes while each file is rendered.
+ *
  * Exit status: 0 success, 1 bad input (with a located message), 2 internal.
  */
+#define _GNU_SOURCE  /* fopencookie: the generated files are rendered through a size cap */
 #include "backend.h"
 #include "compiler.h"
 #include "nnrt.h"
@@ -31,6 +36,7 @@
 #include <signal.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,8 +78,14 @@ static const char usage[] =
     "                       runtime library; needs --weights W.h5, compiled in as constants\n"
     "  --weights W.h5       with --standalone: the Keras-layout weights to compile in\n"
     "  --allow-nonfinite    load weights holding NaN or Inf (refused by default; also for\n"
-    "                       train, evaluate and predict)\n"
+    "                       train, evaluate and predict, where it lets NaN and Inf data through too)\n"
     "  --quiet              no progress notes\n"
+    "  --max-layers N       refuse a model of more than N layers after repeat/if/blocks (default 10000)\n"
+    "  --max-weights N      refuse a model of more than N weight values (default 2147483648)\n"
+    "  --max-arena-bytes N  refuse a planned activation arena above N bytes (default 17179869184)\n"
+    "  --max-code-bytes N   refuse a generated C file above N bytes (default 268435456)\n"
+    "  --max-model-bytes N  refuse a model file (a Keras file's model as YAML) above N bytes\n"
+    "                       (default 16777216)\n"
     "run options (train, evaluate, predict, check):\n"
     "  --out DIR            where the generated C, program and results go (default ./nncc-out/NAME)\n"
     "  --march-native       build the generated code with -march=native\n"
@@ -98,7 +110,8 @@ typedef struct {
     int ndata, ntargets, ninputs, noutputs;
     CompileOptions copt;
     bool report, emit_ir, march_native, max_batch_given, no_fuse, no_fold, emit_test, emit_yaml, standalone;
-    bool allow_nonfinite;        /* --allow-nonfinite: NaN/Inf weights load */
+    bool allow_nonfinite;        /* --allow-nonfinite: NaN/Inf weights load, NaN/Inf data is read */
+    Limits limits;               /* --max-...: limits_default unless given */
     float *standalone_block;     /* --standalone: the weights of --weights, BatchNormalizations folded in */
     const char *c_source;        /* --c-source: the C file defining the model's C hooks */
 } Args;
@@ -114,10 +127,21 @@ static int parse_size(const char *flag, const char *v, long *out, long min)
     return 0;
 }
 
+/* The caps of limits.c, each an option. */
+static const struct {
+    const char *flag;
+    size_t offset;               /* into Limits */
+} limit_options[] = {
+    {"--max-model-bytes", offsetof(Limits, model_bytes)}, {"--max-layers", offsetof(Limits, layers)},
+    {"--max-weights", offsetof(Limits, weights)},         {"--max-arena-bytes", offsetof(Limits, arena_bytes)},
+    {"--max-code-bytes", offsetof(Limits, code_bytes)},
+};
+
 static int parse_args(int argc, char **argv, Args *a)
 {
     static const char *const commands[] = {"summary", "train", "evaluate", "predict", "check"};
     int i = 1;
+    a->limits = limits_default;
     if (argc > 1)
         for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
             if (!strcmp(argv[1], commands[c])) {
@@ -133,7 +157,16 @@ static int parse_args(int argc, char **argv, Args *a)
             return error_plain("option %s needs a value", s), -1;            \
         i++;                                                                 \
     } while (0)
-        if (!strcmp(s, "-o")) {
+        size_t lim = 0;
+        while (lim < sizeof limit_options / sizeof limit_options[0] && strcmp(s, limit_options[lim].flag))
+            lim++;
+        if (lim < sizeof limit_options / sizeof limit_options[0]) {
+            VALUE();
+            long v;
+            if (parse_size(s, next, &v, 1))
+                return -1;
+            *(int64_t *)((char *)&a->limits + limit_options[lim].offset) = v;
+        } else if (!strcmp(s, "-o")) {
             VALUE();
             a->output = next;
         } else if (!strcmp(s, "--header")) {
@@ -147,6 +180,8 @@ static int parse_args(int argc, char **argv, Args *a)
             long v;
             if (parse_size(s, next, &v, 1))
                 return -1;
+            if (v > INT_MAX)  /* the generated C's batch is an int */
+                return error_plain("--max-batch must be at most %d, not %ld", INT_MAX, v);
             a->copt.max_batch = (size_t)v;
             a->max_batch_given = true;
         } else if (!strcmp(s, "--inference-only")) {
@@ -304,18 +339,48 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+/* A rendered file; over: it would have been larger than --max-code-bytes
+ * (text then holds only the first part). */
 typedef struct {
     char *text;
-    size_t len;
+    size_t len, cap;
+    bool over;
 } Text;
+
+/* fopencookie's writer: keeps at most limits()->code_bytes, so a model that
+ * makes too much C costs no more memory than the cap. */
+static ssize_t text_write(void *cookie, const char *buf, size_t n)
+{
+    Text *t = cookie;
+    if (t->over || (int64_t)(t->len + n) > limits()->code_bytes) {
+        t->over = true;
+        return (ssize_t)n;  /* dropped: check_rendered reports it once the emitter is done */
+    }
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 65536;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *bigger = realloc(t->text, cap);
+        if (!bigger) {
+            fprintf(stderr, "nncc: out of memory rendering the generated code\n");
+            abort();
+        }
+        t->text = bigger;
+        t->cap = cap;
+    }
+    memcpy(t->text + t->len, buf, n);
+    t->len += n;
+    t->text[t->len] = 0;
+    return (ssize_t)n;
+}
 
 static Text render(void (*fn)(FILE *, const Program *, const char *), void (*fn_h)(FILE *, const Program *),
                    const Program *p, const char *arg)
 {
     Text t = {0};
-    FILE *f = open_memstream(&t.text, &t.len);
+    FILE *f = fopencookie(&t, "w", (cookie_io_functions_t){.write = text_write});
     if (!f) {
-        fprintf(stderr, "nncc: internal error: open_memstream failed\n");
+        fprintf(stderr, "nncc: internal error: fopencookie failed\n");
         abort();
     }
     if (fn)
@@ -323,7 +388,20 @@ static Text render(void (*fn)(FILE *, const Program *, const char *), void (*fn_
     else
         fn_h(f, p);
     fclose(f);
+    if (!t.text && !(t.text = calloc(1, 1)))  /* nothing written: still a string */
+        abort();
     return t;
+}
+
+/* An error when a rendered file went over --max-code-bytes. */
+static int check_rendered(const Program *p, const Text *t, const char *path)
+{
+    if (!t->over)
+        return 0;
+    error_plain("%s: the generated %s would be larger than %lld bytes (--max-code-bytes)", p->source, path,
+                (long long)limits()->code_bytes);
+    hint("raise the cap with --max-code-bytes N if the model is meant to be this big");
+    return -1;
 }
 
 /* Write path if its content changed; *changed tells. */
@@ -391,6 +469,20 @@ static float *standalone_weights(Arena *arena, const Args *a, const Program *p)
     return block;
 }
 
+/* The planned arena is what the program allocates for activations at its
+ * batch capacity: refused above --max-arena-bytes before any code exists. */
+static int check_arena(const char *model, const Graph *g)
+{
+    if ((uint64_t)g->arena_floats <= (uint64_t)limits()->arena_bytes / sizeof(float))
+        return 0;
+    error_plain("%s: the %s graph's planned arena is %zu bytes at batch %zu, more than %lld (--max-arena-bytes)",
+                model, g->training ? "training" : "inference", g->arena_floats * sizeof(float), g->max_batch,
+                (long long)limits()->arena_bytes);
+    hint("a smaller --max-batch (or fit.batch_size) shrinks it; raise the cap with --max-arena-bytes N if the "
+         "model is meant to be this big");
+    return -1;
+}
+
 static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
 {
     if (model_parse(arena, a->model, m))
@@ -441,6 +533,12 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
             ir_verify(p->train);
         }
     }
+    if (a->standalone && (int64_t)p->weights->total > limits()->code_bytes / 2) {  /* "0," at the least */
+        error_plain("%s: %zu weights as C constants would make more than %lld bytes of C (--max-code-bytes)",
+                    a->model, p->weights->total, (long long)limits()->code_bytes);
+        hint("--standalone is for small models; raise the cap with --max-code-bytes N if this one is meant to be");
+        return 1;
+    }
     if (a->standalone) {
         if (!(a->standalone_block = standalone_weights(arena, a, p)))
             return 1;
@@ -453,6 +551,8 @@ static int compile_model(Arena *arena, Args *a, Model *m, Program *p)
         pass_plan_memory(p->train);
         ir_verify(p->train);
     }
+    if (check_arena(a->model, p->infer) || (p->train && check_arena(a->model, p->train)))
+        return 1;
     if (a->emit_ir) {
         ir_print(stdout, p->infer);
         if (p->train)
@@ -495,7 +595,8 @@ static int cmd_compile(Arena *arena, Args *a, const Program *p)
         return 1;
     Text tc = render(emit_source, NULL, p, hname);
     Text th = render(NULL, emit_header, p, NULL);
-    int rc = write_file(h, th.text, th.len) || write_file(a->output, tc.text, tc.len);
+    int rc = check_rendered(p, &tc, a->output) || check_rendered(p, &th, h) || write_file(h, th.text, th.len) ||
+             write_file(a->output, tc.text, tc.len);
     free(tc.text);
     free(th.text);
     return rc ? 1 : 0;
@@ -605,7 +706,7 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
         changed = true;  /* the hooks' C file changed */
     int rc = 0;
     for (int i = 0; i < 3; i++) {
-        if (!rc && write_if_changed(paths[i], texts[i], &changed))
+        if (!rc && (check_rendered(p, &texts[i], paths[i]) || write_if_changed(paths[i], texts[i], &changed)))
             rc = 1;
         free(texts[i].text);
     }
@@ -640,7 +741,7 @@ static int cmd_run(Arena *arena, Args *a, const Program *p, const char *argv0, c
         error_plain("check starts from the model's initializers; it takes no --weights");
         return 1;
     }
-    if (a->allow_nonfinite)  /* also for a fit: section's weights_from */
+    if (a->allow_nonfinite)  /* weights (a fit: section's weights_from too) and data */
         args[n++] = "--allow-nonfinite";
     if (!strcmp(a->command, "train")) {
         args[n++] = "--out";
@@ -880,6 +981,7 @@ int main(int argc, char **argv)
         return 1;
     /* .h5 files may come from anyone: libhdf5 reads them in a child process (docs/security.md) */
     nnrt_h5_set_policy(&(NnrtH5Policy){.isolate = 1, .allow_nonfinite = a.allow_nonfinite});
+    limits_set(&a.limits);
     Arena arena = {0};
     if (a.emit_yaml) {  /* a Keras model as the YAML it compiles as */
         char *text = NULL;

@@ -6,6 +6,9 @@
  * loss weights, optimizer, metrics) and fit (data, validation, epochs...).
  * Everything a user can get wrong is reported at its line and column with
  * a hint; nothing here builds IR. Connections are resolved in lower.c.
+ * Sizes are checked against the generated C as they are read: an integer
+ * argument or a shape dimension must fit its int, an input's values per
+ * sample too; the model file's size against --max-model-bytes (limits.c).
  */
 #include "backend.h"
 #include "compiler.h"
@@ -117,6 +120,17 @@ static int get_long(const YNode *v, long *out, long min, const char *what)
     if (val.i < min)
         return error_at(v->loc, "%s must be at least %ld, not %ld", what, min, val.i);
     *out = val.i;
+    return 0;
+}
+
+/* An integer the generated C or the runtime holds in an int (epochs, batch
+ * size, patience, ...). */
+static int get_c_int(const YNode *v, long *out, long min, const char *what)
+{
+    if (get_long(v, out, min, what))
+        return -1;
+    if (*out > INT_MAX)
+        return error_at(v->loc, "%s must be at most %d, not %ld", what, INT_MAX, *out);
     return 0;
 }
 
@@ -385,6 +399,54 @@ static int parse_customs(Arena *a, Model *m, const YNode *v)
     return 0;
 }
 
+/* Integer arguments (units, filters, kernel_size, strides, axes...) become
+ * ints in the generated C and its kernels' calls: a value beyond INT_MAX
+ * would be cut there, so it is refused where written. node is the value as
+ * YAML, to point at the dimension of a list. */
+static int check_c_int_arg(const ArgValue *v, const YNode *node)
+{
+    const char *name = v->spec->name;
+    if (v->spec->type == ARG_INT && (v->i > INT_MAX || v->i < -INT_MAX)) {
+        error_at(v->loc, "%s %ld is out of range: the generated C holds it in an int (at most %d)", name, v->i,
+                 INT_MAX);
+        return -1;
+    }
+    if (v->spec->type != ARG_SHAPE)
+        return 0;
+    for (int i = 0; i < v->shape.rank; i++)
+        if (v->shape.dim[i] > INT_MAX || v->shape.dim[i] < -INT_MAX) {
+            Loc at = node && node->kind == Y_SEQ && i < node->n ? node->items[i]->loc : v->loc;
+            error_at(at, "%s: dimension %lld is out of range: the generated C holds it in an int (at most %d)",
+                     name, (long long)v->shape.dim[i], INT_MAX);
+            return -1;
+        }
+    return 0;
+}
+
+/* One sample of an input must fit the int the kernels count in (the batch is
+ * checked with each tensor when lowering). */
+static int check_sample_size(const ModelInput *in, Loc loc)
+{
+    int64_t values;
+    if (shape_elements(&in->shape, 1, &values) && fits_c_int(values))
+        return 0;
+    error_at(loc, "input '%s' has more values per sample than nncc handles (%d)", in->name, INT_MAX);
+    hint("the generated C counts elements in int");
+    return -1;
+}
+
+/* The YAML of an argument's Keras default, parsed once per model: a model of
+ * thousands of layers reads the same few defaults thousands of times. */
+static const YNode *default_value(Arena *a, Model *m, const char *text)
+{
+    if (!m->defaults)
+        m->defaults = arena_alloc(a, sizeof *m->defaults);
+    YNode *d = strmap_get(m->defaults, text);
+    if (!d && (d = yaml_load_string(a, "<default>", text)))
+        strmap_put(a, m->defaults, text, d);
+    return d;
+}
+
 /* ---- inputs --------------------------------------------------------------------- */
 
 /* The maximum of the variable time axis (model-format.md §1): max_timesteps
@@ -439,7 +501,7 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
     }
     ArgSpec spec = {"shape", ARG_SHAPE, NULL};
     ArgValue val = {0};
-    if (parse_arg(a, &spec, shape, &val))
+    if (parse_arg(a, &spec, shape, &val) || check_c_int_arg(&val, shape))
         return -1;
     for (int i = 0; i < val.shape.rank; i++) {
         if (val.shape.dim[i] == -1 && (i > 0 || val.shape.rank < 2)) {
@@ -458,11 +520,8 @@ static int parse_input(Arena *a, const YNode *v, ModelInput *in, int index)
                             "input dimensions must be positive, not %lld", (long long)val.shape.dim[i]);
     }
     in->shape = val.shape;
-    int64_t values = 1;
-    for (int i = 0; i < in->shape.rank; i++)
-        if ((values *= in->shape.dim[i]) > INT32_MAX)
-            return error_at(shape->loc, "input '%s' has more values per sample than nncc handles (%d)", in->name,
-                            INT32_MAX);
+    if (check_sample_size(in, shape->loc))
+        return -1;
     const YNode *max = ymap_get(v, "max_timesteps");
     if (max) {
         ArgSpec mspec = {"max_timesteps", ARG_INT, NULL};
@@ -613,7 +672,7 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
             in->loc = v->loc;
             ArgSpec spec = {k->text, ARG_SHAPE, NULL};
             ArgValue val = {0};
-            if (parse_arg(a, &spec, v, &val))
+            if (parse_arg(a, &spec, v, &val) || check_c_int_arg(&val, v))
                 return -1;
             in->shape = val.shape;
             if (!strcmp(k->text, "batch_input_shape")) {
@@ -637,6 +696,8 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
                 if (in->shape.dim[d] <= 0)
                     return error_at(v->loc, "input dimensions must be positive integers");
             }
+            if (check_sample_size(in, v->loc))
+                return -1;
             continue;
         }
         int j = 0;
@@ -664,7 +725,7 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
         }
         if (l->args[j].given)
             return error_at(k->loc, "argument '%s' given twice", k->text);
-        if (parse_arg(a, &l->cls->args[j], v, &l->args[j]))
+        if (parse_arg(a, &l->cls->args[j], v, &l->args[j]) || check_c_int_arg(&l->args[j], v))
             return -1;
         l->args[j].given = true;
     }
@@ -678,7 +739,7 @@ int parse_layer(Arena *a, Model *m, const YNode *item, Layer *l)
                 hint("for example:  - Dense: {units: 10}");
             return -1;
         }
-        YNode *d = yaml_load_string(a, "<default>", spec->dflt);
+        const YNode *d = default_value(a, m, spec->dflt);
         if (!d || parse_arg(a, spec, d, &l->args[j]))
             return -1;
         l->args[j].loc = l->loc;
@@ -1252,7 +1313,7 @@ static int parse_source(Arena *a, const Model *m, const YNode *v, DataSpec *d)
             d->standardize = b;
         }
         if ((o = ymap_get(v, "skip_rows"))) {
-            if (get_long(o, &n, 0, "skip_rows"))
+            if (get_c_int(o, &n, 0, "skip_rows"))
                 return -1;
             d->skip_rows = (int)n;
         }
@@ -1364,7 +1425,7 @@ static int parse_phases(Arena *a, Model *m, const YNode *v, FitSpec *fit)
         long x;
         if (!(o = ymap_get(p, "epochs")))
             return error_at(p->loc, "each phase needs its epochs");
-        if (get_long(o, &x, 1, "epochs"))
+        if (get_c_int(o, &x, 1, "epochs"))
             return -1;
         ph->epochs = (int)x;
         total += ph->epochs;
@@ -1501,12 +1562,12 @@ static int parse_callbacks(const YNode *list, CallbackSpec *c)
                 get_double(v, &c->early_stopping.baseline, "baseline"))
                 return -1;
             if ((v = ymap_get(args, "patience"))) {
-                if (get_long(v, &x, 0, "patience"))
+                if (get_c_int(v, &x, 0, "patience"))
                     return -1;
                 c->early_stopping.patience = (int)x;
             }
             if ((v = ymap_get(args, "start_from_epoch"))) {
-                if (get_long(v, &x, 0, "start_from_epoch"))
+                if (get_c_int(v, &x, 0, "start_from_epoch"))
                     return -1;
                 c->early_stopping.start_from_epoch = (int)x;
             }
@@ -1540,12 +1601,12 @@ static int parse_callbacks(const YNode *list, CallbackSpec *c)
             if ((v = ymap_get(args, "min_lr")) && get_double(v, &c->reduce_lr.min_lr, "min_lr"))
                 return -1;
             if ((v = ymap_get(args, "patience"))) {
-                if (get_long(v, &x, 0, "patience"))
+                if (get_c_int(v, &x, 0, "patience"))
                     return -1;
                 c->reduce_lr.patience = (int)x;
             }
             if ((v = ymap_get(args, "cooldown"))) {
-                if (get_long(v, &x, 0, "cooldown"))
+                if (get_c_int(v, &x, 0, "cooldown"))
                     return -1;
                 c->reduce_lr.cooldown = (int)x;
             }
@@ -1603,7 +1664,7 @@ static int parse_label_filter(const YNode *data, DataSpec *d)
         if (c->kind != Y_SEQ || c->n == 0 || c->n > 64)
             return error_at(c->loc, "classes is a list of 1 to 64 class labels, like [5, 6]");
         for (int i = 0; i < c->n; i++) {
-            if (get_long(c->items[i], &x, 0, "a class label"))
+            if (get_c_int(c->items[i], &x, 0, "a class label"))
                 return -1;
             for (int j = 0; j < i; j++)
                 if (d->classes[j] == x)
@@ -1612,7 +1673,7 @@ static int parse_label_filter(const YNode *data, DataSpec *d)
         }
     }
     if (b) {
-        if (get_long(b, &x, 0, "binary_class"))
+        if (get_c_int(b, &x, 0, "binary_class"))
             return -1;
         d->binary = 1;
         d->binary_class = (int)x;
@@ -1641,7 +1702,7 @@ static int parse_time_series(Model *m, const YNode *data, DataSpec *d)
                 {"target_start", &d->target_start, 0}, {"target_stride", &d->target_stride, 1}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if ((v = ymap_get(data, ints[i].key))) {
-            if (get_long(v, &x, ints[i].min, ints[i].key))
+            if (get_c_int(v, &x, ints[i].min, ints[i].key))
                 return -1;
             if (x > 100000000)
                 return error_at(v->loc, "%s is too large", ints[i].key);
@@ -1751,11 +1812,11 @@ static int parse_fit(Arena *a, Model *m, const YNode *f, Loc key)
     }
     long lv;
     if ((v = ymap_get(f, "epochs"))) {
-        if (get_long(v, &lv, 1, "epochs"))
+        if (get_c_int(v, &lv, 1, "epochs"))
             return -1;
         fit->epochs = (int)lv;
     }
-    if ((v = ymap_get(f, "batch_size")) && get_long(v, &fit->batch_size, 1, "batch_size"))
+    if ((v = ymap_get(f, "batch_size")) && get_c_int(v, &fit->batch_size, 1, "batch_size"))
         return -1;
     if ((v = ymap_get(f, "shuffle")) && get_bool(v, &fit->shuffle, "shuffle"))
         return -1;
@@ -1791,6 +1852,12 @@ int model_parse(Arena *a, const char *path, Model *m)
         char *text;
         if (keras_h5_to_yaml(a, path, &text))
             return -1;
+        if ((int64_t)strlen(text) > limits()->model_bytes) {
+            error_plain("%s: its model_config is %zu bytes as YAML, more than the %lld of --max-model-bytes", path,
+                        strlen(text), (long long)limits()->model_bytes);
+            hint("raise the cap with --max-model-bytes N if the model is meant to be this big");
+            return -1;
+        }
         root = yaml_load_string(a, arena_printf(a, "%s (as YAML)", path), text);
     } else {
         root = yaml_load(a, path);

@@ -321,6 +321,14 @@ YNode *yaml_load(Arena *a, const char *path)
     char *buf = malloc(cap);
     for (size_t got; buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
         len += got;
+        if ((int64_t)len > limits()->model_bytes) {  /* before a tree of it costs many times more */
+            free(buf);
+            fclose(f);
+            error_plain("model file '%s' is larger than %lld bytes (--max-model-bytes)", path,
+                        (long long)limits()->model_bytes);
+            hint("raise the cap with --max-model-bytes N if the model is meant to be this big");
+            return NULL;
+        }
         if (cap - len < 2) {
             char *bigger = realloc(buf, cap * 2);
             if (!bigger) {

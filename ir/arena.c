@@ -5,12 +5,19 @@
  * geometrically; allocations are zeroed and 16-byte aligned. Running out of
  * memory is not a user error: it aborts. StrMap (open addressing, FNV-1a)
  * lives here too, since its tables are arena memory.
+ *
+ * Block sizes double up to 64 MiB and then stay there, so memory follows
+ * what is used instead of jumping to a block of gigabytes; a larger block is
+ * made only for one allocation that large, and no caller asks for one from
+ * an unchecked number (limits.c bounds what a model may make).
  */
 #include "ir.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { ARENA_BLOCK_MAX = 64 << 20 };
 
 struct ArenaBlock {
     ArenaBlock *next;
@@ -23,7 +30,7 @@ void *arena_alloc(Arena *a, size_t size)
     size = (size + 15) & ~(size_t)15;
     ArenaBlock *b = a->head;
     if (!b || b->used + size > b->size) {
-        size_t want = b ? b->size * 2 : 64 * 1024;
+        size_t want = !b ? 64 * 1024 : b->size < ARENA_BLOCK_MAX ? 2 * b->size : ARENA_BLOCK_MAX;
         if (want < size)
             want = size;
         b = malloc(sizeof *b + want);

@@ -15,12 +15,17 @@
  * C-order data. Loading accepts little-endian f4, f8, i1, i4, i8, u1 and
  * bool; floats become float32 and integers int32 (out of range is an error).
  * Saving writes version 1.0, header padded with spaces and '\n' to a multiple
- * of 64 bytes, through a temporary file renamed into place.
+ * of 64 bytes, through a temporary file renamed into place. The header's
+ * lengths are checked against the file's size before anything is allocated
+ * (a 192-byte file declaring gigabytes is "truncated", not "out of memory");
+ * from a pipe, the data is read in growing chunks as IDX's is.
  *
  * HDF5: one dataset per array, named by its path in the file (h5py's
  * f["x_train"]); float types are read as float32 and integer types as
  * 64-bit then narrowed to int32 with a range check (HDF5 itself would clamp
- * silently); HDF5 converts byte order and chunked or compressed layouts.
+ * silently); HDF5 converts byte order and chunked or compressed layouts. A
+ * contiguous dataset's extent must end within the file before its memory is
+ * allocated (chunked data may be compressed, so its size is not bounded so).
  *
  * CSV: read line by line with gzgets (gzipped or plain alike). skip_rows
  * lines go unread, then the header when there is one; blank lines are
@@ -52,6 +57,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -145,6 +151,49 @@ static double double_from_bits(uint64_t bits)
     double d;
     memcpy(&d, &bits, sizeof d);
     return d;
+}
+
+/* Bytes between f's position and its end, or -1 when f is not a regular
+ * file (a pipe: its size is unknown until read). */
+static long long bytes_left(FILE *f)
+{
+    struct stat st;
+    long here = ftell(f);
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || here < 0)
+        return -1;
+    return st.st_size > here ? (long long)st.st_size - here : 0;
+}
+
+/* fread exactly want bytes into a buffer grown chunk by chunk, so that a
+ * header claiming more than a pipe delivers costs no more than what came;
+ * *got is what was there. Returns 0, -1 (read error) or -2 (out of memory). */
+static int file_read_all(FILE *f, size_t want, unsigned char **out, size_t *got)
+{
+    unsigned char *buf = NULL;
+    size_t cap = 0, have = 0;
+    while (have < want) {
+        if (have == cap) {
+            size_t grow = want - cap < READ_CHUNK ? want - cap : (cap > READ_CHUNK ? cap : READ_CHUNK);
+            unsigned char *bigger = realloc(buf, cap + grow);
+            if (!bigger) {
+                free(buf);
+                return -2;
+            }
+            buf = bigger;
+            cap += grow;
+        }
+        size_t n = fread(buf + have, 1, cap - have, f);
+        if (n == 0)
+            break;
+        have += n;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *got = have;
+    return 0;
 }
 
 /* ---- IDX ---------------------------------------------------------------- */
@@ -271,6 +320,14 @@ int nnrt_idx_load(const char *path, float scale, NnrtArray *out, char *err, size
     size_t count, bytes;
     if (checked_size(rank, a.shape, elem, &count, &bytes) < 0) {
         set_err(err, errlen, "%s: IDX dimensions too large", path);
+        goto fail;
+    }
+    struct stat st;  /* a plain (not gzipped) file: its size is known before reading */
+    size_t data_at = 4 + 4 * (size_t)rank;
+    if (gzdirect(gz) && stat(path, &st) == 0 && S_ISREG(st.st_mode) && (unsigned long long)st.st_size >= data_at &&
+        (unsigned long long)st.st_size - data_at < bytes) {
+        set_err(err, errlen, "%s: truncated IDX file: the header declares %zu elements (%zu bytes of data), the "
+                "file has %llu", path, count, bytes, (unsigned long long)st.st_size - data_at);
         goto fail;
     }
     size_t got = 0;
@@ -480,6 +537,12 @@ int nnrt_npy_load(const char *path, NnrtArray *out, char *err, size_t errlen)
         set_err(err, errlen, "%s: .npy header length %zu is implausible", path, header_len);
         goto fail;
     }
+    long long left = bytes_left(f);
+    if (left >= 0 && (long long)header_len > left) {
+        set_err(err, errlen, "%s: truncated .npy file: the header declares %zu bytes of header, the file has %lld "
+                "after the preamble", path, header_len, left);
+        goto fail;
+    }
     rc = NNRT_ENOMEM;
     if (!(header = malloc(header_len + 1))) {
         set_err(err, errlen, "%s: out of memory", path);
@@ -517,21 +580,36 @@ int nnrt_npy_load(const char *path, NnrtArray *out, char *err, size_t errlen)
         set_err(err, errlen, "%s: .npy shape too large", path);
         goto fail;
     }
+    left = left >= 0 ? left - (long long)header_len : -1;
+    if (left >= 0 && (unsigned long long)left < bytes) {  /* before allocating what the header asks */
+        set_err(err, errlen, "%s: truncated .npy file: the header declares %zu bytes of data, the file has %lld",
+                path, bytes, left);
+        goto fail;
+    }
+    if (left >= 0 && (unsigned long long)left > bytes) {
+        set_err(err, errlen, "%s: .npy file is longer than its header declares (%zu bytes of data, the file has "
+                "%lld)", path, bytes, left);
+        goto fail;
+    }
+    size_t got = 0;
+    int r = file_read_all(f, bytes, &raw, &got);
+    if (r < 0) {
+        rc = r == -2 ? NNRT_ENOMEM : NNRT_EIO;
+        set_err(err, errlen, r == -2 ? "%s: out of memory (%zu elements)" : "%s: read error (%zu elements)", path,
+                count);
+        goto fail;
+    }
+    if (got != bytes) {
+        set_err(err, errlen, "%s: truncated .npy file: the header declares %zu bytes of data, the file has %zu",
+                path, bytes, got);
+        goto fail;
+    }
     rc = NNRT_ENOMEM;
-    if (!(raw = malloc(bytes ? bytes : 1)) || !(data = malloc((count ? count : 1) * 4))) {
+    if (!(data = malloc((count ? count : 1) * 4))) {
         set_err(err, errlen, "%s: out of memory (%zu elements)", path, count);
         goto fail;
     }
     rc = NNRT_EFORMAT;
-    size_t got = fread(raw, 1, bytes, f);
-    if (got != bytes) {
-        if (ferror(f))
-            set_err(err, errlen, "%s: read error: %s", path, strerror(errno)), rc = NNRT_EIO;
-        else
-            set_err(err, errlen, "%s: truncated .npy file: the header declares %zu bytes of data, %zu follow",
-                    path, bytes, got);
-        goto fail;
-    }
     if (fgetc(f) != EOF) {
         set_err(err, errlen, "%s: .npy file is longer than its header declares (%zu bytes of data)", path, bytes);
         goto fail;
@@ -746,14 +824,19 @@ static int read_hdf5_dataset(const char *path, const char *dataset, NnrtArray *o
     for (int i = 0; i < rank; i++)
         a.shape[i] = (int64_t)dims[i];
     size_t count, bytes;
-    int fits = nnrt_h5_storage_fits(ds, type, H5Sget_simple_extent_npoints(space));
-    if (fits != 1) {
+    rc = NNRT_EFORMAT;
+    if (checked_size(rank, a.shape, 8, &count, &bytes) < 0) {
+        set_err(err, errlen, "%s: dataset '%s' has a shape too large to hold", path, dataset);
+        goto fail;
+    }
+    /* its stored data must lie within the file (contiguous) or, compressed, be no bigger than a bound */
+    if (nnrt_h5_storage_fits(ds, type, H5Sget_simple_extent_npoints(space)) != 1) {
         set_err(err, errlen, "%s: dataset '%s' declares more data than the file holds; the file is damaged", path,
                 dataset);
         goto fail;
     }
     rc = NNRT_ENOMEM;
-    if (checked_size(rank, a.shape, 8, &count, &bytes) < 0 || !(data = malloc(count ? count * 4 : 1))) {
+    if (!(data = malloc(count ? count * 4 : 1))) {
         set_err(err, errlen, "%s: dataset '%s' is too large for memory", path, dataset);
         goto fail;
     }

@@ -23,6 +23,11 @@
  * one training step on it, are also compared with a --dump written by
  * another build of the model (nncc check builds one with --no-fuse): the
  * passes must not change the numbers beyond rounding.
+ *
+ * evaluate and predict refuse NaN and Inf in their input data (and
+ * evaluate in float targets), naming the file, the sample and the element:
+ * relu turns a NaN into 0, so a prediction from one looks plausible.
+ * --allow-nonfinite lets them through.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -58,7 +63,7 @@ typedef struct {
     const char *outputs[NNRT_MAX_IO];    /* --output */
     const char *dump;                    /* check --dump: write loss, gradients, outputs; no probes */
     const char *reference;               /* check --reference: compare them with a dump */
-    int allow_nonfinite;                 /* --allow-nonfinite: load NaN/Inf weights */
+    int allow_nonfinite;                 /* --allow-nonfinite: load NaN/Inf weights, use NaN/Inf data */
 } Options;
 
 static void error(const char *fmt, ...)
@@ -98,7 +103,8 @@ static void usage(FILE *f, const char *program)
             "\n"
             "--data/--input take one file per model input, --targets/--output one per output.\n"
             "--allow-nonfinite (train, evaluate, predict) loads weights holding NaN or Inf,\n"
-            "which are refused by default.\n",
+            "which are refused by default, and uses NaN and Inf in the data, which evaluate\n"
+            "and predict refuse by default.\n",
             program);
 }
 
@@ -125,7 +131,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 enum { OPT_EPOCHS = 1, OPT_OUT = 2, OPT_WEIGHTS = 4, OPT_SEED = 8, OPT_DATA = 16,
        OPT_TARGETS = 32, OPT_INPUT = 64, OPT_OUTPUT = 128, OPT_DUMP = 256, OPT_REFERENCE = 512,
-       OPT_ALLOW_NONFINITE = 1024 };
+       OPT_ALLOW_NONFINITE = 1024 /* takes no value */ };
 
 static const struct {
     const char *name;
@@ -324,6 +330,46 @@ static uint64_t default_seed(const Options *o, const NnrtFitConfig *fit)
     return o->has_seed ? o->seed : fit ? fit->seed : 42;
 }
 
+/* ---- data checks ------------------------------------------------------------ */
+
+/* The first NaN or Inf of array a (n samples) as an error naming file,
+ * sample and element; STATUS_OK when every value is finite. role: "input 1
+ * of 2", "target 1"... */
+static int check_finite_array(const NnrtArray *a, size_t n, const char *file, const char *role)
+{
+    if (a->dtype != NNRT_F32 || !a->data || n == 0)
+        return STATUS_OK;  /* int32 labels are finite */
+    const float *v = a->data;
+    size_t count = nnrt_array_count(a), per = count / n;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(v[i])) {
+            error("%s: sample %zu, element %zu (%s) is %s; the results would be meaningless (--allow-nonfinite "
+                  "uses them anyway)", file, i / per, i % per, role, isnan(v[i]) ? "NaN" : v[i] > 0 ? "Inf" : "-Inf");
+            return STATUS_INPUT;
+        }
+    return STATUS_OK;
+}
+
+/* Every float input and target of d; xfiles/yfiles name each array's file
+ * (NULL: d came from the fit section, named as `what`). */
+static int check_finite(const NnrtModel *model, const NnrtDataset *d, const char *const *xfiles,
+                        const char *const *yfiles, int num_yfiles, const char *what)
+{
+    char role[64];
+    for (int j = 0; j < model->num_inputs; j++) {
+        snprintf(role, sizeof role, "input %d of %d", j + 1, model->num_inputs);
+        if (check_finite_array(&d->x[j], d->n, xfiles ? xfiles[j] : what, role) != STATUS_OK)
+            return STATUS_INPUT;
+    }
+    for (int j = 0; j < model->num_outputs; j++) {
+        snprintf(role, sizeof role, "the target of output '%s'", model->output_names[j]);
+        const char *file = yfiles ? yfiles[num_yfiles == 1 ? 0 : j] : what;
+        if (check_finite_array(&d->y[j], d->n, file, role) != STATUS_OK)
+            return STATUS_INPUT;
+    }
+    return STATUS_OK;
+}
+
 /* ---- evaluate ------------------------------------------------------------ */
 
 static int cmd_evaluate(const NnrtModel *model, const NnrtFitConfig *fit, const Options *o)
@@ -363,6 +409,10 @@ static int cmd_evaluate(const NnrtModel *model, const NnrtFitConfig *fit, const 
               model->name);
         goto fail;
     }
+    if (!o->allow_nonfinite &&
+        check_finite(model, &data.test, o->num_data ? o->data : NULL, o->num_data ? o->targets : NULL,
+                     o->num_targets, "the fit section's test data") != STATUS_OK)
+        goto fail;
     if ((status = open_model(model, default_seed(o, fit), o->weights, &m)) != STATUS_OK)
         goto fail;
     dataset_pointers(model, &data.test, in, tg);
@@ -420,6 +470,8 @@ static int cmd_predict(const NnrtModel *model, const NnrtFitConfig *fit, const O
         error("%s", err);
         goto fail;
     }
+    if (!o->allow_nonfinite && check_finite(model, &d, o->inputs, NULL, 0, NULL) != STATUS_OK)
+        goto fail;
     if ((status = open_model(model, default_seed(o, fit), o->weights, &m)) != STATUS_OK)
         goto fail;
     status = STATUS_INTERNAL;

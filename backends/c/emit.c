@@ -2177,7 +2177,7 @@ void emit_source(FILE *f, const Program *p, const char *header_name)
         fprintf(f, "/* The model as Keras's model_config JSON (compiler/keras_json.c). */\nstatic const char model_config[] =\n");
         char piece[97];
         for (const char *s = p->model_config; *s;) {  /* pieces of 96 characters, one per line */
-            size_t n = strlen(s) < 96 ? strlen(s) : 96;
+            size_t n = strnlen(s, 96);  /* not strlen: the JSON of a big model is megabytes */
             memcpy(piece, s, n);
             piece[n] = 0;
             fputs("    ", f);

@@ -38,7 +38,7 @@ printf 'name: m\001\n' >"$gen/control_char.yaml"
 } >"$gen/wide_2mb.yaml"
 {
     printf 'name: m\ninputs:\n  - {name: x, shape: [4]}\nlayers:\n'
-    yes '  - Dense: {units: 2}' | head -n 20000
+    yes '  - Dense: {units: 2}' | head -n 9990  # under --max-layers' default of 10000
     printf '  - Dense: {units: 0}\n'
 } >"$gen/many_layers.yaml"
 
