@@ -1299,7 +1299,7 @@ bool keras_model_file(const char *path)
 
 int keras_h5_to_yaml(Arena *a, const char *path, char **yaml)
 {
-    Importer im = {a, path, NULL, 2, "", {NULL}, 0, 0, NULL, "model_config"};
+    Importer im = {.a = a, .path = path, .keras_major = 2, .keras_version = "", .json_name = "model_config"};
     *yaml = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
