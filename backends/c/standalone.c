@@ -894,12 +894,19 @@ bool standalone_reserved_name(const char *name)
                 if (!strcmp(name + len, act_suffixes[s]))
                     return true;
     }
-    for (int k = 0; k < RNN_KINDS; k++) {
-        char stem[64];
-        snprintf(stem, sizeof stem, "%s_forward_", rnn_kind_name[k]);
-        if (!strncmp(name, stem, strlen(stem)))
-            return true;
-    }
+    /* the recurrent helpers, each by its exact name: a family reserved by a
+     * prefix would leave c_name_unique no free candidate (cquote.c) */
+    for (int k = 0; k < RNN_KINDS; k++)
+        for (int r = 0; r < 2; r++)
+            for (int act = 0; act < RNN_ACTS; act++)
+                for (int rec = 0; rec < RNN_ACTS; rec++) {
+                    char helper[96];
+                    snprintf(helper, sizeof helper, "%s_forward_%s%s%s%s", rnn_kind_name[k], rnn_act_name[act],
+                             k == NNRT_SIMPLE_RNN ? "" : "_", k == NNRT_SIMPLE_RNN ? "" : rnn_act_name[rec],
+                             k == NNRT_GRU && r ? "_reset_after" : "");
+                    if (!strcmp(name, helper))
+                        return true;
+                }
     return false;
 }
 

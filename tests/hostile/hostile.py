@@ -56,7 +56,7 @@ NAMES = [
     'int', 'main', 'system', 'exit', 'NAN',       # C keywords, libc and math.h names
     '__x', '_x', 'nnrt_gemm', 'glue_new',         # reserved prefixes, runtime names
     'm', 'opt', 'seed', 'B', 'arena', 'fit', 'learning_rate', 'weight_info',  # names P.c uses
-    'train_dense_conv_epilogue', 'custom_act_forward',
+    'train_dense_conv_epilogue', 'custom_act_forward', 'lstm_forward_x', 'relu_forward',
 ]
 
 MODEL = '''name: {name}
