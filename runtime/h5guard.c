@@ -40,6 +40,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 static NnrtH5Policy policy;      /* zero: no child process, non-finite weights refused */
 
@@ -240,9 +243,23 @@ static void limit_child_memory(uint64_t file_size, size_t result_bytes)
     }
 }
 
+/* The child must not outlive its time: the parent kills it at the deadline,
+ * but a parent that is itself killed (kill -9, a fuzzer's timeout) cannot, and
+ * a libhdf5 loop would spin on, re-parented to init. So the child dies with
+ * its parent (Linux), and its CPU time is capped a little past the limit. */
+static void limit_child_time(double seconds)
+{
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    struct rlimit r = {(rlim_t)seconds + 2, (rlim_t)seconds + 3};
+    setrlimit(RLIMIT_CPU, &r);
+}
+
 /* Everything the child does: quiet stderr, default fatal signals (a crash
- * ends the child, it is not caught as an nncc bug), the read, the marker. */
-static void run_child(int fd, uint64_t file_size, size_t result_bytes, NnrtIsolatedRead reader, void *ctx)
+ * ends the child, it is not caught as an nncc bug), limits, the read, the marker. */
+static void run_child(int fd, uint64_t file_size, size_t result_bytes, double seconds, NnrtIsolatedRead reader,
+                      void *ctx)
 {
     int null = open("/dev/null", O_WRONLY);
     if (null >= 0) {
@@ -255,6 +272,7 @@ static void run_child(int fd, uint64_t file_size, size_t result_bytes, NnrtIsola
     signal(SIGPIPE, SIG_DFL);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     limit_child_memory(file_size, result_bytes);
+    limit_child_time(seconds);
     FILE *out = fdopen(fd, "wb");
     if (!out)
         _exit(3);
@@ -302,7 +320,7 @@ int nnrt_h5_isolated(const char *path, NnrtIsolatedRead reader, void *ctx, size_
     }
     if (pid == 0) {
         close(fds[0]);
-        run_child(fds[1], size, result_bytes, reader, ctx);
+        run_child(fds[1], size, result_bytes, limit, reader, ctx);
     }
     close(fds[1]);
     fds[1] = -1;
