@@ -829,7 +829,17 @@ static int read_hdf5_dataset(const char *path, const char *dataset, NnrtArray *o
         set_err(err, errlen, "%s: dataset '%s' has a shape too large to hold", path, dataset);
         goto fail;
     }
-    /* its stored data must lie within the file (contiguous) or, compressed, be no bigger than a bound */
+    /* a contiguous dataset's data lies in the file: its extent must end within it */
+    haddr_t at = H5Dget_offset(ds);
+    size_t need = count * H5Tget_size(type);  /* element sizes are at most 16: no overflow past checked_size */
+    struct stat st;
+    if (at != HADDR_UNDEF && stat(path, &st) == 0 && ((unsigned long long)st.st_size < at ||
+                                                      (unsigned long long)st.st_size - at < need)) {
+        set_err(err, errlen, "%s: truncated dataset '%s': its shape declares %zu bytes of data at offset %llu, the "
+                "file has %lld bytes", path, dataset, need, (unsigned long long)at, (long long)st.st_size);
+        goto fail;
+    }
+    /* a chunked (compressed) one may not declare more than deflate could expand from what is stored */
     if (nnrt_h5_storage_fits(ds, type, H5Sget_simple_extent_npoints(space)) != 1) {
         set_err(err, errlen, "%s: dataset '%s' declares more data than the file holds; the file is damaged", path,
                 dataset);

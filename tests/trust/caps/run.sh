@@ -240,7 +240,7 @@ finish "evaluate refuses an -Inf input; finite data evaluates"
 
 run allow_check check "$here/tiny.yaml" --allow-nonfinite
 expect_status 1
-has "$err" "--allow-nonfinite goes with train, evaluate and predict"
+has "$err" "--allow-nonfinite goes with the weights it lets through: train, evaluate, predict"
 finish "--allow-nonfinite is refused where it means nothing"
 
 echo "$pass passed, $fail failed"
