@@ -113,8 +113,8 @@ const char *c_comment_text(Arena *a, const char *s)
     /* the text may be followed by anything: it ends in neither '*' nor '/' nor '?' */
     if (b.len && strchr("*/?", b.s[b.len - 1]))
         putc_(&b, ' ');
-    /* ... and starts with neither, in case the comment's own text before it ends so */
-    if (b.len && strchr("*/?", b.s[0])) {
+    /* ... and does not start with '*', in case the comment's own text before it ends with '/' */
+    if (b.len && b.s[0] == '*') {
         Buf c = {0};
         putc_(&c, ' ');
         put(&c, b.s, b.len);

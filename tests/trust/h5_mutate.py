@@ -52,6 +52,8 @@ def main():
         except subprocess.TimeoutExpired:
             kind = "hung"
         counts[kind] += 1
+        if (i + 1) % 100 == 0:  # a run cut short still leaves its figures
+            print("after %d: %s" % (i + 1, counts), flush=True)
         if kind in ("crashed", "hung"):
             os.makedirs(keep, exist_ok=True)
             shutil.copy(path, os.path.join(keep, "%s_%d.h5" % (kind, i)))
